@@ -106,6 +106,10 @@ def _valid(rule: DstRule) -> bool:
         return False
     if rule.operator == 0:
         return 1 <= rule.day_of_month <= 31
+    # Occurrence rules leave the day of month at 0; a value there means the bits are
+    # something else (an epoch instant, in Enbridge's files).
+    if rule.operator >= 2 and rule.day_of_month != 0:
+        return False
     if not 1 <= rule.day_of_week <= 7:
         return False
     try:

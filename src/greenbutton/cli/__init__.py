@@ -1,0 +1,79 @@
+"""The ``greenbutton`` command line (DESIGN 3.2).
+
+Commands are thin: they parse arguments, call the SDK and format output. Errors become one
+``error: ...`` line on stderr with exit status 1 (usage errors exit 2); ``--debug`` shows
+the traceback instead. Each command lives in its own module and registers itself here.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from .._errors import GreenButtonError
+
+__all__ = ["main"]
+
+
+class _Group(click.Group):
+    """Turns expected failures into one ``error: ...`` line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (GreenButtonError, OSError) as exc:
+            if ctx.meta.get("greenbutton.debug"):
+                raise
+            raise click.ClickException(_one_line(exc)) from exc
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:  # click's usage text, exit 2
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        except BrokenPipeError:  # `greenbutton export f.xml | head`
+            sys.exit(0)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.strerror or exc}: {exc.filename}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(package_name="greenbutton")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Green Button Connect My Data toolkit: read, inspect, export and plot ESPI data."""
+    ctx.meta["greenbutton.debug"] = debug
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point (also ``python -m greenbutton``)."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="greenbutton")
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to ``cli``.
+    from . import _files  # noqa: F401
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])
