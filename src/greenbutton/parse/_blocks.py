@@ -1,0 +1,185 @@
+"""IntervalBlock -> ReadingColumns: the hot loop of the parser.
+
+Runs once per IntervalReading, so it touches each element once, compares interned tag
+strings instead of building names, and lets ``int()`` strip the whitespace some writers
+leave in numbers. Anything unexpected leaves the fast path for a slow one that finds the
+offending element and reports its line.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from lxml import etree
+
+from .._errors import ParseError, XMLLimitError
+from ..models import ABSENT, ABSENT32, DateTimeInterval, ReadingColumns
+from ._xml import ESPI, Limits, check_subtree
+
+__all__ = ["read_block"]
+
+_E = f"{{{ESPI}}}"
+_READING = _E + "IntervalReading"
+_INTERVAL = _E + "interval"
+_TIME_PERIOD = _E + "timePeriod"
+_START = _E + "start"
+_DURATION = _E + "duration"
+_VALUE = _E + "value"
+_COST = _E + "cost"
+_QUALITY_WRAP = _E + "ReadingQuality"
+_QUALITY = _E + "quality"
+_TOU = _E + "tou"
+_INT64_MAX = 2**63 - 1
+_INT32_MAX = 2**31 - 1
+
+
+class _Bad(Exception):
+    def __init__(self, el: etree._Element, what: str):
+        self.el, self.what = el, what
+
+
+def _int(el: etree._Element, what: str) -> int:
+    text = el.text
+    try:
+        v = int(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise _Bad(el, what) from None
+    if not -_INT64_MAX - 1 < v <= _INT64_MAX:
+        raise _Bad(el, what)
+    return v
+
+
+def _time(el: etree._Element, what: str, warnings: list[str]) -> int:
+    """Epoch seconds; fractional seconds (seen in a gas export) are truncated with a warning."""
+    try:
+        return _int(el, what)
+    except _Bad:
+        try:
+            d = Decimal((el.text or "").strip())
+        except InvalidOperation:
+            raise _Bad(el, what) from None
+        if not d.is_finite() or abs(d) > _INT64_MAX:
+            raise _Bad(el, what) from None
+        warnings.append(f"line {el.sourceline}: fractional {what} {el.text!r} truncated to seconds")
+        return int(d)
+
+
+def _small(el: etree._Element, what: str) -> int:
+    v = _int(el, what)
+    if not -_INT32_MAX <= v <= _INT32_MAX:
+        raise _Bad(el, what)
+    return v
+
+
+def read_block(
+    block: etree._Element,
+    depth: int,
+    limits: Limits,
+    name: str | None,
+    warnings: list[str],
+) -> tuple[DateTimeInterval, ReadingColumns]:
+    """Read one ``espi:IntervalBlock`` element into its interval and reading columns.
+
+    Missing durations are stored as ``ABSENT``; the caller fills them from the ReadingType.
+    """
+    cols = ReadingColumns()
+    interval = DateTimeInterval()
+    starts, durations, values, costs = cols.start, cols.duration, cols.value, cols.cost
+    qualities, tous = cols.quality, cols.tou
+    prev_end: int | None = None
+    count = 0
+    try:
+        for child in block:
+            tag = child.tag
+            if tag == _READING:
+                count += 1
+                if count > limits.max_readings_per_block:
+                    raise XMLLimitError(
+                        f"more than {limits.max_readings_per_block} readings in one IntervalBlock",
+                        line=child.sourceline,
+                        resource=name,
+                    )
+                start = duration = None
+                value = cost = ABSENT
+                quality = tou = ABSENT32
+                extra: list[int] | None = None
+                for f in child:
+                    t = f.tag
+                    if t == _TIME_PERIOD:
+                        for g in f:
+                            gt = g.tag
+                            if gt == _START:
+                                start = _time(g, "start", warnings)
+                            elif gt == _DURATION:
+                                duration = _int(g, "duration")
+                            elif len(g) or gt is etree.Entity:
+                                check_subtree(g, depth + 3, limits, name)
+                    elif t == _VALUE:
+                        value = _int(f, "value")
+                    elif t == _COST:
+                        cost = _int(f, "cost")
+                    elif t == _QUALITY_WRAP:
+                        for g in f:
+                            if g.tag == _QUALITY:
+                                q = _small(g, "quality")
+                                if quality == ABSENT32:
+                                    quality = q
+                                else:
+                                    extra = (extra or [quality]) + [q]
+                    elif t == _TOU:
+                        tou = _small(f, "tou")
+                    if len(f) and t not in (_TIME_PERIOD, _QUALITY_WRAP):
+                        check_subtree(f, depth + 2, limits, name)
+                if duration is not None and duration < 0:
+                    raise ParseError(
+                        f"IntervalReading duration {duration} is negative",
+                        line=child.sourceline,
+                        resource=name,
+                    )
+                if start is None:
+                    # No timePeriod: continue from the previous reading (a heuristic, flagged).
+                    start = prev_end if prev_end is not None else interval.start
+                    if start is None:
+                        raise ParseError(
+                            "IntervalReading has no timePeriod/start and its block no interval",
+                            line=child.sourceline,
+                            resource=name,
+                        )
+                    warnings.append(
+                        f"line {child.sourceline}: IntervalReading without a start; "
+                        "placed after the previous reading"
+                    )
+                if extra is not None:
+                    cols.extra_quality[len(starts)] = tuple(extra)
+                starts.append(start)
+                durations.append(ABSENT if duration is None else duration)
+                values.append(value)
+                costs.append(cost)
+                qualities.append(quality)
+                tous.append(tou)
+                prev_end = None if duration is None else start + duration
+            elif tag == _INTERVAL:
+                istart = iduration = None
+                for g in child:
+                    if g.tag == _START:
+                        istart = _time(g, "start", warnings)
+                    elif g.tag == _DURATION:
+                        iduration = _int(g, "duration")
+                if iduration is not None and iduration < 0:
+                    raise ParseError(
+                        f"IntervalBlock duration {iduration} is negative",
+                        line=child.sourceline,
+                        resource=name,
+                    )
+                interval = DateTimeInterval(start=istart, duration=iduration)
+            else:
+                check_subtree(child, depth + 1, limits, name)
+    except _Bad as bad:
+        text = (bad.el.text or "").strip()
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise ParseError(
+            f"IntervalReading {bad.what} {shown!r} is not a 64-bit integer",
+            line=bad.el.sourceline,
+            resource=name,
+        ) from None
+    return interval, cols

@@ -1,0 +1,219 @@
+"""The one hardened XML entry point of the package (SECURITY R33-R37, Appendix A).
+
+Every Atom/ESPI/BatchList document goes through :func:`iter_elements`: lxml's ``iterparse``
+with entity resolution, DTD loading and network access off, passed explicitly (before lxml
+6.1 ``iterparse`` resolved entities by default), any DOCTYPE refused, and our own limits on
+depth, text size, attribute and element counts, well below libxml2's backstops. Entries are
+handed out one at a time and freed afterwards, so memory does not grow with the document.
+lxml errors become :class:`~greenbutton.ParseError` with the line and a hint; no other
+module may call an XML parse function (a static test enforces it).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from lxml import etree
+
+from .._errors import ParseError, UnsafeXMLError, XMLLimitError
+
+__all__ = ["ATOM", "CUSTOMER", "ESPI", "Limits", "Source", "check_subtree", "iter_elements", "open_source"]
+
+ATOM = "http://www.w3.org/2005/Atom"
+ESPI = "http://naesb.org/espi"
+CUSTOMER = "http://naesb.org/espi/customer"
+XINCLUDE = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
+
+Source = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
+
+_FEED = f"{{{ATOM}}}feed"
+_ENTRY = f"{{{ATOM}}}entry"
+
+# Passed explicitly on every parse: iterparse's defaults have differed between versions.
+_SAFE: dict[str, Any] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "attribute_defaults": False,
+    "huge_tree": False,
+    "remove_comments": True,
+    "remove_pis": True,
+    "collect_ids": False,
+    "recover": False,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Safety limits for untrusted XML (SECURITY R36). ESPI needs a depth below 10."""
+
+    max_depth: int = 64
+    max_text: int = 1024 * 1024
+    max_attributes: int = 256
+    max_readings_per_block: int = 1_000_000
+    max_entries: int = 50_000_000
+    max_batch_resources: int = 10_000
+
+
+def open_source(source: Source) -> tuple[IO[bytes], str | None, bool]:
+    """Return ``(binary stream, display name, whether we opened it)`` for a source."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return io.BytesIO(bytes(source)), None, True
+    if isinstance(source, str | os.PathLike):
+        path = os.fspath(source)
+        return open(path, "rb"), path, True  # noqa: SIM115 - closed by the caller
+    if hasattr(source, "read"):
+        return source, getattr(source, "name", None), False
+    raise TypeError(f"expected a path, bytes or a binary file object, not {type(source).__name__}")
+
+
+def _depth_error(line: int | None, limit: int, name: str | None) -> XMLLimitError:
+    return XMLLimitError(
+        f"elements nested deeper than {limit} levels; Green Button data needs fewer than 10",
+        line=line,
+        resource=name,
+    )
+
+
+def check_subtree(el: etree._Element, depth: int, limits: Limits, name: str | None) -> None:
+    """Enforce depth, text-size and attribute limits on ``el`` and everything below it."""
+    stack = [(el, depth)]
+    max_depth, max_text, max_attr = limits.max_depth, limits.max_text, limits.max_attributes
+    while stack:
+        node, d = stack.pop()
+        if d > max_depth:
+            raise _depth_error(node.sourceline, max_depth, name)
+        text = node.text
+        if text is not None and len(text) > max_text:
+            raise XMLLimitError(
+                f"text of <{etree.QName(node).localname}> is {len(text)} characters, "
+                f"above the limit of {max_text}",
+                line=node.sourceline,
+                resource=name,
+            )
+        tail = node.tail
+        if tail is not None and len(tail) > max_text:
+            raise XMLLimitError(
+                f"text after <{etree.QName(node).localname}> is above the limit of {max_text}",
+                line=node.sourceline,
+                resource=name,
+            )
+        if len(node.attrib) > max_attr:
+            raise XMLLimitError(
+                f"<{etree.QName(node).localname}> has {len(node.attrib)} attributes, "
+                f"above the limit of {max_attr}",
+                line=node.sourceline,
+                resource=name,
+            )
+        if isinstance(node.tag, str) and node.tag.startswith("{") and node.tag[1:].startswith(XINCLUDE):
+            raise UnsafeXMLError("XInclude is not allowed", line=node.sourceline, resource=name)
+        stack.extend((child, d + 1) for child in node)
+
+
+def _refuse_doctype(tree: etree._ElementTree, name: str | None) -> None:
+    info = tree.docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+        raise UnsafeXMLError(
+            "the document has a DOCTYPE (DTDs and entities are refused); "
+            "Green Button data never needs one",
+            line=1,
+            resource=name,
+        )
+
+
+def _entity_check(el: etree._Element, name: str | None) -> None:
+    for node in el.iter(etree.Entity):
+        raise UnsafeXMLError(
+            f"entity reference {node.text} is refused (entities are not allowed)",
+            line=node.sourceline,
+            resource=name,
+        )
+
+
+def _syntax_error(exc: etree.XMLSyntaxError, name: str | None) -> ParseError:
+    msg = str(exc.msg or exc).strip()
+    low = msg.lower()
+    line = exc.lineno if exc.lineno else None
+    if "entity" in low or "doctype" in low or "dtd" in low:
+        return UnsafeXMLError(
+            f"entities and DTDs are refused ({msg})", line=line, resource=name
+        )
+    if "excessive depth" in low:
+        return XMLLimitError(f"elements nested too deeply ({msg})", line=line, resource=name)
+    if "huge" in low or "too long" in low or "xml_parse_huge" in low:
+        return XMLLimitError(f"a text node or name is too large ({msg})", line=line, resource=name)
+    if "premature end" in low or "eof" in low or "end of data" in low or "truncated" in low:
+        hint = "the document is truncated (it ends before the root element is closed)"
+    elif "encoding" in low or "utf-8" in low or "char" in low and "invalid" in low:
+        hint = "the bytes do not match the document's encoding"
+    elif "document is empty" in low or "start tag expected" in low:
+        hint = "this is not an XML document"
+    else:
+        hint = "the document is not well-formed XML"
+    return ParseError(f"{hint} ({msg})", line=line, resource=name)
+
+
+def iter_elements(
+    source: Source, *, limits: Limits, name: str | None = None
+) -> Iterator[tuple[str, etree._Element]]:
+    """Stream a document as ``("entry", el)`` for each Atom entry, then ``("root", root)``.
+
+    The caller must finish with an entry before asking for the next one: it is cleared and
+    detached right after. ``("root", root)`` comes last, with entries already removed, so the
+    caller can read feed-level metadata or a non-Atom root (BatchList, ServiceStatus, a bare
+    resource).
+    """
+    stream, opened_name, close = open_source(source)
+    name = name or opened_name
+    try:
+        yield from _iter(stream, limits, name)
+    except etree.XMLSyntaxError as exc:
+        raise _syntax_error(exc, name) from None
+    except UnicodeError as exc:
+        raise ParseError(
+            f"the bytes do not match the document's encoding ({exc})", resource=name
+        ) from None
+    finally:
+        if close:
+            stream.close()
+
+
+def _iter(stream: IO[bytes], limits: Limits, name: str | None) -> Iterator[tuple[str, etree._Element]]:
+    context = etree.iterparse(stream, events=("start", "end"), tag=(_FEED, _ENTRY), **_SAFE)
+    checked = False
+    entries = 0
+    for event, el in context:
+        if not checked:
+            _refuse_doctype(el.getroottree(), name)
+            checked = True
+        if event == "start":
+            continue
+        if el.tag == _ENTRY:
+            entries += 1
+            if entries > limits.max_entries:
+                raise XMLLimitError(
+                    f"more than {limits.max_entries} entries in one document",
+                    line=el.sourceline,
+                    resource=name,
+                )
+            parent = el.getparent()
+            yield "entry", el
+            el.clear(keep_tail=False)
+            if parent is not None:
+                # Drop finished entries so the tree never holds more than one.
+                while el.getprevious() is not None:
+                    del parent[0]
+                parent.remove(el)
+    root = context.root
+    if root is None:  # pragma: no cover - iterparse raises on empty input
+        raise ParseError("the document is empty", resource=name)
+    if not checked:
+        _refuse_doctype(root.getroottree(), name)
+    check_subtree(root, 1, limits, name)
+    _entity_check(root, name)
+    yield "root", root
