@@ -14,8 +14,8 @@ from .models import ABSENT, ABSENT32, Document
 from .parse import Limits, Source, parse, series_key
 
 if TYPE_CHECKING:
-    import pandas as pd
-    import pyarrow as pa
+    import pandas
+    import pyarrow
 
 __all__ = ["read_arrow", "read_frame", "to_arrow", "to_pandas", "write_parquet"]
 
@@ -29,7 +29,7 @@ def _need(module: str) -> Any:
         ) from None
 
 
-def to_pandas(document: Document, *, cost_scale: int = DEFAULT_COST_SCALE) -> pd.DataFrame:
+def to_pandas(document: Document, *, cost_scale: int = DEFAULT_COST_SCALE) -> pandas.DataFrame:
     """The readings table of a parsed document (``start`` tz-aware UTC)."""
     pd = _need("pandas")
     np = _need("numpy")
@@ -60,7 +60,9 @@ def to_pandas(document: Document, *, cost_scale: int = DEFAULT_COST_SCALE) -> pd
                 {
                     "usage_point": pd.Series([s.usage_point] * n, dtype="string"),
                     "meter_reading": pd.Series([s.meter_reading] * n, dtype="string"),
-                    "start": pd.to_datetime(np.frombuffer(cols.start, dtype=np.int64), unit="s", utc=True),
+                    "start": pd.to_datetime(
+                        np.frombuffer(cols.start, dtype=np.int64), unit="s", utc=True
+                    ),
                     "duration": np.frombuffer(cols.duration, dtype=np.int64),
                     "raw_value": pd.array(np.where(raw_missing, 0, raw), dtype="Int64"),
                     "value": value,
@@ -80,7 +82,8 @@ def to_pandas(document: Document, *, cost_scale: int = DEFAULT_COST_SCALE) -> pd
             parts.append(frame)
     if not parts:
         return _empty(pd)
-    return pd.concat(parts, ignore_index=True)
+    result: pandas.DataFrame = pd.concat(parts, ignore_index=True)
+    return result
 
 
 def _s(v: str | int | None) -> str | None:
@@ -94,7 +97,7 @@ def _scaled(np: Any, raw: Any, exponent: int) -> Any:
     return raw.astype(np.float64) / float(10**-exponent)
 
 
-def _empty(pd: Any) -> pd.DataFrame:
+def _empty(pd: Any) -> pandas.DataFrame:
     dtypes = {
         "usage_point": "string", "meter_reading": "string", "start": "datetime64[ns, UTC]",
         "duration": "int64", "raw_value": "Int64", "value": "float64", "uom": "string",
@@ -102,17 +105,18 @@ def _empty(pd: Any) -> pd.DataFrame:
         "interval_length": "Int64", "cost": "float64", "currency": "string",
         "quality": "string", "tou": "Int64",
     }  # fmt: skip
-    return pd.DataFrame({c: pd.Series(dtype=dtypes[c]) for c in COLUMNS})
+    empty: pandas.DataFrame = pd.DataFrame({c: pd.Series(dtype=dtypes[c]) for c in COLUMNS})
+    return empty
 
 
 def read_frame(
     source: Source, *, limits: Limits | None = None, cost_scale: int = DEFAULT_COST_SCALE
-) -> pd.DataFrame:
+) -> pandas.DataFrame:
     """Parse ``source`` and return its readings table as a pandas DataFrame."""
     return to_pandas(parse(source, limits=limits), cost_scale=cost_scale)
 
 
-def to_arrow(document: Document, *, cost_scale: int = DEFAULT_COST_SCALE) -> pa.Table:
+def to_arrow(document: Document, *, cost_scale: int = DEFAULT_COST_SCALE) -> pyarrow.Table:
     """The readings table of a parsed document as a pyarrow Table."""
     pa = _need("pyarrow")
     return pa.Table.from_pandas(to_pandas(document, cost_scale=cost_scale), preserve_index=False)
@@ -120,7 +124,7 @@ def to_arrow(document: Document, *, cost_scale: int = DEFAULT_COST_SCALE) -> pa.
 
 def read_arrow(
     source: Source, *, limits: Limits | None = None, cost_scale: int = DEFAULT_COST_SCALE
-) -> pa.Table:
+) -> pyarrow.Table:
     """Parse ``source`` and return its readings table as a pyarrow Table."""
     return to_arrow(parse(source, limits=limits), cost_scale=cost_scale)
 

@@ -29,11 +29,13 @@ class _Group(click.Group):
                 raise
             raise click.ClickException(_one_line(exc)) from exc
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
-        if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+    def main(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, prog_name: str | None = None, **kwargs: Any
+    ) -> Any:
+        if not kwargs.pop("standalone_mode", True):
+            return super().main(args, prog_name, standalone_mode=False, **kwargs)
         try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
+            rv = super().main(args, prog_name, standalone_mode=False, **kwargs)
         except click.UsageError as exc:  # click's usage text, exit 2
             exc.show()
             sys.exit(exc.exit_code)

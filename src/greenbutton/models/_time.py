@@ -61,7 +61,9 @@ class DstRule:
             return f"{month} {self.day_of_month} {at}"
         if self.operator == 1:
             return f"first {names[self.day_of_week]} on/after {month} {self.day_of_month} {at}"
-        nth = "last" if self.operator == 7 else ["1st", "2nd", "3rd", "4th", "5th"][self.operator - 2]
+        nth = (
+            "last" if self.operator == 7 else ["1st", "2nd", "3rd", "4th", "5th"][self.operator - 2]
+        )
         return f"{nth} {names[self.day_of_week]} of {month} {at}"
 
 
@@ -93,7 +95,9 @@ def parse_dst_rule(text: str | None, tz_offset: int = 0) -> tuple[DstRule | None
     if v == _DISABLED:
         return None, None
     if len(raw) == 8:
-        rule = DstRule(v >> 28 & 0xF, v >> 25 & 7, v >> 20 & 0x1F, v >> 17 & 7, v >> 12 & 0x1F, v & 0xFFF)
+        rule = DstRule(
+            v >> 28 & 0xF, v >> 25 & 7, v >> 20 & 0x1F, v >> 17 & 7, v >> 12 & 0x1F, v & 0xFFF
+        )
         if _valid(rule):
             return rule, None
     if v > 10**9:  # an absolute instant in epoch seconds (Enbridge)
@@ -150,7 +154,11 @@ class RuleTimeZone(tzinfo):
         if dt is None:
             return timedelta(0)
         naive = dt.replace(tzinfo=None)
-        return self._dst if self._is_dst_std(naive - (self._dst if dt.fold else timedelta(0))) else timedelta(0)
+        return (
+            self._dst
+            if self._is_dst_std(naive - (self._dst if dt.fold else timedelta(0)))
+            else timedelta(0)
+        )
 
     def tzname(self, dt: datetime | None) -> str:
         total = int(self.utcoffset(dt).total_seconds())
@@ -163,7 +171,8 @@ class RuleTimeZone(tzinfo):
         return (std_local + offset).replace(tzinfo=self)
 
     def __repr__(self) -> str:
-        return f"RuleTimeZone(std={self._std}, dst={self._dst}, {self._start.describe()} -> {self._end.describe()})"
+        rules = f"{self._start.describe()} -> {self._end.describe()}"
+        return f"RuleTimeZone(std={self._std}, dst={self._dst}, {rules})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,4 +213,6 @@ def decode_time_zone(
     if start == _US_START and end == _US_END and dst_offset == 3600 and std in _US_ZONES:
         key = _US_ZONES[std]
         return TimeZoneInfo(ZoneInfo(key), key, start, end, tuple(problems))
-    return TimeZoneInfo(RuleTimeZone(std, dst_offset, start, end), None, start, end, tuple(problems))
+    return TimeZoneInfo(
+        RuleTimeZone(std, dst_offset, start, end), None, start, end, tuple(problems)
+    )

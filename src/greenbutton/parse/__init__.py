@@ -79,9 +79,9 @@ def _rewindable(source: Source) -> tuple[Source, IO[bytes] | None]:
         return source, None
     if hasattr(source, "seekable") and source.seekable():
         return source, None
-    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115
+    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)
     shutil.copyfileobj(source, spool)
-    return spool, spool  # type: ignore[return-value]
+    return spool, spool
 
 
 def iter_readings(
@@ -108,9 +108,13 @@ def iter_readings(
             spool.close()
 
 
-def _iter_rows(source: Source, limits: Limits, name: str | None, cost_scale: int) -> Iterator[Reading]:
+def _iter_rows(
+    source: Source, limits: Limits, name: str | None, cost_scale: int
+) -> Iterator[Reading]:
     start_pos = source.tell() if hasattr(source, "tell") and hasattr(source, "seek") else None
-    records, _feed, _root, warnings = _collect(source, keep_readings=False, limits=limits, name=name)
+    records, _feed, _root, warnings = _collect(
+        source, keep_readings=False, limits=limits, name=name
+    )
     points = link(records, warnings)
     plan = _Plan(points, cost_scale)
     if not plan.series:
@@ -129,9 +133,9 @@ def _iter_rows(source: Source, limits: Limits, name: str | None, cost_scale: int
         index += 1
         if i not in plan.series:
             continue
-        rec = read_entry(el, i, keep_readings=True, limits=limits, name=name, warnings=[])
-        if rec is not None and rec.readings is not None:
-            yield from plan.rows(i, rec.readings)
+        block = read_entry(el, i, keep_readings=True, limits=limits, name=name, warnings=[])
+        if block is not None and block.readings is not None:
+            yield from plan.rows(i, block.readings)
 
 
 class _Plan:
@@ -185,4 +189,3 @@ class _Plan:
         last = {s: i for i, s in enumerate(starts)}
         keep = [i for i, s in enumerate(starts) if last[s] == i and s not in shadow]
         yield from series.rows(cols, keep)
-

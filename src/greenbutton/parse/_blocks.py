@@ -112,7 +112,7 @@ def read_block(
                                 start = _time(g, "start", warnings)
                             elif gt == _DURATION:
                                 duration = _int(g, "duration")
-                            elif len(g) or gt is etree.Entity:
+                            elif len(g):
                                 check_subtree(g, depth + 3, limits, name)
                     elif t == _VALUE:
                         value = _int(f, "value")

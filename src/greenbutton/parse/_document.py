@@ -54,7 +54,9 @@ def _last_segment(href: str | None) -> str | None:
     return href.rstrip("/").rpartition("/")[2] or None if href else None
 
 
-def fill_durations(cols: ReadingColumns, rt: ReadingType | None, warnings: list[str], key: str) -> None:
+def fill_durations(
+    cols: ReadingColumns, rt: ReadingType | None, warnings: list[str], key: str
+) -> None:
     """Readings without a duration take the ReadingType's intervalLength (else 0)."""
     durations = cols.duration
     if ABSENT not in durations:
@@ -148,5 +150,3 @@ def assemble(
         root=root,
         warnings=tuple(dict.fromkeys(warnings)),
     )
-
-

@@ -134,27 +134,29 @@ def link(records: list[Record], warnings: list[str]) -> list[PointNode]:
     meter_of: dict[int, MeterNode] = {}
     for r in mrs:
         key = _key(r, f"MeterReading/{len(meters) + 1}")
-        node = meters.get(key)
-        if node is None:
+        mnode = meters.get(key)
+        if mnode is None:
             rt = next((rt_by_self[h] for h in r.related if h in rt_by_self), None)
-            node = meters[key] = MeterNode(key=key, record=r, href=r.self, reading_type=rt or only_rt)
+            mnode = meters[key] = MeterNode(
+                key=key, record=r, href=r.self, reading_type=rt or only_rt
+            )
             parent = up_index.find(r)
             if parent is not None:
                 point = point_of[id(parent)]
             else:
                 point = point_for(_strip_after(r.self or r.up, "MeterReading"), "UsagePoint/1")
-            point.meters.append(node)
-        meter_of[id(r)] = node
+            point.meters.append(mnode)
+        meter_of[id(r)] = mnode
 
     mr_index = _Parents(mrs)
     for b in blocks:
-        parent = mr_index.find(b)
-        if parent is not None:
-            meter = meter_of[id(parent)]
+        mparent = mr_index.find(b)
+        if mparent is not None:
+            meter = meter_of[id(mparent)]
         else:
             derived = _strip_after(b.up or b.self, "IntervalBlock") or "MeterReading/1"
-            meter = meters.get(derived)
-            if meter is None:
+            found = meters.get(derived)
+            if found is None:
                 meter = meters[derived] = MeterNode(key=derived, record=None, href=derived)
                 meter.reading_type = only_rt
                 if only_rt is None:
@@ -162,13 +164,15 @@ def link(records: list[Record], warnings: list[str]) -> list[PointNode]:
                         f"IntervalBlocks of {derived} come without their MeterReading or "
                         "ReadingType; values are shown unscaled and without units"
                     )
-                point_for(_strip_after(derived, "MeterReading"), "UsagePoint/1").meters.append(meter)
+                point_for(_strip_after(derived, "MeterReading"), "UsagePoint/1").meters.append(
+                    meter
+                )
         meter.blocks.append(b)
 
     for s in summaries:
-        parent = up_index.find(s)
-        if parent is not None and s.resource is not None:
-            point_of[id(parent)].summaries.append(s.resource)
+        sparent = up_index.find(s)
+        if sparent is not None and s.resource is not None:
+            point_of[id(sparent)].summaries.append(s.resource)
 
     for m in meters.values():
         if m.reading_type is None and m.blocks and m.record is not None:
@@ -176,7 +180,9 @@ def link(records: list[Record], warnings: list[str]) -> list[PointNode]:
     return list(points.values())
 
 
-def _by_document_order(records: list[Record], ups: list[Record], warnings: list[str]) -> list[PointNode]:
+def _by_document_order(
+    records: list[Record], ups: list[Record], warnings: list[str]
+) -> list[PointNode]:
     """No links anywhere (early SDG&E DMD): a ReadingType applies to the blocks after it."""
     warnings.append("the document has no links; readings are grouped in document order")
     up_rec = ups[0] if len(ups) == 1 else None

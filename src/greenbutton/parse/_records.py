@@ -172,7 +172,8 @@ def read_entry(
                 extra_blocks.append(child)  # GBA demo files put many blocks in one entry
             else:
                 warnings.append(
-                    f"line {child.sourceline}: second resource <{_local(child)}> in one entry ignored"
+                    f"line {child.sourceline}: second resource "
+                    f"<{_local(child)}> in one entry ignored"
                 )
             continue
         if _local(child) in ("published", "updated") and ns is None:
@@ -375,7 +376,7 @@ def build_resource(
     if ns == CUSTOMER:
         return CustomerResource(**_meta(rec), element=kind, data=to_dict(el))
     if kind == "ReadingType":
-        ints = {snake(k): f.int(k) for k in _READING_TYPE_INTS}
+        ints: dict[str, Any] = {snake(k): f.int(k) for k in _READING_TYPE_INTS}
         return ReadingType(**_meta(rec), **ints)
     if kind == "LocalTimeParameters":
         return LocalTimeParameters(
@@ -465,10 +466,12 @@ def build_resource(
     if kind == "ServiceStatus":
         status = f.int("currentStatus")
         if status is None:
-            raise ParseError("ServiceStatus has no currentStatus", line=el.sourceline, resource=name)
+            raise ParseError(
+                "ServiceStatus has no currentStatus", line=el.sourceline, resource=name
+            )
         return ServiceStatus(current_status=status)
     if kind == "BatchList":
-        uris = []
+        uris: list[str] = []
         for child in el:
             if isinstance(child.tag, str) and _local(child) == "resources":
                 if len(uris) >= limits.max_batch_resources:

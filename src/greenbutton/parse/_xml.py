@@ -21,7 +21,16 @@ from lxml import etree
 
 from .._errors import ParseError, UnsafeXMLError, XMLLimitError
 
-__all__ = ["ATOM", "CUSTOMER", "ESPI", "Limits", "Source", "check_subtree", "iter_elements", "open_source"]
+__all__ = [
+    "ATOM",
+    "CUSTOMER",
+    "ESPI",
+    "Limits",
+    "Source",
+    "check_subtree",
+    "iter_elements",
+    "open_source",
+]
 
 ATOM = "http://www.w3.org/2005/Atom"
 ESPI = "http://naesb.org/espi"
@@ -66,7 +75,7 @@ def open_source(source: Source) -> tuple[IO[bytes], str | None, bool]:
         return io.BytesIO(bytes(source)), None, True
     if isinstance(source, str | os.PathLike):
         path = os.fspath(source)
-        return open(path, "rb"), path, True  # noqa: SIM115 - closed by the caller
+        return open(path, "rb"), path, True
     if hasattr(source, "read"):
         return source, getattr(source, "name", None), False
     raise TypeError(f"expected a path, bytes or a binary file object, not {type(source).__name__}")
@@ -110,7 +119,11 @@ def check_subtree(el: etree._Element, depth: int, limits: Limits, name: str | No
                 line=node.sourceline,
                 resource=name,
             )
-        if isinstance(node.tag, str) and node.tag.startswith("{") and node.tag[1:].startswith(XINCLUDE):
+        if (
+            isinstance(node.tag, str)
+            and node.tag.startswith("{")
+            and node.tag[1:].startswith(XINCLUDE)
+        ):
             raise UnsafeXMLError("XInclude is not allowed", line=node.sourceline, resource=name)
         stack.extend((child, d + 1) for child in node)
 
@@ -140,9 +153,7 @@ def _syntax_error(exc: etree.XMLSyntaxError, name: str | None) -> ParseError:
     low = msg.lower()
     line = exc.lineno if exc.lineno else None
     if "entity" in low or "doctype" in low or "dtd" in low:
-        return UnsafeXMLError(
-            f"entities and DTDs are refused ({msg})", line=line, resource=name
-        )
+        return UnsafeXMLError(f"entities and DTDs are refused ({msg})", line=line, resource=name)
     if "excessive depth" in low:
         return XMLLimitError(f"elements nested too deeply ({msg})", line=line, resource=name)
     if "huge" in low or "too long" in low or "xml_parse_huge" in low:
@@ -183,7 +194,9 @@ def iter_elements(
             stream.close()
 
 
-def _iter(stream: IO[bytes], limits: Limits, name: str | None) -> Iterator[tuple[str, etree._Element]]:
+def _iter(
+    stream: IO[bytes], limits: Limits, name: str | None
+) -> Iterator[tuple[str, etree._Element]]:
     context = etree.iterparse(stream, events=("start", "end"), tag=(_FEED, _ENTRY), **_SAFE)
     checked = False
     entries = 0
