@@ -32,6 +32,7 @@ __all__ = [
     "CustomerResource",
     "DateTimeInterval",
     "Document",
+    "GenericResource",
     "IntervalBlock",
     "LineItem",
     "LocalTimeParameters",
@@ -311,16 +312,19 @@ class BatchList:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CustomerResource(_Meta):
-    """A resource of the customer (PII) namespace ``http://naesb.org/espi/customer``:
-    Customer, CustomerAccount, CustomerAgreement, ServiceLocation, Meter, EndDevice ...
-
-    ``element`` is its element name and ``data`` its content as nested dicts (repeated
-    children become lists).
-    """
+class GenericResource(_Meta):
+    """An ESPI resource without a typed model here (ElectricPowerQualitySummary,
+    ProgramIdMappings ...): ``element`` is its element name and ``data`` its content as
+    nested dicts (repeated children become lists)."""
 
     element: str
     data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomerResource(GenericResource):
+    """A resource of the customer (PII) namespace ``http://naesb.org/espi/customer``:
+    Customer, CustomerAccount, CustomerAgreement, ServiceLocation, Meter, EndDevice ..."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -336,6 +340,7 @@ class Document:
     authorizations: tuple[Authorization, ...] = ()
     application_information: tuple[ApplicationInformation, ...] = ()
     customer_resources: tuple[CustomerResource, ...] = ()
+    other_resources: tuple[GenericResource, ...] = ()
     service_status: ServiceStatus | None = None
     batch_list: BatchList | None = None
     feed_id: str | None = None

@@ -210,6 +210,8 @@ def decode_time_zone(
             key = _NO_DST_ZONES[std]
             return TimeZoneInfo(ZoneInfo(key), key, None, None, tuple(problems))
         return TimeZoneInfo(fixed, None, start, end, tuple(problems))
+    if std == 0 and start is not None:
+        problems.append("tzOffset is 0 but DST rules are given; the offset is probably missing")
     if start == _US_START and end == _US_END and dst_offset == 3600 and std in _US_ZONES:
         key = _US_ZONES[std]
         return TimeZoneInfo(ZoneInfo(key), key, start, end, tuple(problems))

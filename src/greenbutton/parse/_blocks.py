@@ -80,8 +80,104 @@ def read_block(
 ) -> tuple[DateTimeInterval, ReadingColumns]:
     """Read one ``espi:IntervalBlock`` element into its interval and reading columns.
 
-    Missing durations are stored as ``ABSENT``; the caller fills them from the ReadingType.
+    The common shape (every reading with a timePeriod, integers everywhere) takes a tight
+    loop with no per-field checks; anything else, including every error, is redone by the
+    careful loop, which knows the line of each problem. Missing durations are stored as
+    ``ABSENT``; the caller fills them from the ReadingType.
     """
+    try:
+        result = _fast(block, limits)
+    except (ValueError, TypeError, OverflowError, _Slow):
+        result = None
+    if result is not None:
+        return result
+    return _careful(block, depth, limits, name, warnings)
+
+
+class _Slow(Exception):
+    """The block needs the careful loop."""
+
+
+def _fast(block: etree._Element, limits: Limits) -> tuple[DateTimeInterval, ReadingColumns] | None:
+    cols = ReadingColumns()
+    starts, durations, values, costs = cols.start, cols.duration, cols.value, cols.cost
+    qualities, tous = cols.quality, cols.tou
+    interval = DateTimeInterval()
+    for child in block:
+        tag = child.tag
+        if tag == _READING:
+            start = duration = None
+            value = cost = ABSENT
+            quality = tou = ABSENT32
+            for f in child:
+                t = f.tag
+                if len(f):
+                    if t == _TIME_PERIOD:
+                        for g in f:
+                            gt = g.tag
+                            if len(g):
+                                raise _Slow
+                            if gt == _START:
+                                start = int(g.text)  # type: ignore[arg-type]
+                            elif gt == _DURATION:
+                                duration = int(g.text)  # type: ignore[arg-type]
+                            else:
+                                raise _Slow
+                    elif (
+                        t == _QUALITY_WRAP
+                        and len(f) == 1
+                        and f[0].tag == _QUALITY
+                        and not len(f[0])
+                    ):
+                        if quality != ABSENT32:
+                            raise _Slow
+                        quality = int(f[0].text)  # type: ignore[arg-type]
+                    else:
+                        raise _Slow
+                elif t == _VALUE:
+                    value = int(f.text)  # type: ignore[arg-type]
+                elif t == _COST:
+                    cost = int(f.text)  # type: ignore[arg-type]
+                elif t == _TOU:
+                    tou = int(f.text)  # type: ignore[arg-type]
+                else:
+                    raise _Slow
+            if start is None or duration is None or duration < 0 or value == ABSENT:
+                raise _Slow
+            starts.append(start)
+            durations.append(duration)
+            values.append(value)
+            costs.append(cost)
+            qualities.append(quality)
+            tous.append(tou)
+        elif tag == _INTERVAL:
+            istart = iduration = None
+            for g in child:
+                if len(g):
+                    raise _Slow
+                if g.tag == _START:
+                    istart = int(g.text)  # type: ignore[arg-type]
+                elif g.tag == _DURATION:
+                    iduration = int(g.text)  # type: ignore[arg-type]
+                else:
+                    raise _Slow
+            if iduration is not None and iduration < 0:
+                raise _Slow
+            interval = DateTimeInterval(start=istart, duration=iduration)
+        else:
+            raise _Slow
+    if len(starts) > limits.max_readings_per_block:
+        raise _Slow
+    return interval, cols
+
+
+def _careful(
+    block: etree._Element,
+    depth: int,
+    limits: Limits,
+    name: str | None,
+    warnings: list[str],
+) -> tuple[DateTimeInterval, ReadingColumns]:
     cols = ReadingColumns()
     interval = DateTimeInterval()
     starts, durations, values, costs = cols.start, cols.duration, cols.value, cols.cost
@@ -176,6 +272,13 @@ def read_block(
                 check_subtree(child, depth + 1, limits, name)
     except _Bad as bad:
         text = (bad.el.text or "").strip()
+        if len(text) > limits.max_text:
+            raise XMLLimitError(
+                f"text of <{bad.what}> is {len(text)} characters, above the limit of "
+                f"{limits.max_text}",
+                line=bad.el.sourceline,
+                resource=name,
+            ) from None
         shown = text if len(text) <= 40 else text[:37] + "..."
         raise ParseError(
             f"IntervalReading {bad.what} {shown!r} is not a 64-bit integer",

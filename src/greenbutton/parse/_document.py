@@ -11,6 +11,7 @@ from ..models import (
     BatchList,
     CustomerResource,
     Document,
+    GenericResource,
     IntervalBlock,
     LocalTimeParameters,
     MeterReading,
@@ -142,6 +143,11 @@ def assemble(
         authorizations=of(Authorization),
         application_information=of(ApplicationInformation),
         customer_resources=of(CustomerResource),
+        other_resources=tuple(
+            x
+            for x in resources
+            if isinstance(x, GenericResource) and not isinstance(x, CustomerResource)
+        ),
         service_status=status[0] if status else None,
         batch_list=batch[0] if batch else None,
         feed_id=feed.id,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -112,6 +113,14 @@ def check_subtree(el: etree._Element, depth: int, limits: Limits, name: str | No
                 line=node.sourceline,
                 resource=name,
             )
+        for value in node.attrib.values():
+            if len(value) > max_text:
+                raise XMLLimitError(
+                    f"an attribute of <{etree.QName(node).localname}> is {len(value)} characters, "
+                    f"above the text limit of {max_text}",
+                    line=node.sourceline,
+                    resource=name,
+                )
         if len(node.attrib) > max_attr:
             raise XMLLimitError(
                 f"<{etree.QName(node).localname}> has {len(node.attrib)} attributes, "
@@ -148,7 +157,16 @@ def _entity_check(el: etree._Element, name: str | None) -> None:
         )
 
 
-def _syntax_error(exc: etree.XMLSyntaxError, name: str | None) -> ParseError:
+def _at_end(reader: _Reader, exc: etree.XMLSyntaxError) -> bool:
+    """Did the parser fail on the last line of input (a cut-off document)?"""
+    if not reader.eof:
+        reader.read(1 << 16)
+        if not reader.eof:
+            return False
+    return exc.lineno is not None and exc.lineno >= reader.lines
+
+
+def _syntax_error(exc: etree.XMLSyntaxError, name: str | None, *, truncated: bool) -> ParseError:
     msg = str(exc.msg or exc).strip()
     low = msg.lower()
     line = exc.lineno if exc.lineno else None
@@ -158,7 +176,15 @@ def _syntax_error(exc: etree.XMLSyntaxError, name: str | None) -> ParseError:
         return XMLLimitError(f"elements nested too deeply ({msg})", line=line, resource=name)
     if "huge" in low or "too long" in low or "xml_parse_huge" in low:
         return XMLLimitError(f"a text node or name is too large ({msg})", line=line, resource=name)
-    if "premature end" in low or "eof" in low or "end of data" in low or "truncated" in low:
+    if "nul" in low or "char 0x0" in low:
+        hint = "the document contains a NUL character"
+    elif (
+        truncated
+        or "premature end" in low
+        or "eof" in low
+        or "end of data" in low
+        or "truncated" in low
+    ):
         hint = "the document is truncated (it ends before the root element is closed)"
     elif "encoding" in low or "utf-8" in low or "char" in low and "invalid" in low:
         hint = "the bytes do not match the document's encoding"
@@ -167,6 +193,63 @@ def _syntax_error(exc: etree.XMLSyntaxError, name: str | None) -> ParseError:
     else:
         hint = "the document is not well-formed XML"
     return ParseError(f"{hint} ({msg})", line=line, resource=name)
+
+
+_ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_ACCEPTED = {"utf-8", "utf8", "utf-16", "utf16", "us-ascii", "ascii"}
+
+
+class _Reader:
+    """Feeds lxml the stream after checking its first bytes; remembers where it ended.
+
+    Green Button data is UTF-8. UTF-16 is accepted with a byte-order mark (XML 1.0
+    4.3.3 requires one); other declared encodings are refused rather than risk text
+    decoded wrongly (UTF-8 bytes declared as ISO-8859-1 would parse, garbled).
+    """
+
+    def __init__(self, stream: IO[bytes], name: str | None):
+        self._stream = stream
+        self._name = name
+        head = stream.read(4096)
+        self._head: bytes | None = head
+        self.lines = 1
+        self.eof = False
+        if head[:2] in (b"<\x00", b"\x00<"):
+            raise ParseError(
+                "the document's encoding is UTF-16 without a byte-order mark; "
+                "save it as UTF-8 (or UTF-16 with a BOM)",
+                line=1,
+                resource=name,
+            )
+        if not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            m = _ENCODING.match(head.removeprefix(b"\xef\xbb\xbf"))
+            if m and m.group(1).decode("ascii").lower() not in _ACCEPTED:
+                enc = m.group(1).decode("ascii")
+                raise ParseError(
+                    f"the document declares encoding {enc!r}; Green Button data must be UTF-8 "
+                    f"(convert it, e.g. iconv -f {enc} -t UTF-8)",
+                    line=1,
+                    resource=name,
+                )
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head is not None:
+            data, self._head = self._head, None
+        else:
+            data = self._stream.read(size)
+        if not data:
+            self.eof = True
+        self.lines += data.count(b"\n")
+        # libxml2 checks attributes for duplicates pairwise: 100,000 attributes on one
+        # element take minutes. No Green Button document comes near this density.
+        attrs = data.count(b'="') + data.count(b"='")
+        if attrs > 2048 and attrs * 16 > len(data):
+            raise XMLLimitError(
+                f"{attrs} attributes in {len(data)} bytes near line {self.lines}; "
+                "an element has far more attributes than Green Button data uses",
+                resource=self._name,
+            )
+        return data
 
 
 def iter_elements(
@@ -181,10 +264,13 @@ def iter_elements(
     """
     stream, opened_name, close = open_source(source)
     name = name or opened_name
+    reader: _Reader | None = None
     try:
-        yield from _iter(stream, limits, name)
+        reader = _Reader(stream, name)
+        yield from _iter(reader, limits, name)
     except etree.XMLSyntaxError as exc:
-        raise _syntax_error(exc, name) from None
+        at_end = reader is not None and _at_end(reader, exc)
+        raise _syntax_error(exc, name, truncated=at_end) from None
     except UnicodeError as exc:
         raise ParseError(
             f"the bytes do not match the document's encoding ({exc})", resource=name
@@ -195,7 +281,7 @@ def iter_elements(
 
 
 def _iter(
-    stream: IO[bytes], limits: Limits, name: str | None
+    stream: _Reader, limits: Limits, name: str | None
 ) -> Iterator[tuple[str, etree._Element]]:
     context = etree.iterparse(stream, events=("start", "end"), tag=(_FEED, _ENTRY), **_SAFE)
     checked = False
@@ -218,10 +304,7 @@ def _iter(
             yield "entry", el
             el.clear(keep_tail=False)
             if parent is not None:
-                # Drop finished entries so the tree never holds more than one.
-                while el.getprevious() is not None:
-                    del parent[0]
-                parent.remove(el)
+                parent.remove(el)  # the tree never holds more than one entry
     root = context.root
     if root is None:  # pragma: no cover - iterparse raises on empty input
         raise ParseError("the document is empty", resource=name)
