@@ -139,53 +139,59 @@ def _iter_rows(
 
 
 class _Plan:
-    """Pass-one results: which series each block belongs to and which rows a later block
-    overrides."""
+    """Pass-one results: which series each block belongs to, and for series whose blocks
+    overlap, which block holds the last occurrence of each start."""
 
     def __init__(self, points: list[PointNode], cost_scale: int):
-        self.series: dict[int, tuple[Series, MeterNode]] = {}
-        self.later: dict[int, list[ReadingColumns]] = {}
+        self.series: dict[int, tuple[Series, MeterNode, dict[int, int] | None]] = {}
         for point in points:
             for meter in point.meters:
                 s = Series.of(point.key, meter.key, meter.reading_type, cost_scale)
+                owners = self._owners(meter)
                 for b in meter.blocks:
-                    self.series[b.index] = (s, meter)
-                self._overlaps(meter)
+                    self.series[b.index] = (s, meter, owners)
+                    b.readings = None  # starts no longer needed
 
-    def _overlaps(self, meter: MeterNode) -> None:
-        # Blocks almost always come in time order without overlap: one comparison each.
-        ranges: list[tuple[int, int, Record]] = []
+    @staticmethod
+    def _owners(meter: MeterNode) -> dict[int, int] | None:
+        # Blocks almost always come in time order without overlap: one comparison each,
+        # and nothing kept. Only a series with overlapping blocks maps start -> last block.
         high: int | None = None
+        overlap = False
         for b in meter.blocks:
             starts = b.readings.start if b.readings is not None else ()
             if not starts:
                 continue
-            lo, hi = min(starts), max(starts)
+            lo = min(starts)
             if high is not None and lo <= high:
-                for plo, phi, prev in ranges:
-                    if lo <= phi and plo <= hi and b.readings is not None:
-                        self.later.setdefault(prev.index, []).append(b.readings)
-            ranges.append((lo, hi, b))
-            high = hi if high is None else max(high, hi)
+                overlap = True
+                break
+            high = max(starts)
+        if not overlap:
+            return None
+        owners: dict[int, int] = {}
         for b in meter.blocks:
-            if b.index not in self.later and b.readings is not None:
-                b.readings = None  # starts no longer needed
+            if b.readings is not None:
+                for s in b.readings.start:
+                    owners[s] = b.index
+        return owners
 
     def rows(self, index: int, cols: ReadingColumns) -> Iterator[Reading]:
         entry = self.series.get(index)
         if entry is None:
             return
-        series, meter = entry
+        series, meter, owners = entry
         fill_durations(cols, meter.reading_type, [], meter.key)
         starts = cols.start
         n = len(starts)
-        shadow: set[int] = set()
-        for later in self.later.get(index, ()):
-            shadow.update(later.start)
         increasing = all(starts[i] < starts[i + 1] for i in range(n - 1))
-        if increasing and not shadow:
+        if increasing and owners is None:
             yield from series.rows(cols)
             return
         last = {s: i for i, s in enumerate(starts)}
-        keep = [i for i, s in enumerate(starts) if last[s] == i and s not in shadow]
+        keep = [
+            i
+            for i, s in enumerate(starts)
+            if last[s] == i and (owners is None or owners.get(s) == index)
+        ]
         yield from series.rows(cols, keep)
