@@ -32,7 +32,7 @@ from .models import (
     UsageSummary,
 )
 
-__all__ = ["DEFAULT_BASE_URL", "iter_feed_chunks", "to_xml", "write_feed"]
+__all__ = ["DEFAULT_BASE_URL", "SupportsWriteBytes", "iter_feed_chunks", "to_xml", "write_feed"]
 
 #: The OpenESPI reference implementation's resource endpoint (ESPI_NOTES 1.1).
 DEFAULT_BASE_URL = "https://localhost/DataCustodian/espi/1_1/resource"
@@ -132,7 +132,9 @@ def iter_feed_chunks(
       ``.../IntervalBlock/{n}``, ``ReadingType/{n}``, ``LocalTimeParameters/{n}`` ...).
     * The Atom ``id`` is ``urn:uuid:`` + uuid5 of the href, so rewriting a document gives
       the same ids. ``up`` and ``related`` links are those of ESPI_NOTES 3.5.
-    * ``published``/``updated`` come from each resource, else ``updated`` (default: now).
+    * ``published``/``updated`` come from each resource, else ``updated`` (default: now),
+      which is also the feed's ``updated``. The feed id is ``feed_id``, else the
+      document's, else a uuid5 of its self link or usage point hrefs.
     * ESPI elements are written in XSD child order with the model's raw integers; absent
       values are omitted. Values the model lacks but the XSD requires (a DateTimeInterval
       with only a start, a UsageSummary without ``statusTimeStamp``) cannot be made up, so
@@ -166,8 +168,8 @@ def iter_feed_chunks(
                 emitted_ltps.add(ltp_href)
                 yield _entry(base, ltp_href, ltp, now, _ltp_xml(ltp), kind="LocalTimeParameters")
         for mr in up.meter_readings:
-            mr_href = plan.meter_readings[id(mr)]
-            block_hrefs = plan.block_hrefs(mr)
+            mr_href = plan.meter_readings[id(up), id(mr)]
+            block_hrefs = plan.block_hrefs(mr, mr_href)
             related = [(h, "espi-feed/IntervalBlock") for h in _collections(block_hrefs)]
             if not related:
                 related.append((f"{mr_href}/IntervalBlock", "espi-feed/IntervalBlock"))
@@ -237,11 +239,10 @@ class _Plan:
     (a UsagePoint's related links name its LocalTimeParameters, which may come later)."""
 
     usage_points: dict[int, str] = field(default_factory=dict)
-    meter_readings: dict[int, str] = field(default_factory=dict)
+    meter_readings: dict[tuple[int, int], str] = field(default_factory=dict)  # (up, mr)
     summaries: dict[int, str] = field(default_factory=dict)
     reading_types: dict[ReadingType, str] = field(default_factory=dict)
     ltps: dict[LocalTimeParameters, str] = field(default_factory=dict)
-    _up_objects: dict[int, UsagePoint] = field(default_factory=dict)
 
     @classmethod
     def build(cls, document: Document) -> _Plan:
@@ -250,17 +251,17 @@ class _Plan:
         for up in document.usage_points:
             up_href = up.href or _fresh(f"{_SUBSCRIPTION}/UsagePoint", up.id, used)
             plan.usage_points[id(up)] = up_href
-            plan._up_objects[id(up)] = up
             for mr in up.meter_readings:
-                plan.meter_readings[id(mr)] = mr.href or _fresh(
+                plan.meter_readings[id(up), id(mr)] = mr.href or _fresh(
                     f"{up_href}/MeterReading", mr.id, used
                 )
                 if mr.reading_type is not None:
                     plan._add_reading_type(mr.reading_type, used)
             for summary in up.usage_summaries:
-                plan.summaries[id(summary)] = summary.href or _fresh(
-                    f"{up_href}/{summary.element}", None, used
-                )
+                if id(summary) not in plan.summaries:  # a summary shared by two points
+                    plan.summaries[id(summary)] = summary.href or _fresh(
+                        f"{up_href}/{summary.element}", None, used
+                    )
             if up.local_time_parameters is not None:
                 plan._add_ltp(up.local_time_parameters, used)
         for rt in document.reading_types:
@@ -286,9 +287,8 @@ class _Plan:
     def ltp_href(self, ltp: LocalTimeParameters) -> str:
         return self.ltps[ltp]
 
-    def block_hrefs(self, mr: MeterReading) -> list[str]:
+    def block_hrefs(self, mr: MeterReading, mr_href: str) -> list[str]:
         """Blocks keep their href; the others are numbered under the MeterReading."""
-        mr_href = self.meter_readings[id(mr)]
         used = {b.href for b in mr.interval_blocks if b.href}
         return [
             b.href or _fresh(f"{mr_href}/IntervalBlock", None, used) for b in mr.interval_blocks
@@ -303,7 +303,7 @@ class _Plan:
         up_href = self.usage_points[id(up)]
         related = [
             (h, "espi-feed/MeterReading")
-            for h in _collections(self.meter_readings[id(mr)] for mr in up.meter_readings)
+            for h in _collections(self.meter_readings[id(up), id(mr)] for mr in up.meter_readings)
         ] or [(f"{up_href}/MeterReading", "espi-feed/MeterReading")]
         summary_links = [
             (h, f"espi-feed/{h.rsplit('/', 1)[-1]}")
@@ -318,7 +318,6 @@ class _Plan:
 
 
 def _existing_hrefs(document: Document) -> set[str]:
-    used: set[str] = set()
     resources: list[UsagePoint | MeterReading | ReadingType | LocalTimeParameters | UsageSummary]
     resources = [*document.reading_types, *document.local_time_parameters]
     resources += document.usage_summaries
@@ -329,8 +328,7 @@ def _existing_hrefs(document: Document) -> set[str]:
         resources += [mr.reading_type for mr in up.meter_readings if mr.reading_type]
         if up.local_time_parameters is not None:
             resources.append(up.local_time_parameters)
-    used.update(r.href for r in resources if r.href)
-    return used
+    return {r.href for r in resources if r.href}
 
 
 def _fresh(collection: str, preferred: str | None, used: set[str]) -> str:
@@ -507,7 +505,12 @@ def _readings(parts: list[str], cols: ReadingColumns) -> None:
                 append(f"<ReadingQuality><quality>{code}</quality></ReadingQuality>")
         elif quality != ABSENT32:
             append(f"<ReadingQuality><quality>{quality}</quality></ReadingQuality>")
-        append(f"<timePeriod><duration>{duration}</duration><start>{start}</start></timePeriod>")
+        if duration != ABSENT:
+            append(
+                f"<timePeriod><duration>{duration}</duration><start>{start}</start></timePeriod>"
+            )
+        else:  # unknown duration: keep the start (schema-invalid, but nothing is invented)
+            append(f"<timePeriod><start>{start}</start></timePeriod>")
         if value != ABSENT:
             append(f"<value>{value}</value>")
         if tou != ABSENT32:

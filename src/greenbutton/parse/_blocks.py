@@ -280,8 +280,11 @@ def _careful(
                 resource=name,
             ) from None
         shown = text if len(text) <= 40 else text[:37] + "..."
+        problem = "is not a 64-bit integer"
+        if text == str(ABSENT):
+            problem = "is the one 64-bit value reserved to mark a missing reading"
         raise ParseError(
-            f"IntervalReading {bad.what} {shown!r} is not a 64-bit integer",
+            f"IntervalReading {bad.what} {shown!r} {problem}",
             line=bad.el.sourceline,
             resource=name,
         ) from None

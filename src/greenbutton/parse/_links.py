@@ -100,7 +100,10 @@ def link(records: list[Record], warnings: list[str]) -> list[PointNode]:
     blocks = kinds.get("IntervalBlock", [])
     rts = kinds.get("ReadingType", [])
     ltps = kinds.get("LocalTimeParameters", [])
-    summaries = kinds.get("UsageSummary", []) + kinds.get("ElectricPowerUsageSummary", [])
+    summaries = sorted(
+        kinds.get("UsageSummary", []) + kinds.get("ElectricPowerUsageSummary", []),
+        key=lambda r: r.index,
+    )
 
     if blocks and not any(r.self or r.up or r.related for r in records):
         return _by_document_order(records, ups, warnings)
