@@ -159,15 +159,23 @@ class MeterReading(_Meta):
     id: str
     reading_type: ReadingType | None = None
     interval_blocks: tuple[IntervalBlock, ...] = ()
+    _merged: list[ReadingColumns] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
 
     @property
     def readings(self) -> ReadingColumns:
-        if len(self.interval_blocks) == 1:
-            return self.interval_blocks[0].readings.deduplicated()
-        merged = ReadingColumns()
-        for block in self.interval_blocks:
-            merged.extend(block.readings)
-        return merged.deduplicated()
+        """All readings of the blocks, de-duplicated (computed once, then cached)."""
+        if not self._merged:
+            if len(self.interval_blocks) == 1:
+                merged = self.interval_blocks[0].readings.deduplicated()
+            else:
+                merged = ReadingColumns()
+                for block in self.interval_blocks:
+                    merged.extend(block.readings)
+                merged = merged.deduplicated()
+            self._merged.append(merged)
+        return self._merged[0]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

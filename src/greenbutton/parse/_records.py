@@ -8,6 +8,7 @@ children rather than failing.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -42,6 +43,7 @@ _ENDPOINT = re.compile(r"/espi/1_1/resource/")
 _SLASHES = re.compile(r"/{2,}")
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_href(href: str | None) -> str | None:
     """Path of a link relative to the ESPI resource endpoint (ESPI_NOTES 3.5 step 1).
 
