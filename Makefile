@@ -15,8 +15,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Until the simulator and web app land (issues 3-5), the demo is the file toolkit:
+# a year of PG&E-style 15-minute data, inspected, exported and plotted.
 demo: $(STAMP)
-	$(BIN)/greenbutton demo
+	mkdir -p demo-out
+	$(BIN)/python bench/generate.py --style pge --years 1 --compact -o demo-out/usage.xml
+	$(BIN)/greenbutton inspect demo-out/usage.xml
+	$(BIN)/greenbutton export demo-out/usage.xml -o demo-out/usage.csv
+	$(BIN)/greenbutton plot demo-out/usage.xml --kind all --format html -o demo-out/usage.html
+	@echo "demo: readings in demo-out/usage.csv, charts in demo-out/usage.html"
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
@@ -30,4 +37,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -159,23 +159,18 @@ class MeterReading(_Meta):
     id: str
     reading_type: ReadingType | None = None
     interval_blocks: tuple[IntervalBlock, ...] = ()
-    _merged: list[ReadingColumns] = field(
-        default_factory=list, init=False, repr=False, compare=False
-    )
 
     @property
     def readings(self) -> ReadingColumns:
-        """All readings of the blocks, de-duplicated (computed once, then cached)."""
-        if not self._merged:
-            if len(self.interval_blocks) == 1:
-                merged = self.interval_blocks[0].readings.deduplicated()
-            else:
-                merged = ReadingColumns()
-                for block in self.interval_blocks:
-                    merged.extend(block.readings)
-                merged = merged.deduplicated()
-            self._merged.append(merged)
-        return self._merged[0]
+        """All readings of the blocks, de-duplicated. Built on each access (keeping a merged
+        copy beside the blocks would double the memory of a large document): bind it to a
+        name when you use it more than once."""
+        if len(self.interval_blocks) == 1:
+            return self.interval_blocks[0].readings.deduplicated()
+        merged = ReadingColumns()
+        for block in self.interval_blocks:
+            merged.extend(block.readings)
+        return merged.deduplicated()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
