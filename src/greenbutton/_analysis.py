@@ -31,6 +31,8 @@ from .models import (
 from .models._enums import ACCUMULATION_BEHAVIOUR, FLOW_DIRECTION
 
 __all__ = [
+    "MAX_EXPONENT",
+    "SUMMABLE_UNITS",
     "DailyTotal",
     "DstDay",
     "DuplicateStats",
@@ -40,8 +42,10 @@ __all__ = [
     "daily_totals",
     "describe_reading_type",
     "display_unit",
+    "effective_durations",
     "flow_label",
     "format_duration",
+    "format_number",
     "hourly_matrix",
     "local_datetime",
     "scaled",
@@ -73,7 +77,12 @@ _DISPLAY = {
     "VA": ("kVA", -3),
 }
 
-_REGISTER = 1  # AccumulationKind bulkQuantity: each value is a meter register reading
+# AccumulationKind bulkQuantity (1), continuousCumulative (2), cumulative (3): each value is
+# a register reading since some origin, so summing them double counts.
+_REGISTER = frozenset({1, 2, 3})
+
+#: Largest plausible |powerOfTenMultiplier| (SI yotta / yocto).
+MAX_EXPONENT = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +156,7 @@ class SeriesSummary:
     last_end: int | None
     tz: tzinfo
     time_zone: str
+    time_zone_problems: tuple[str, ...]
     interval_lengths: Mapping[int, int]
     total: float | None
     total_basis: str | None  # "sum", "register" (last - first) or None
@@ -180,7 +190,7 @@ def scaled(raw: float, exponent: int) -> float:
     """``raw × 10^exponent``, dividing for negative exponents so that 2668300 × 10^-6 is
     2.6683 and not 2.6683000000000003."""
     power: int = 10 ** abs(exponent)
-    return raw * power if exponent >= 0 else raw / power
+    return float(raw * power) if exponent >= 0 else raw / power
 
 
 def format_duration(seconds: int) -> str:
@@ -194,6 +204,16 @@ def format_duration(seconds: int) -> str:
     if seconds > 2 * 86400:
         return f"{seconds / 86400:.1f} days"
     return f"{seconds} s"
+
+
+def format_number(x: float, decimals: int = 3) -> str:
+    """Readable numbers: thousands separators, no float noise, tiny values kept."""
+    if x != 0 and abs(x) < 10**-decimals:
+        return f"{x:.3g}"
+    text = f"{x:,.{decimals}f}"
+    if decimals > 2 and "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
 
 
 def describe_reading_type(rt: ReadingType | None) -> str:
@@ -227,17 +247,13 @@ def time_zone_for(doc: Document, up: UsagePoint) -> tuple[tzinfo, str, tuple[str
     if ltp is None and len(doc.local_time_parameters) == 1:
         ltp, borrowed = doc.local_time_parameters[0], True
     if ltp is None:
-        return (
-            UTC,
-            "UTC (no LocalTimeParameters)",
-            ("no LocalTimeParameters: local days are UTC days",),
-        )
+        return UTC, "UTC (no LocalTimeParameters)", ("local days are UTC days",)
     info = ltp.time_zone
     label = _describe_tz(ltp, info)
-    problems = tuple(f"LocalTimeParameters: {p}" for p in info.problems)
+    problems = list(info.problems)
     if borrowed:
         label += " (the document's only LocalTimeParameters)"
-    return info.tzinfo, label, problems
+    return info.tzinfo, label, tuple(problems)
 
 
 def _describe_tz(ltp: LocalTimeParameters, info: TimeZoneInfo) -> str:
@@ -303,16 +319,28 @@ class _LocalClock:
 def _scale(rt: ReadingType | None) -> tuple[str | None, int]:
     unit = rt.unit if rt is not None else None
     shown, shift = display_unit(unit)
-    mult = (rt.power_of_ten_multiplier or 0) if rt is not None else 0
-    return shown, shift + mult
+    return shown, shift + _multiplier(rt.power_of_ten_multiplier if rt is not None else None)
+
+
+def _multiplier(mult: int | None) -> int:
+    """The power of ten to apply; test files carry sentinels such as 4096, which would
+    overflow a float, so anything beyond the SI range (yocto..yotta) counts as none."""
+    return mult if mult is not None and abs(mult) <= MAX_EXPONENT else 0
 
 
 def _effective_durations(
     starts: Sequence[int], durations: Sequence[int], rt: ReadingType | None
 ) -> list[int]:
-    """Durations with zeros replaced by the series' interval length (GBA Meter_Data files
-    write 0 for every reading), so gaps and per-day coverage stay meaningful."""
-    fallback = rt.interval_length if rt is not None and rt.interval_length else 0
+    return effective_durations(starts, durations, rt.interval_length if rt is not None else None)
+
+
+def effective_durations(
+    starts: Sequence[int], durations: Sequence[int], interval_length: int | None
+) -> list[int]:
+    """Durations with zeros replaced by the interval length (GBA Meter_Data files write 0
+    for every reading), else the usual step between starts, so gaps and per-day coverage
+    stay meaningful."""
+    fallback = interval_length or 0
     if not fallback:
         steps = [b - a for a, b in zip(starts, starts[1:], strict=False) if b > a]
         fallback = int(statistics.median(steps)) if steps else 0
@@ -345,7 +373,7 @@ def series_values(mr: MeterReading, tz: tzinfo) -> SeriesValues:
 
 
 def _is_rising_register(rt: ReadingType | None, raw: Sequence[int]) -> bool:
-    if rt is None or rt.accumulation_behaviour != _REGISTER or len(raw) < 2:
+    if rt is None or rt.accumulation_behaviour not in _REGISTER or len(raw) < 2:
         return False
     return all(a <= b for a, b in zip(raw, raw[1:], strict=False))
 
@@ -415,7 +443,7 @@ def summarize_series(
 ) -> SeriesSummary:
     """Facts about one MeterReading; ``tz`` is the local time zone (see :func:`time_zone_for`)."""
     rt = mr.reading_type
-    warnings = list(tz_problems)
+    warnings: list[str] = []
     cols = mr.readings
     raw_count = sum(len(b.readings) for b in mr.interval_blocks)
     order = sorted(range(len(cols)), key=cols.start.__getitem__)
@@ -429,7 +457,14 @@ def summarize_series(
 
     if rt is None:
         warnings.append("no ReadingType linked: units and scale are unknown")
-    zero = sum(1 for d in durations if d == 0)
+    elif _multiplier(rt.power_of_ten_multiplier) != (rt.power_of_ten_multiplier or 0):
+        warnings.append(
+            f"powerOfTenMultiplier {rt.power_of_ten_multiplier} is not a plausible scale; "
+            "values are shown unscaled"
+        )
+    # Counted in the file as written: the 0-s reading GBA writes at a fall-back hour shares
+    # its start with the real one, so de-duplication alone would hide it.
+    zero = sum(1 for b in mr.interval_blocks for d in b.readings.duration if d == 0)
     if zero:
         warnings.append(
             f"{zero} reading(s) with duration 0; the interval length "
@@ -441,17 +476,17 @@ def summarize_series(
     peak = mean = None
     summable = unit is not None and (rt is not None and rt.unit in SUMMABLE_UNITS)
     if raw_values and summable:
-        if rt is not None and rt.accumulation_behaviour == _REGISTER:
+        if rt is not None and rt.accumulation_behaviour in _REGISTER:
             if _is_rising_register(rt, raw_values):
                 total, basis = scaled(raw_values[-1] - raw_values[0], exp), "register"
                 warnings.append(
-                    "register readings (accumulationBehaviour 1): the total is last minus "
-                    "first reading, not a sum"
+                    f"register readings ({_accumulation(rt)}): the total is the last minus "
+                    "the first reading, not a sum"
                 )
             else:
                 total, basis = scaled(sum(raw_values), exp), "sum"
                 warnings.append(
-                    "ReadingType says register readings (accumulationBehaviour 1) but the "
+                    f"the ReadingType says register readings ({_accumulation(rt)}) but the "
                     "values rise and fall like per-interval amounts; they were summed as such, "
                     "so check the total"
                 )
@@ -509,6 +544,7 @@ def summarize_series(
         last_end=max(s + d for s, d in zip(starts, eff, strict=True)) if starts else None,
         tz=tz,
         time_zone=time_zone,
+        time_zone_problems=tuple(tz_problems),
         interval_lengths=dict(sorted(Counter(durations).items())),
         total=total,
         total_basis=basis,
@@ -526,6 +562,11 @@ def summarize_series(
         missing_values=missing_values,
         warnings=tuple(warnings),
     )
+
+
+def _accumulation(rt: ReadingType) -> str:
+    code = rt.accumulation_behaviour
+    return f"accumulationBehaviour {code} = {code_name(ACCUMULATION_BEHAVIOUR, code)}"
 
 
 def _usual_length(durations: Sequence[int]) -> int:
@@ -612,13 +653,18 @@ def usage_summary_facts(us: UsageSummary) -> dict[str, object]:
         "line_items": len(us.line_items),
     }
     consumption = {}
+    unusable = []
     for name, m in us.measurements.items():
         if m.value is None:
+            continue
+        if m.power_of_ten_multiplier is not None and abs(m.power_of_ten_multiplier) > MAX_EXPONENT:
+            unusable.append(name)  # GBA test files fill unused ones with sentinel values
             continue
         unit, shift = display_unit(uom_symbol(m.uom))
         value = scaled(m.value, shift + (m.power_of_ten_multiplier or 0))
         consumption[name] = {"value": value, "unit": unit}
     facts["measurements"] = consumption
+    facts["unusable_measurements"] = unusable
     return facts
 
 
@@ -626,8 +672,11 @@ def _money(raw: int | None) -> float | None:
     return None if raw is None else scaled(raw, -5)
 
 
-def _iso(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _iso(epoch: int) -> str | None:
+    try:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def flow_label(code: int | None) -> str:

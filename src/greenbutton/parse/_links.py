@@ -84,6 +84,22 @@ def _strip_after(href: str | None, segment: str) -> str | None:
     return None
 
 
+def _fields(rt: ReadingType) -> tuple[object, ...]:
+    """A ReadingType's values without its Atom metadata."""
+    return tuple(
+        getattr(rt, f)
+        for f in (
+            "uom",
+            "power_of_ten_multiplier",
+            "interval_length",
+            "flow_direction",
+            "kind",
+            "commodity",
+            "currency",
+        )
+    )
+
+
 def _key(rec: Record | None, fallback: str) -> str:
     if rec is None:
         return fallback
@@ -108,7 +124,16 @@ def link(records: list[Record], warnings: list[str]) -> list[PointNode]:
     if blocks and not any(r.self or r.up or r.related for r in records):
         return _by_document_order(records, ups, warnings)
 
-    rt_by_self = {r.self: r.resource for r in rts if r.self}
+    rt_by_self: dict[str, ReadingType] = {}
+    for r in rts:
+        if r.self:
+            previous = rt_by_self.get(r.self)
+            if previous is not None and _fields(previous) != _fields(r.resource):
+                warnings.append(
+                    f"two different ReadingType entries share the link {r.self}; the later "
+                    "one is used"
+                )
+            rt_by_self[r.self] = r.resource
     ltp_by_self = {r.self: r.resource for r in ltps if r.self}
     only_rt = rts[0].resource if len(rts) == 1 else None
     only_ltp = ltps[0].resource if len(ltps) == 1 else None
