@@ -1,0 +1,59 @@
+"""Simulator settings: fixed at start (``SimulatorConfig``) and switchable at run time
+(``Faults``, mutated in place through the admin endpoint or by tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["PATHS", "Faults", "SimulatorConfig"]
+
+
+class PATHS:
+    """URL paths, mirroring PG&E Share My Data so one utility profile serves both (DESIGN 4)."""
+
+    AUTHORIZE = "/myAuthorization"
+    LOGIN = "/login"
+    TOKEN = "/datacustodian/oauth/v2/token"
+    RESOURCE = "/GreenButtonConnect/espi/1_1/resource"
+    ADMIN_FAULTS = "/_simulator/faults"
+    # The third party's side (the web app), relative to --third-party-url.
+    THIRD_PARTY_REDIRECT = "/OAuthCallback"
+    THIRD_PARTY_NOTIFY = "/espi/1_1/Notification"
+
+
+@dataclass(slots=True)
+class Faults:
+    """Fault injection (DESIGN 4). Every field can change while the simulator runs."""
+
+    latency_ms: int = 0  # added to every API response
+    rate_limit_per_s: float = 0.0  # > 0: answer 429 + Retry-After above this request rate
+    status_burst: int = 0  # answer the next N API requests with `burst_status`
+    burst_status: int = 503
+    retry_after: int = 1  # seconds, on 429 and 503
+    malformed_xml: bool = False  # truncate every XML body
+    drop_notifications: bool = False  # do not POST BatchLists
+    duplicate_notifications: bool = False  # POST every BatchList twice
+    expire_tokens: bool = False  # every access token is treated as expired
+    revoke_all: bool = False  # every authorization is treated as revoked
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimulatorConfig:
+    """Start-up settings of ``greenbutton simulator`` (DESIGN 3.6)."""
+
+    state_dir: Path
+    host: str = "127.0.0.1"
+    portal_port: int = 0  # 0 = a free port
+    api_port: int = 0
+    auto_approve: str | None = None  # username whose consent is given without pages
+    third_party_url: str = "http://127.0.0.1:3000"
+    customers: int = 3
+    seed: int = 20_240_101
+    history_days: int = 730  # synthetic history length, ending yesterday (UTC)
+    data_dir: Path | None = None  # serve these real ESPI files instead of synthetic data
+    code_ttl: int = 600  # authorization code lifetime, s (PG&E: 600)
+    access_token_ttl: int = 3600  # s (PG&E: 3600)
+    notification_interval: float | None = None  # s between "new daily data" notifications
+    allow_insecure_bind: bool = False  # a non-loopback host needs this and fresh secrets
+    faults: Faults = field(default_factory=Faults)
