@@ -14,7 +14,7 @@ class PATHS:
 
     AUTHORIZE = "/myAuthorization"
     LOGIN = "/login"
-    TOKEN = "/datacustodian/oauth/v2/token"
+    TOKEN = "/datacustodian/oauth/v2/token"  # noqa: S105 - a URL path, not a secret
     RESOURCE = "/GreenButtonConnect/espi/1_1/resource"
     ADMIN_FAULTS = "/_simulator/faults"
     # The third party's side (the web app), relative to --third-party-url.
