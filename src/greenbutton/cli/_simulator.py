@@ -1,0 +1,167 @@
+"""``greenbutton simulator``: run the data-custodian simulator in the foreground (DESIGN 3.6).
+
+Thin on purpose: options become a ``SimulatorConfig``; ``simulator._server`` does the work.
+The simulator's modules are imported only when the command runs, so the rest of the CLI works
+without the ``[sim]`` extra.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .._errors import ConfigurationError
+from . import cli
+
+__all__ = ["default_state_dir", "simulator_command"]
+
+_SIM_MODULES = {"uvicorn", "starlette", "jinja2", "oauthlib", "itsdangerous", "multipart"}
+
+
+def default_state_dir() -> Path:
+    """The per-user data folder (what platformdirs' ``user_data_dir`` would give)."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "greenbutton" / "simulator"
+
+
+_port = click.IntRange(0, 65535)
+
+
+@cli.command("simulator")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the CA, certificates, registration and customers; reused on later "
+    "starts. [default: the per-user data folder]",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--portal-port", type=_port, default=0, help="Customer portal port. [default: free]")
+@click.option("--api-port", type=_port, default=0, help="Token + ESPI API port. [default: free]")
+@click.option(
+    "--auto-approve",
+    metavar="USERNAME",
+    help="Skip login and consent for this customer and redirect straight back with a code.",
+)
+@click.option(
+    "--third-party-url",
+    default="http://127.0.0.1:3000",
+    show_default=True,
+    help="Base URL of the third party's web app (redirect and notification URIs).",
+)
+@click.option(
+    "--customers", type=click.IntRange(1), default=3, show_default=True, help="Demo customers."
+)
+@click.option(
+    "--seed", type=int, default=20_240_101, show_default=True, help="Synthetic data seed."
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Serve the ESPI files in this folder instead of synthetic data.",
+)
+@click.option(
+    "--notify-every",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Send a 'new daily data' notification this often. [default: never]",
+)
+@click.option("--latency-ms", type=click.IntRange(0), default=0, help="Delay every API answer.")
+@click.option(
+    "--fault-429-rate",
+    type=click.FloatRange(0),
+    default=0.0,
+    metavar="PER_SECOND",
+    help="Answer 429 + Retry-After above this API request rate (0 = off).",
+)
+@click.option(
+    "--fault-5xx-burst",
+    type=click.IntRange(0),
+    default=0,
+    metavar="N",
+    help="Answer the first N API requests with 503.",
+)
+@click.option("--malformed-xml", is_flag=True, help="Truncate every XML body.")
+@click.option("--drop-notifications", is_flag=True, help="Never POST BatchList notifications.")
+@click.option("--duplicate-notifications", is_flag=True, help="POST every notification twice.")
+@click.option(
+    "--allow-non-loopback",
+    is_flag=True,
+    help="Allow a --host that is not loopback (fresh secrets are generated for it).",
+)
+@click.option("--access-log", is_flag=True, help="Log every request to stderr.")
+def simulator_command(
+    state_dir: Path | None,
+    host: str,
+    portal_port: int,
+    api_port: int,
+    auto_approve: str | None,
+    third_party_url: str,
+    customers: int,
+    seed: int,
+    data_dir: Path | None,
+    notify_every: float | None,
+    latency_ms: int,
+    fault_429_rate: float,
+    fault_5xx_burst: int,
+    malformed_xml: bool,
+    drop_notifications: bool,
+    duplicate_notifications: bool,
+    allow_non_loopback: bool,
+    access_log: bool,
+) -> None:
+    """Run a Green Button data custodian on loopback: customer portal, OAuth server and ESPI
+    API behind mutual TLS, with synthetic customers.
+
+    Writes STATE_DIR/registration.json once it serves (client id and secret, certificate,
+    key and CA paths, URLs, customer logins) and prints what to do next. Ctrl-C stops it.
+    """
+    try:
+        from ..simulator import Faults, SimulatorConfig
+        from ..simulator._server import SimulatorServer, startup_message
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in _SIM_MODULES:
+            raise ConfigurationError(
+                f"the simulator needs {exc.name}; install it with: pip install 'greenbutton[sim]'"
+            ) from exc
+        raise
+
+    config = SimulatorConfig(
+        state_dir=state_dir if state_dir is not None else default_state_dir(),
+        host=host,
+        portal_port=portal_port,
+        api_port=api_port,
+        auto_approve=auto_approve,
+        third_party_url=third_party_url,
+        customers=customers,
+        seed=seed,
+        data_dir=data_dir,
+        notification_interval=notify_every,
+        allow_insecure_bind=allow_non_loopback,
+        faults=Faults(
+            latency_ms=latency_ms,
+            rate_limit_per_s=fault_429_rate,
+            status_burst=fault_5xx_burst,
+            malformed_xml=malformed_xml,
+            drop_notifications=drop_notifications,
+            duplicate_notifications=duplicate_notifications,
+        ),
+    )
+    server = SimulatorServer(
+        config, log_level="info" if access_log else "warning", access_log=access_log
+    )
+
+    def ready() -> None:
+        click.echo(startup_message(server))
+
+    server.run(on_ready=ready)
+    click.echo("Simulator stopped.", err=True)
