@@ -693,3 +693,22 @@ def test_sync_call_over_mutual_tls(tmp_path: Path) -> None:
                 f"Subscription/{customer.subscription_id}/UsagePoint/{up}"
             )
             assert doc.reading_count > 0
+
+
+def test_data_dir_serves_real_files(tmp_path: Path) -> None:
+    from greenbutton.simulator._data import FileData
+    from tests.conftest import FIXTURES
+
+    files = tmp_path / "data"
+    files.mkdir()
+    (files / "a.xml").write_bytes((FIXTURES / "gba_demo_hourly_32days.xml").read_bytes())
+    env = Env(tmp_path)
+    env.sim.data = data = FileData(env.sim.state, files)
+    (point,) = data.usage_points(SUB_A)
+    original = greenbutton.parse(FIXTURES / "gba_demo_hourly_32days.xml")
+    r = env.get(f"Batch/Subscription/{SUB_A}/UsagePoint/{point.id}", env.access)
+    assert r.status_code == 200
+    served = greenbutton.parse(r.content)
+    assert served.reading_count == original.reading_count > 0
+    assert env.get(f"Batch/Subscription/{SUB_B}/UsagePoint", env.access_b).status_code == 204
+    env.notifier.close()
