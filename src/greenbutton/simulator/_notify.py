@@ -29,9 +29,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from html import escape
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-from xml.sax.saxutils import escape
 
 import httpx2
 
@@ -51,7 +51,7 @@ MAX_PREPARED = 10_000
 
 def batch_list_xml(uris: Sequence[str]) -> bytes:
     """A BatchList document naming ``uris`` (the body of a notification)."""
-    items = "".join(f"<resources>{escape(u)}</resources>" for u in uris)
+    items = "".join(f"<resources>{escape(u, quote=False)}</resources>" for u in uris)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<BatchList xmlns="{ESPI_NS}">{items}</BatchList>\n'
