@@ -374,8 +374,7 @@ def startup_message(server: SimulatorServer) -> str:
         f'       -u {reg["client_id"]}:"$SECRET" -d grant_type=client_credentials \\',
         f"       {reg['token_url']}",
         "",
-        "Run the third-party web app against it:",
-        f"  greenbutton serve --simulator {q(str(server.registration_path.parent))}",
+        "Its feeds are Green Button XML: save one and run `greenbutton inspect FILE`.",
         "",
         "Press Ctrl-C to stop.",
     ]
