@@ -114,6 +114,12 @@ def _write_parquet(rows: Iterable[Reading], path: str) -> int:
     return n
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def _atomic(path: Path, mode: str) -> Iterator[tuple[IO[Any], str]]:
     """A temporary file beside ``path``, renamed onto it only if the block succeeds."""
@@ -122,6 +128,7 @@ def _atomic(path: Path, mode: str) -> Iterator[tuple[IO[Any], str]]:
     try:
         with os.fdopen(fd, mode, newline="" if "b" not in mode else None) as fh:
             yield fh, tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; an export is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
