@@ -4,7 +4,17 @@ Every error the package raises on purpose is a :class:`GreenButtonError`, so cal
 CLI, which turns them into one ``error: ...`` line) can catch one class::
 
     GreenButtonError
-     +- ConfigurationError      bad settings, found before any work starts
+     +- ConfigurationError      bad settings, certificates or credentials, found at start-up
+     +- TransportError          the request did not get an HTTP answer: .url (no secrets)
+     |   +- ConnectError        includes TLS failures (hint: check the client certificate)
+     |   +- RequestTimeout      a timeout or the overall deadline
+     +- OAuthError              RFC 6749 5.2 error: .error .description .uri .status_code
+     |   +- InvalidGrantError   code or refresh token rejected: the customer must re-authorize
+     |   +- InvalidClientError  client id, secret or certificate not accepted
+     +- APIStatusError          non-2xx from the resource server: .status_code .url .excerpt
+     |   +- AuthorizationError  401/403: expired, revoked, or outside the grant's scope
+     |   +- NotFoundError       404
+     |   +- ServerError         5xx/429: .retry_after
      +- ParseError              malformed or unexpected XML: .line, .resource
          +- UnsafeXMLError      DTDs, entities, XInclude: refused by policy (SECURITY R34)
          +- XMLLimitError       depth, text size or element counts above the limits (R36)
@@ -15,9 +25,19 @@ Messages say what is wrong, where (line) and what to do; they never quote secret
 from __future__ import annotations
 
 __all__ = [
+    "APIStatusError",
+    "AuthorizationError",
     "ConfigurationError",
+    "ConnectError",
     "GreenButtonError",
+    "InvalidClientError",
+    "InvalidGrantError",
+    "NotFoundError",
+    "OAuthError",
     "ParseError",
+    "RequestTimeout",
+    "ServerError",
+    "TransportError",
     "UnsafeXMLError",
     "XMLLimitError",
 ]
@@ -60,3 +80,82 @@ class UnsafeXMLError(ParseError):
 
 class XMLLimitError(ParseError):
     """The document exceeds a safety limit (nesting depth, text size, element counts)."""
+
+
+class TransportError(GreenButtonError):
+    """No HTTP answer: connection, TLS or timeout. ``url`` never carries a token."""
+
+    def __init__(self, message: str, *, url: str | None = None):
+        self.url = url
+        super().__init__(message)
+
+
+class ConnectError(TransportError):
+    """Could not connect or complete the TLS handshake (check the client certificate)."""
+
+
+class RequestTimeout(TransportError):
+    """A timeout, or the call's overall deadline passed."""
+
+
+class OAuthError(GreenButtonError):
+    """An RFC 6749 section 5.2 error from the token endpoint."""
+
+    def __init__(
+        self,
+        error: str,
+        description: str | None = None,
+        *,
+        uri: str | None = None,
+        status_code: int | None = None,
+    ):
+        self.error = error
+        self.description = description
+        self.uri = uri
+        self.status_code = status_code
+        text = f"{error}: {description}" if description else error
+        super().__init__(f"token endpoint answered {status_code or '?'} {text}")
+
+
+class InvalidGrantError(OAuthError):
+    """The code or refresh token was rejected: the customer must authorize again."""
+
+
+class InvalidClientError(OAuthError):
+    """The client id, secret or certificate was not accepted."""
+
+
+class APIStatusError(GreenButtonError):
+    """A non-2xx answer from the resource server."""
+
+    def __init__(self, message: str, *, status_code: int, url: str, excerpt: str = ""):
+        self.status_code = status_code
+        self.url = url
+        self.excerpt = excerpt
+        super().__init__(message)
+
+
+class AuthorizationError(APIStatusError):
+    """401/403: the token is expired, revoked, or does not cover the resource."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such resource."""
+
+
+class ServerError(APIStatusError):
+    """5xx or 429; ``retry_after`` (seconds) when the server said."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        url: str,
+        excerpt: str = "",
+        retry_after: float | None = None,
+    ):
+        self.retry_after = retry_after
+        super().__init__(message, status_code=status_code, url=url, excerpt=excerpt)
