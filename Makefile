@@ -7,7 +7,9 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint bench install clean
 
-$(STAMP): pyproject.toml
+# hatch_build.py compiles the parse accelerator at install time: a changed _cblocks.pyx or
+# build hook means reinstalling.
+$(STAMP): pyproject.toml hatch_build.py src/greenbutton/parse/_cblocks.pyx
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
 	$(BIN)/python -m pip install --quiet -e '.[all]' --group dev

@@ -4,16 +4,22 @@ Runs once per IntervalReading, so it touches each element once, compares interne
 strings instead of building names, and lets ``int()`` strip the whitespace some writers
 leave in numbers. Anything unexpected leaves the fast path for a slow one that finds the
 offending element and reports its line.
+
+Three paths, each taking what the one before leaves: the compiled accelerator
+``_cblocks.read_block`` (when it was built at install time and is not switched off, see
+``_accel``), the same walk in Python (``_fast``), and the careful loop that warns and raises.
 """
 
 from __future__ import annotations
 
+import sys
 from decimal import Decimal, InvalidOperation
 
 from lxml import etree
 
 from .._errors import ParseError, XMLLimitError
 from ..models import ABSENT, ABSENT32, DateTimeInterval, ReadingColumns
+from ._accel import block_reader
 from ._xml import ESPI, Limits, check_subtree
 
 __all__ = ["read_block"]
@@ -81,10 +87,17 @@ def read_block(
     """Read one ``espi:IntervalBlock`` element into its interval and reading columns.
 
     The common shape (every reading with a timePeriod, integers everywhere) takes a tight
-    loop with no per-field checks; anything else, including every error, is redone by the
-    careful loop, which knows the line of each problem. Missing durations are stored as
-    ``ABSENT``; the caller fills them from the ReadingType.
+    loop with no per-field checks, in C when the accelerator is built; anything else,
+    including every error, is redone by the careful loop, which knows the line of each
+    problem. Missing durations are stored as ``ABSENT``; the caller fills them from the
+    ReadingType.
     """
+    c_read_block = block_reader()
+    if c_read_block is not None:
+        cols = ReadingColumns()
+        got = c_read_block(block, min(limits.max_readings_per_block, sys.maxsize), cols)
+        if got is not None:
+            return DateTimeInterval(start=got[0], duration=got[1]), cols
     try:
         result = _fast(block, limits)
     except (ValueError, TypeError, OverflowError, _Slow):
@@ -238,6 +251,13 @@ def _careful(
                     if start is None:
                         raise ParseError(
                             "IntervalReading has no timePeriod/start and its block no interval",
+                            line=child.sourceline,
+                            resource=name,
+                        )
+                    if start > _INT64_MAX:  # the previous reading's start + duration
+                        raise ParseError(
+                            f"IntervalReading has no timePeriod/start, and the previous "
+                            f"reading ends at {start}, beyond 64-bit seconds",
                             line=child.sourceline,
                             resource=name,
                         )

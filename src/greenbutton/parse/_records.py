@@ -39,6 +39,8 @@ from ._xml import ATOM, CUSTOMER, ESPI, Limits, check_subtree
 __all__ = ["Record", "normalize_href", "read_entry", "read_resource_root"]
 
 _A = f"{{{ATOM}}}"
+_LINK, _CONTENT, _ID, _TITLE = _A + "link", _A + "content", _A + "id", _A + "title"
+_PUBLISHED, _UPDATED = _A + "published", _A + "updated"
 _ENDPOINT = re.compile(r"/espi/1_1/resource/")
 _SLASHES = re.compile(r"/{2,}")
 
@@ -138,7 +140,10 @@ def read_entry(
     content: etree._Element | None = None
     for child in entry:
         tag = child.tag
-        if tag == _A + "link":
+        if tag == _CONTENT:
+            content = child
+            continue
+        if tag == _LINK:
             href = child.get("href")
             rel = child.get("rel") or "alternate"
             if rel == "self":
@@ -149,18 +154,15 @@ def read_entry(
                 h = normalize_href(href)
                 if h:
                     rec.related.append(h)
-        elif tag == _A + "content":
-            content = child
-        elif tag == _A + "id":
+        elif tag == _ID:
             rec.atom_id = _text(child)
-        elif tag == _A + "title":
+        elif tag == _TITLE:
             rec.title = _text(child)
-        elif tag == _A + "published":
+        elif tag == _PUBLISHED:
             rec.published = parse_datetime(child.text, warnings, child.sourceline)
-        elif tag == _A + "updated":
+        elif tag == _UPDATED:
             rec.updated = parse_datetime(child.text, warnings, child.sourceline)
-        if tag != _A + "content":
-            check_subtree(child, 3, limits, name)
+        check_subtree(child, 3, limits, name)
     if content is None:
         warnings.append(f"line {entry.sourceline}: entry without content skipped")
         return None

@@ -21,6 +21,7 @@ from typing import IO, Any
 from lxml import etree
 
 from .._errors import ParseError, UnsafeXMLError, XMLLimitError
+from . import _accel
 
 __all__ = [
     "ATOM",
@@ -92,8 +93,15 @@ def _depth_error(line: int | None, limit: int, name: str | None) -> XMLLimitErro
 
 def check_subtree(el: etree._Element, depth: int, limits: Limits, name: str | None) -> None:
     """Enforce depth, text-size and attribute limits on ``el`` and everything below it."""
-    stack = [(el, depth)]
     max_depth, max_text, max_attr = limits.max_depth, limits.max_text, limits.max_attributes
+    within = _accel.subtree_checker()
+    if within is not None:
+        try:
+            if within(el, depth, max_depth, max_text, max_attr):
+                return  # the compiled walk is within every limit; else redo it here, exactly
+        except OverflowError:  # a limit beyond the C range ("unlimited"): check here
+            pass
+    stack = [(el, depth)]
     while stack:
         node, d = stack.pop()
         if d > max_depth:
@@ -214,6 +222,7 @@ class _Reader:
         self._head: bytes | None = head
         self.lines = 1
         self.eof = False
+        self._count = _accel.byte_counter()  # one C pass for both counts, when compiled
         if head[:2] in (b"<\x00", b"\x00<"):
             raise ParseError(
                 "the document's encoding is UTF-16 without a byte-order mark; "
@@ -239,10 +248,13 @@ class _Reader:
             data = self._stream.read(size)
         if not data:
             self.eof = True
-        self.lines += data.count(b"\n")
         # libxml2 checks attributes for duplicates pairwise: 100,000 attributes on one
         # element take minutes. No Green Button document comes near this density.
-        attrs = data.count(b"=")
+        if self._count is not None and type(data) is bytes:
+            lines, attrs = self._count(data)
+        else:
+            lines, attrs = data.count(b"\n"), data.count(b"=")
+        self.lines += lines
         if attrs > 2048 and attrs * 16 > len(data):
             raise XMLLimitError(
                 f"{attrs} attributes in {len(data)} bytes near line {self.lines}; "
@@ -262,6 +274,7 @@ def iter_elements(
     caller can read feed-level metadata or a non-Atom root (BatchList, ServiceStatus, a bare
     resource).
     """
+    _accel.refresh()  # GREENBUTTON_PURE_PYTHON is read once per document
     stream, opened_name, close = open_source(source)
     name = name or opened_name
     reader: _Reader | None = None
@@ -280,19 +293,51 @@ def iter_elements(
             stream.close()
 
 
+# Bytes handed to the parser at a time: large enough that per-chunk costs vanish, small
+# enough that the entries parsed ahead of the consumer stay a few hundred kB.
+_CHUNK = 1 << 20
+
+
 def _iter(
     stream: _Reader, limits: Limits, name: str | None
 ) -> Iterator[tuple[str, etree._Element]]:
-    context = etree.iterparse(stream, events=("start", "end"), tag=(_FEED, _ENTRY), **_SAFE)
+    # Only "start" events: lxml runs a hook holding the GIL on every element for each kind
+    # of event asked for, and "end" events (iterparse's) cost a fifth of a whole parse. An
+    # entry is handed out once the parser has moved past it (_ready), in the order its end
+    # tag came, as an "end" event would have.
+    parser = etree.XMLPullParser(events=("start",), tag=(_FEED, _ENTRY), **_SAFE)
+    events = parser.read_events()
+    started: list[etree._Element] = []  # entries seen starting, not handed out yet
+    done: list[etree._Element] = []  # entries handed out, to free
     checked = False
     entries = 0
-    for event, el in context:
-        if not checked:
-            _refuse_doctype(el.getroottree(), name)
-            checked = True
-        if event == "start":
-            continue
-        if el.tag == _ENTRY:
+    root: etree._Element | None = None
+    while root is None:
+        data = stream.read(_CHUNK)
+        # Free the last chunk's entries only now, after the read: glibc merges small freed
+        # blocks when a large block is asked for (the read's buffer), but hands them back
+        # as they are to the nodes the next feed builds, at half the cost.
+        for el in done:
+            parent = el.getparent()
+            el.clear(keep_tail=False)
+            if parent is not None:
+                parent.remove(el)  # the tree never holds more than two chunks of entries
+        done.clear()
+        error: etree.XMLSyntaxError | None = None
+        try:
+            if data:
+                parser.feed(data)
+            else:
+                root = parser.close()
+        except etree.XMLSyntaxError as exc:
+            error = exc
+        for _event, el in events:
+            if not checked:
+                _refuse_doctype(el.getroottree(), name)
+                checked = True
+            if el.tag == _ENTRY:
+                started.append(el)
+        for el, nested in _ready(started, done=root is not None):
             entries += 1
             if entries > limits.max_entries:
                 raise XMLLimitError(
@@ -300,16 +345,58 @@ def _iter(
                     line=el.sourceline,
                     resource=name,
                 )
-            parent = el.getparent()
             yield "entry", el
-            el.clear(keep_tail=False)
-            if parent is not None:
-                parent.remove(el)  # the tree never holds more than one entry
-    root = context.root
-    if root is None:  # pragma: no cover - iterparse raises on empty input
-        raise ParseError("the document is empty", resource=name)
+            if nested:  # out of the entry around it before that one is read
+                parent = el.getparent()
+                el.clear(keep_tail=False)
+                if parent is not None:
+                    parent.remove(el)
+            else:
+                done.append(el)
+        if error is not None:
+            raise error
+    for el in done:
+        parent = el.getparent()
+        el.clear(keep_tail=False)
+        if parent is not None:
+            parent.remove(el)
     if not checked:
         _refuse_doctype(root.getroottree(), name)
     check_subtree(root, 1, limits, name)
     _entity_check(root, name)
     yield "root", root
+
+
+def _closed(el: etree._Element) -> bool:
+    """Has the parser passed the end tag of ``el``: is anything after it in the tree yet?"""
+    node: etree._Element | None = el
+    while node is not None:
+        if node.getnext() is not None or node.tail is not None:
+            return True
+        node = node.getparent()
+    return False
+
+
+def _ready(started: list[etree._Element], *, done: bool) -> list[tuple[etree._Element, bool]]:
+    """Take the closed entries off the front of ``started``, in end-tag order.
+
+    ``started`` is in start-tag order; an entry nested in another (not Atom, but possible)
+    ends first, so it comes before the entry around it, marked True (to be detached before
+    the outer one is read).
+    """
+    out: list[tuple[etree._Element, bool]] = []
+    while started and (done or _closed(started[0])):
+        head = started.pop(0)
+        inner = 0
+        while inner < len(started) and any(a is head for a in started[inner].iterancestors()):
+            inner += 1
+        stack = [head]
+        for el in started[:inner]:
+            while not any(a is stack[-1] for a in el.iterancestors()):
+                out.append((stack.pop(), True))
+            stack.append(el)
+        while len(stack) > 1:
+            out.append((stack.pop(), True))
+        out.append((head, False))
+        del started[:inner]
+    return out
