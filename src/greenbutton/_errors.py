@@ -11,6 +11,7 @@ CLI, which turns them into one ``error: ...`` line) can catch one class::
      +- OAuthError              RFC 6749 5.2 error: .error .description .uri .status_code
      |   +- InvalidGrantError   code or refresh token rejected: the customer must re-authorize
      |   +- InvalidClientError  client id, secret or certificate not accepted
+     |   +- CallbackError       the authorization redirect was an error or is not ours
      +- APIStatusError          non-2xx from the resource server: .status_code .url .excerpt
      |   +- AuthorizationError  401/403: expired, revoked, or outside the grant's scope
      |   +- NotFoundError       404
@@ -27,6 +28,7 @@ from __future__ import annotations
 __all__ = [
     "APIStatusError",
     "AuthorizationError",
+    "CallbackError",
     "ConfigurationError",
     "ConnectError",
     "GreenButtonError",
@@ -123,6 +125,30 @@ class InvalidGrantError(OAuthError):
 
 class InvalidClientError(OAuthError):
     """The client id, secret or certificate was not accepted."""
+
+
+class CallbackError(OAuthError):
+    """The authorization redirect (RFC 6749 4.1.2) cannot give a code.
+
+    ``from_server`` is True when the authorization server sent ``error=`` (``access_denied``
+    when the customer said no); otherwise ``error`` names the local check that failed
+    (``invalid_callback``, ``state_mismatch``, ``expired``, ``redirect_mismatch``). The
+    description is plain text, never HTML: escape it before showing it in a page (R06).
+    """
+
+    def __init__(
+        self,
+        error: str,
+        description: str | None = None,
+        *,
+        uri: str | None = None,
+        from_server: bool = False,
+    ):
+        super().__init__(error, description, uri=uri)
+        self.from_server = from_server
+        text = f"{error}: {description}" if description else error
+        origin = "the authorization server answered" if from_server else "rejected callback"
+        self.args = (f"authorization failed, {origin} {text}",)
 
 
 class APIStatusError(GreenButtonError):
