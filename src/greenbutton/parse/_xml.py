@@ -294,8 +294,8 @@ def iter_elements(
 
 
 # Bytes handed to the parser at a time: large enough that per-chunk costs vanish, small
-# enough that the entries parsed ahead of the consumer stay a few hundred kB.
-_CHUNK = 1 << 20
+# enough that the tree (entries of at most two chunks, see _iter) stays a few MB.
+_CHUNK = 1 << 18
 
 
 def _iter(
