@@ -9,27 +9,54 @@ Read any Green Button file or API response::
     frame = greenbutton.read_frame("usage.xml")
 """
 
+from ._client import AsyncClient, Client
 from ._errors import (
+    APIStatusError,
+    AuthorizationError,
+    CallbackError,
     ConfigurationError,
+    ConnectError,
     GreenButtonError,
+    InvalidClientError,
+    InvalidGrantError,
+    NotFoundError,
+    OAuthError,
     ParseError,
+    RequestTimeout,
+    ServerError,
+    TransportError,
     UnsafeXMLError,
     XMLLimitError,
 )
+from ._profile import UtilityProfile
 from ._table import COLUMNS, Reading
 from .frames import read_arrow, read_frame, to_arrow, to_pandas, write_parquet
 from .models import Document
 from .parse import Limits, iter_readings, parse
 
 __all__ = [
+    "APIStatusError",
+    "AsyncClient",
+    "AuthorizationError",
     "COLUMNS",
+    "CallbackError",
+    "Client",
     "ConfigurationError",
+    "ConnectError",
     "Document",
     "GreenButtonError",
+    "InvalidClientError",
+    "InvalidGrantError",
     "Limits",
+    "NotFoundError",
+    "OAuthError",
     "ParseError",
     "Reading",
+    "RequestTimeout",
+    "ServerError",
+    "TransportError",
     "UnsafeXMLError",
+    "UtilityProfile",
     "XMLLimitError",
     "iter_readings",
     "parse",

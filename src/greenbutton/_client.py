@@ -1,0 +1,601 @@
+"""``Client`` and ``AsyncClient``: the ESPI REST surface for third parties (DESIGN 2.3).
+
+Both are thin: every method builds a flow from :mod:`greenbutton.espi._operations` and hands it
+to :func:`~greenbutton._flows.run_sync` or :func:`~greenbutton._flows.run_async`, so the
+behaviour (token class per resource, bounded 401 handling, single-flight refresh, date-window
+paging, retries, rate limit, deadline, body cap) exists once.
+
+An *authorization* is named by its token-store key (by default the token's
+``authorizationURI``, as returned by :meth:`Client.exchange_code`) or given as a
+:class:`~greenbutton.oauth.Token`. Data methods return a parsed
+:class:`~greenbutton.models.Document`, or the body bytes with ``raw=True``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from os import PathLike
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx2
+
+from ._flows import Flow, Locks, Policy, run_async, run_sync
+from ._profile import Credentials, UtilityProfile
+from ._secret import Secret
+from ._transport import RateLimiter, make_async_client, make_client
+from .espi import _operations as ops
+from .espi._operations import Accepted, Context
+from .espi._paths import Paths, TimeLike
+from .models import Document
+from .models._resources import ServiceStatus
+from .oauth import Token, TokenStore
+from .oauth._authorize import AuthorizationRequest, authorization_request
+from .parse import Limits
+
+__all__ = ["AsyncClient", "Client"]
+
+T = TypeVar("T")
+Authorization = str | Token
+Result = Document | bytes
+
+
+def _memory_store() -> TokenStore:
+    from .oauth import InMemoryTokenStore
+
+    store: TokenStore = InMemoryTokenStore()
+    return store
+
+
+def _secret(value: Secret | str) -> Secret:
+    return value if isinstance(value, Secret) else Secret(value)
+
+
+def _timeout(value: float | httpx2.Timeout | None) -> httpx2.Timeout | None:
+    return value if value is None or isinstance(value, httpx2.Timeout) else httpx2.Timeout(value)
+
+
+class _Base:
+    """Configuration shared by both clients (no I/O here)."""
+
+    def __init__(
+        self,
+        profile: UtilityProfile,
+        credentials: Credentials,
+        *,
+        token_store: TokenStore | None = None,
+        max_attempts: int = 4,
+        deadline: float | None = 300.0,
+        rate_limit_per_s: float | None = None,
+        leeway: float = 60.0,
+        limits: Limits | None = None,
+        client_scope: str | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.profile = profile
+        self.credentials = credentials
+        self.token_store = token_store if token_store is not None else _memory_store()
+        rate = rate_limit_per_s if rate_limit_per_s is not None else profile.rate_limit_per_s
+        self._context = Context(
+            profile=profile,
+            credentials=credentials,
+            store=self.token_store,
+            clock=clock,
+            leeway=leeway,
+            limits=limits,
+            client_scope=client_scope,
+        )
+        self._policy = Policy(
+            max_attempts=max_attempts,
+            deadline=deadline,
+            max_body_bytes=profile.max_body_bytes,
+            limiter=RateLimiter(rate) if rate else None,
+            rng=rng or random.Random(),  # noqa: S311 - backoff jitter, not cryptography
+            sleep=sleep,
+        )
+        self._locks = Locks()
+
+    @staticmethod
+    def _simulator_config(
+        registration: str | PathLike[str],
+    ) -> tuple[UtilityProfile, Credentials]:
+        """Profile and credentials from a simulator's ``registration.json`` (or its folder)."""
+        from ._config import credentials_from_registration
+
+        path = Path(registration)
+        return UtilityProfile.simulator(path), credentials_from_registration(path)
+
+    @property
+    def paths(self) -> Paths:
+        return self._context.paths
+
+    def _key(self, authorization: Authorization) -> str:
+        return ops.grant_key(self._context, authorization)
+
+    def authorization_url(
+        self, redirect_uri: str | None = None, *, scope: str | None = None
+    ) -> AuthorizationRequest:
+        """A fresh authorization request (state + PKCE S256); send the customer to its
+        ``url`` and keep it for :meth:`exchange_code`."""
+        redirect = redirect_uri or self.credentials.redirect_uri
+        if not redirect:
+            from ._errors import ConfigurationError
+
+            raise ConfigurationError("no redirect URI configured: pass redirect_uri")
+        return authorization_request(
+            self.profile, self.credentials.client_id, redirect, scope=scope
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(profile={self.profile.name!r})"
+
+
+class Client(_Base):
+    """Blocking client; thread-safe (token refresh is single-flight across threads)."""
+
+    def __init__(
+        self,
+        profile: UtilityProfile,
+        credentials: Credentials,
+        *,
+        token_store: TokenStore | None = None,
+        transport: httpx2.BaseTransport | None = None,
+        timeout: float | httpx2.Timeout | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(profile, credentials, token_store=token_store, **options)
+        self._http = make_client(
+            profile, credentials, transport=transport, timeout=_timeout(timeout)
+        )
+
+    @classmethod
+    def for_simulator(cls, registration: str | PathLike[str], **options: Any) -> Client:
+        """A client for the simulator whose ``registration.json`` is at ``registration``."""
+        profile, creds = cls._simulator_config(registration)
+        return cls(profile, creds, **options)
+
+    def _run(self, flow: Flow[T]) -> T:
+        return run_sync(flow, self._http, policy=self._policy, locks=self._locks)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- OAuth --------------------------------------------------------------------------------
+
+    def exchange_code(
+        self,
+        callback: str,
+        pending: AuthorizationRequest | None = None,
+        *,
+        redirect_uri: str | None = None,
+        code_verifier: str | None = None,
+        key: str | None = None,
+    ) -> tuple[str, Token]:
+        """Exchange the callback (URL or query, checked against ``pending``) or a bare code
+        for tokens; stores them and returns ``(key, token)``."""
+        return self._run(
+            ops.exchange_code(
+                self._context,
+                callback,
+                pending,
+                redirect_uri=redirect_uri,
+                code_verifier=code_verifier,
+                key=key,
+            )
+        )
+
+    def refresh(self, authorization: Authorization) -> Token:
+        """Refresh now (rotation saved before use, R20)."""
+        return self._run(ops.force_refresh(self._context, self._key(authorization)))
+
+    def client_token(self) -> Token:
+        """The client-credentials token (cached until near expiry, R19)."""
+        return self._run(ops.client_token(self._context))
+
+    # -- customer data ------------------------------------------------------------------------
+
+    def usage_points(self, authorization: Authorization, *, raw: bool = False) -> Result:
+        return self._run(ops.usage_points(self._context, self._key(authorization), raw=raw))
+
+    def usage_point_resource(
+        self, authorization: Authorization, usage_point: str, *, raw: bool = False
+    ) -> Result:
+        """``Subscription/{sub}/UsagePoint/{id}`` (the resource, without readings)."""
+        k = self._key(authorization)
+        return self._run(ops.usage_points(self._context, k, usage_point, raw=raw))
+
+    def usage_point(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: bool = False,
+    ) -> Document | list[bytes]:
+        """The PG&E "sync" call for one usage point, paged by date window and merged."""
+        k = self._key(authorization)
+        return self._run(
+            ops.usage_point(self._context, k, usage_point, start=start, end=end, raw=raw)
+        )
+
+    def subscription(
+        self,
+        authorization: Authorization,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: bool = False,
+    ) -> Document | list[bytes]:
+        """Every usage point of the subscription over ``[start, end)``, merged."""
+        k = self._key(authorization)
+        return self._run(ops.subscription(self._context, k, start=start, end=end, raw=raw))
+
+    def request_subscription_async(
+        self,
+        authorization: Authorization,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+    ) -> Accepted:
+        """PG&E "async" call: 202 now, a BatchList notification later (see :meth:`get`)."""
+        k = self._key(authorization)
+        return self._run(ops.request_subscription_async(self._context, k, start=start, end=end))
+
+    def meter_readings(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        meter_reading: str | None = None,
+        *,
+        raw: bool = False,
+    ) -> Result:
+        return self._run(
+            ops.customer_resource(
+                self._context,
+                self._key(authorization),
+                lambda p, s: p.meter_readings(s, usage_point, meter_reading),
+                raw=raw,
+            )
+        )
+
+    def interval_blocks(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        meter_reading: str,
+        interval_block: str | None = None,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: bool = False,
+    ) -> Result:
+        return self._run(
+            ops.customer_resource(
+                self._context,
+                self._key(authorization),
+                lambda p, s: p.interval_blocks(s, usage_point, meter_reading, interval_block),
+                raw=raw,
+                start=start,
+                end=end,
+            )
+        )
+
+    def usage_summaries(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        usage_summary: str | None = None,
+        *,
+        raw: bool = False,
+    ) -> Result:
+        return self._run(
+            ops.customer_resource(
+                self._context,
+                self._key(authorization),
+                lambda p, s: p.usage_summaries(s, usage_point, usage_summary),
+                raw=raw,
+            )
+        )
+
+    def reading_types(
+        self, authorization: Authorization, reading_type: str | None = None, *, raw: bool = False
+    ) -> Result:
+        url = self.paths.reading_types(reading_type)
+        return self._run(ops.shared_resource(self._context, self._key(authorization), url, raw=raw))
+
+    def local_time_parameters(
+        self, authorization: Authorization, ltp: str | None = None, *, raw: bool = False
+    ) -> Result:
+        url = self.paths.local_time_parameters(ltp)
+        return self._run(ops.shared_resource(self._context, self._key(authorization), url, raw=raw))
+
+    def retail_customer(
+        self, authorization: Authorization, retail_customer: str | None = None, *, raw: bool = False
+    ) -> Result:
+        k = self._key(authorization)
+        return self._run(ops.retail_customer(self._context, k, retail_customer, raw=raw))
+
+    def get(
+        self, uri: str, authorization: Authorization | None = None, *, raw: bool = False
+    ) -> Result:
+        """A URI from a BatchList notification, fetched verbatim (``correlationID`` kept)."""
+        k = None if authorization is None else self._key(authorization)
+        return self._run(ops.get(self._context, uri, k, raw=raw))
+
+    # -- third-party administration -------------------------------------------------------------
+
+    def bulk(
+        self,
+        bulk_id: str | None = None,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+    ) -> Accepted:
+        return self._run(ops.bulk(self._context, bulk_id, start=start, end=end))
+
+    def authorizations(self, *, raw: bool = False) -> Result:
+        return self._run(ops.authorizations(self._context, raw=raw))
+
+    def authorization(self, authorization_id: str, *, raw: bool = False) -> Result:
+        return self._run(ops.authorizations(self._context, authorization_id, raw=raw))
+
+    def revoke(self, authorization_id: str) -> None:
+        """Revoke at the custodian (ESPI DELETE) and drop the local token."""
+        self._run(ops.revoke(self._context, authorization_id))
+
+    def application_information(
+        self, application_id: str, registration_token: Secret | str, *, raw: bool = False
+    ) -> Result:
+        return self._run(
+            ops.application_information(
+                self._context, application_id, _secret(registration_token), raw=raw
+            )
+        )
+
+    def service_status(self, *, raw: bool = False) -> ServiceStatus | bytes:
+        return self._run(ops.service_status(self._context, raw=raw))
+
+
+class AsyncClient(_Base):
+    """The same methods as :class:`Client`, awaitable; token refresh is single-flight
+    across tasks (SECURITY R52)."""
+
+    def __init__(
+        self,
+        profile: UtilityProfile,
+        credentials: Credentials,
+        *,
+        token_store: TokenStore | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        timeout: float | httpx2.Timeout | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(profile, credentials, token_store=token_store, **options)
+        self._http = make_async_client(
+            profile, credentials, transport=transport, timeout=_timeout(timeout)
+        )
+
+    @classmethod
+    def for_simulator(cls, registration: str | PathLike[str], **options: Any) -> AsyncClient:
+        profile, creds = cls._simulator_config(registration)
+        return cls(profile, creds, **options)
+
+    async def _run(self, flow: Flow[T]) -> T:
+        return await run_async(flow, self._http, policy=self._policy, locks=self._locks)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def exchange_code(
+        self,
+        callback: str,
+        pending: AuthorizationRequest | None = None,
+        *,
+        redirect_uri: str | None = None,
+        code_verifier: str | None = None,
+        key: str | None = None,
+    ) -> tuple[str, Token]:
+        return await self._run(
+            ops.exchange_code(
+                self._context,
+                callback,
+                pending,
+                redirect_uri=redirect_uri,
+                code_verifier=code_verifier,
+                key=key,
+            )
+        )
+
+    async def refresh(self, authorization: Authorization) -> Token:
+        return await self._run(ops.force_refresh(self._context, self._key(authorization)))
+
+    async def client_token(self) -> Token:
+        return await self._run(ops.client_token(self._context))
+
+    async def usage_points(self, authorization: Authorization, *, raw: bool = False) -> Result:
+        return await self._run(ops.usage_points(self._context, self._key(authorization), raw=raw))
+
+    async def usage_point_resource(
+        self, authorization: Authorization, usage_point: str, *, raw: bool = False
+    ) -> Result:
+        k = self._key(authorization)
+        return await self._run(ops.usage_points(self._context, k, usage_point, raw=raw))
+
+    async def usage_point(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: bool = False,
+    ) -> Document | list[bytes]:
+        k = self._key(authorization)
+        return await self._run(
+            ops.usage_point(self._context, k, usage_point, start=start, end=end, raw=raw)
+        )
+
+    async def subscription(
+        self,
+        authorization: Authorization,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: bool = False,
+    ) -> Document | list[bytes]:
+        k = self._key(authorization)
+        return await self._run(ops.subscription(self._context, k, start=start, end=end, raw=raw))
+
+    async def request_subscription_async(
+        self,
+        authorization: Authorization,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+    ) -> Accepted:
+        k = self._key(authorization)
+        return await self._run(
+            ops.request_subscription_async(self._context, k, start=start, end=end)
+        )
+
+    async def meter_readings(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        meter_reading: str | None = None,
+        *,
+        raw: bool = False,
+    ) -> Result:
+        return await self._run(
+            ops.customer_resource(
+                self._context,
+                self._key(authorization),
+                lambda p, s: p.meter_readings(s, usage_point, meter_reading),
+                raw=raw,
+            )
+        )
+
+    async def interval_blocks(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        meter_reading: str,
+        interval_block: str | None = None,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: bool = False,
+    ) -> Result:
+        return await self._run(
+            ops.customer_resource(
+                self._context,
+                self._key(authorization),
+                lambda p, s: p.interval_blocks(s, usage_point, meter_reading, interval_block),
+                raw=raw,
+                start=start,
+                end=end,
+            )
+        )
+
+    async def usage_summaries(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        usage_summary: str | None = None,
+        *,
+        raw: bool = False,
+    ) -> Result:
+        return await self._run(
+            ops.customer_resource(
+                self._context,
+                self._key(authorization),
+                lambda p, s: p.usage_summaries(s, usage_point, usage_summary),
+                raw=raw,
+            )
+        )
+
+    async def reading_types(
+        self, authorization: Authorization, reading_type: str | None = None, *, raw: bool = False
+    ) -> Result:
+        url = self.paths.reading_types(reading_type)
+        return await self._run(
+            ops.shared_resource(self._context, self._key(authorization), url, raw=raw)
+        )
+
+    async def local_time_parameters(
+        self, authorization: Authorization, ltp: str | None = None, *, raw: bool = False
+    ) -> Result:
+        url = self.paths.local_time_parameters(ltp)
+        return await self._run(
+            ops.shared_resource(self._context, self._key(authorization), url, raw=raw)
+        )
+
+    async def retail_customer(
+        self, authorization: Authorization, retail_customer: str | None = None, *, raw: bool = False
+    ) -> Result:
+        k = self._key(authorization)
+        return await self._run(ops.retail_customer(self._context, k, retail_customer, raw=raw))
+
+    async def get(
+        self, uri: str, authorization: Authorization | None = None, *, raw: bool = False
+    ) -> Result:
+        k = None if authorization is None else self._key(authorization)
+        return await self._run(ops.get(self._context, uri, k, raw=raw))
+
+    async def bulk(
+        self,
+        bulk_id: str | None = None,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+    ) -> Accepted:
+        return await self._run(ops.bulk(self._context, bulk_id, start=start, end=end))
+
+    async def authorizations(self, *, raw: bool = False) -> Result:
+        return await self._run(ops.authorizations(self._context, raw=raw))
+
+    async def authorization(self, authorization_id: str, *, raw: bool = False) -> Result:
+        return await self._run(ops.authorizations(self._context, authorization_id, raw=raw))
+
+    async def revoke(self, authorization_id: str) -> None:
+        await self._run(ops.revoke(self._context, authorization_id))
+
+    async def application_information(
+        self, application_id: str, registration_token: Secret | str, *, raw: bool = False
+    ) -> Result:
+        return await self._run(
+            ops.application_information(
+                self._context, application_id, _secret(registration_token), raw=raw
+            )
+        )
+
+    async def service_status(self, *, raw: bool = False) -> ServiceStatus | bytes:
+        return await self._run(ops.service_status(self._context, raw=raw))

@@ -1,0 +1,614 @@
+"""One flow per ESPI resource (ESPI_NOTES 1.2), plus the token flows they start with.
+
+Every flow here is sans-IO (see :mod:`greenbutton._flows`): it yields requests and gets
+responses. The token class of each resource is chosen here and nowhere else (SECURITY R23):
+the customer's access token for ``Batch/Subscription`` and ``Subscription/...`` (and the
+shared ``ReadingType`` / ``LocalTimeParameters``), the client-credentials token for
+``Batch/Bulk``, ``Authorization`` and ``ReadServiceStatus``, the registration token for
+``ApplicationInformation``. A 401 leads to at most one refresh and one retry (R24, R21).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+
+from .._errors import (
+    APIStatusError,
+    AuthorizationError,
+    ConfigurationError,
+    InvalidGrantError,
+    NotFoundError,
+    ParseError,
+    ServerError,
+)
+from .._flows import Flow, Lock, Unlock
+from .._profile import Credentials, UtilityProfile
+from .._secret import Secret
+from ..models import Document, MeterReading, UsagePoint
+from ..models._resources import ServiceStatus
+from ..oauth import Token, TokenStore
+from ..oauth._authorize import AuthorizationRequest, parse_callback
+from ..oauth._requests import client_credentials_request, code_request, refresh_request
+from ..oauth._responses import parse_retry_after, parse_token_response
+from ..parse import Limits, parse
+from ._paths import Paths, TimeLike, format_time, split_windows
+
+__all__ = [
+    "CLIENT_KEY",
+    "Accepted",
+    "Context",
+    "merge_documents",
+]
+
+#: Token-store key of the client-credentials token.
+CLIENT_KEY = "client"
+_ACCEPT = "application/atom+xml, application/xml;q=0.9"
+
+Result = Document | bytes
+TokenSource = Callable[[Token | None], Flow[Token]]
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The answer to an asynchronous request (PG&E "async" and Bulk calls).
+
+    ``status_code`` 202: the data will be announced by a BatchList notification; 204: no data
+    in the range; 200: the custodian answered at once and ``document`` holds the data."""
+
+    status_code: int
+    document: Document | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.status_code == 202
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Context:
+    """What every flow needs: where, who, which tokens, and the time."""
+
+    profile: UtilityProfile
+    credentials: Credentials
+    store: TokenStore
+    clock: Callable[[], float]
+    leeway: float = 60.0  # refresh this many seconds before expiry (R54)
+    limits: Limits | None = None
+    client_scope: str | None = None
+
+    @property
+    def paths(self) -> Paths:
+        return Paths(self.profile.resource_url)
+
+
+# --------------------------------------------------------------------------------------------
+# tokens
+
+
+def _usable(ctx: Context, token: Token | None, stale: Token | None) -> bool:
+    if token is None or token.expires_within(ctx.leeway, ctx.clock()):
+        return False
+    # After a 401 the token that failed is dead even if its clock says otherwise (R21).
+    return stale is None or token.access_token != stale.access_token
+
+
+def client_token(ctx: Context, stale: Token | None = None) -> Flow[Token]:
+    """The client-credentials token, cached in the store until near expiry (R19).
+
+    Single-flight: only the flow holding the lock asks the token endpoint; the others find
+    the fresh token when they get the lock (R52)."""
+    token = ctx.store.load(CLIENT_KEY)
+    if _usable(ctx, token, stale):
+        assert token is not None
+        return token
+    yield Lock(CLIENT_KEY)
+    token = ctx.store.load(CLIENT_KEY)
+    if token is None or not _usable(ctx, token, stale):
+        request = client_credentials_request(ctx.profile, ctx.credentials, scope=ctx.client_scope)
+        response = yield request
+        token = parse_token_response(response, kind="client", now=ctx.clock())
+        ctx.store.save(CLIENT_KEY, token)
+    yield Unlock(CLIENT_KEY)
+    return token
+
+
+def _stored(ctx: Context, key: str) -> Token:
+    token = ctx.store.load(key)
+    if token is None:
+        raise ConfigurationError(f"no token stored for authorization {key!r}: authorize first")
+    return token
+
+
+def access_token(ctx: Context, key: str, stale: Token | None = None) -> Flow[Token]:
+    """The customer's access token for ``key``, refreshed (once, single-flight) when it is
+    near expiry or when ``stale`` (the token a 401 rejected) is still the stored one.
+
+    The rotated token set is saved before it is used (R20)."""
+    token = _stored(ctx, key)
+    if _usable(ctx, token, stale):
+        return token
+    yield Lock(key)
+    token = _stored(ctx, key)
+    if not _usable(ctx, token, stale):
+        if token.refresh_token is None:
+            raise InvalidGrantError(
+                "invalid_grant", "the access token expired and there is no refresh token"
+            )
+        response = yield refresh_request(ctx.profile, ctx.credentials, token.refresh_token)
+        token = parse_token_response(response, kind="access", now=ctx.clock(), previous=token)
+        ctx.store.save(key, token)
+    yield Unlock(key)
+    return token
+
+
+def force_refresh(ctx: Context, key: str) -> Flow[Token]:
+    """Refresh now, whatever the expiry (``Client.refresh``)."""
+    return (yield from access_token(ctx, key, stale=_stored(ctx, key)))
+
+
+def exchange_code(
+    ctx: Context,
+    callback: str,
+    pending: AuthorizationRequest | None,
+    *,
+    redirect_uri: str | None,
+    code_verifier: str | None,
+    key: str | None,
+) -> Flow[tuple[str, Token]]:
+    """Code -> token set (RFC 6749 4.1.3), stored under ``key`` (default: the token's
+    authorizationURI, else its resourceURI). Returns ``(key, token)``."""
+    if pending is not None:
+        code = parse_callback(callback, pending, now=ctx.clock())
+        redirect_uri = pending.redirect_uri
+        code_verifier = pending.code_verifier
+    else:
+        code = callback
+    redirect_uri = redirect_uri or ctx.credentials.redirect_uri
+    if not redirect_uri or not code_verifier:
+        raise ConfigurationError("a code exchange needs the redirect URI and the PKCE verifier")
+    response = yield code_request(
+        ctx.profile, ctx.credentials, code, redirect_uri=redirect_uri, code_verifier=code_verifier
+    )
+    token = parse_token_response(response, kind="access", now=ctx.clock())
+    key = key or token.authorization_uri or token.resource_uri
+    if not key:
+        raise ConfigurationError("the token response names no authorization: pass key=")
+    ctx.store.save(key, token)
+    return key, token
+
+
+def grant_key(ctx: Context, authorization: str | Token) -> str:
+    """The store key of an authorization given as a key or as a Token (stored if new)."""
+    if isinstance(authorization, str):
+        return authorization
+    key = authorization.authorization_uri or authorization.resource_uri
+    if not key:
+        raise ConfigurationError("this token names no authorization: store it under a key")
+    if ctx.store.load(key) is None:
+        ctx.store.save(key, authorization)
+    return key
+
+
+def _access_source(ctx: Context, key: str) -> TokenSource:
+    def source(stale: Token | None) -> Flow[Token]:
+        return (yield from access_token(ctx, key, stale))
+
+    return source
+
+
+def _client_source(ctx: Context) -> TokenSource:
+    def source(stale: Token | None) -> Flow[Token]:
+        return (yield from client_token(ctx, stale))
+
+    return source
+
+
+def fixed_source(token: Secret) -> TokenSource:
+    def source(stale: Token | None) -> Flow[Token]:
+        if stale is not None:  # nothing to refresh: a second try would be the same
+            raise _NoRefresh
+        return Token(kind="client", access_token=token)
+        yield  # pragma: no cover - makes this a generator
+
+    return source
+
+
+class _NoRefresh(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------------------------
+# requests and answers
+
+
+def _request(
+    method: str, url: str, token: Token, params: dict[str, str] | None = None
+) -> httpx2.Request:
+    headers = {"Authorization": f"Bearer {token.access_token.reveal()}", "Accept": _ACCEPT}
+    return httpx2.Request(method, url, params=params or None, headers=headers)
+
+
+def _excerpt(response: httpx2.Response) -> str:
+    ctype = response.headers.get("content-type", "").lower()
+    if response.content and ("text" in ctype or "xml" in ctype or "json" in ctype):
+        text = response.content[:300].decode("utf-8", "replace")
+        return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:200]
+    return ""
+
+
+def _where(response: httpx2.Response) -> str:
+    return str(response.request.url.copy_with(query=None))
+
+
+def raise_for_status(response: httpx2.Response) -> None:
+    """Our error for a non-2xx resource answer (never an httpx2 one)."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    url = _where(response)
+    excerpt = _excerpt(response)
+    detail = f": {excerpt}" if excerpt else ""
+    kw: dict[str, Any] = {"status_code": status, "url": url, "excerpt": excerpt}
+    if status in (401, 403):
+        hint = "the token is expired or revoked" if status == 401 else "outside the grant"
+        raise AuthorizationError(f"{url} answered {status} ({hint}){detail}", **kw)
+    if status == 404:
+        raise NotFoundError(f"{url} answered 404 (no such resource){detail}", **kw)
+    if status == 429 or status >= 500:
+        retry = parse_retry_after(response.headers.get("retry-after"), now=0.0)
+        raise ServerError(
+            f"{url} answered {status}; try again later{detail}", retry_after=retry, **kw
+        )
+    if 300 <= status < 400:
+        # R25: never followed, and the Location is not repeated (it may carry a query).
+        raise APIStatusError(f"{url} answered a redirect ({status}), not followed", **kw)
+    raise APIStatusError(f"{url} answered {status}{detail}", **kw)
+
+
+def authorized(
+    method: str,
+    url: str,
+    source: TokenSource,
+    params: dict[str, str] | None = None,
+) -> Flow[httpx2.Response]:
+    """Send with the token from ``source``; on 401 get a new one once and retry once (R24).
+
+    403 (``insufficient_scope``) is not retried: a new token would not change the scope."""
+    token = yield from source(None)
+    response: httpx2.Response = yield _request(method, url, token, params)
+    if response.status_code == 401:
+        try:
+            token = yield from source(token)
+        except InvalidGrantError as exc:
+            raise AuthorizationError(
+                f"{_where(response)} answered 401 and the refresh was refused "
+                "(revoked or expired authorization): the customer must authorize again",
+                status_code=401,
+                url=_where(response),
+            ) from exc
+        except _NoRefresh:
+            pass
+        else:
+            response = yield _request(method, url, token, params)
+        if response.status_code == 401:
+            raise AuthorizationError(
+                f"{_where(response)} answered 401 again after a new token: "
+                "the customer must authorize again",
+                status_code=401,
+                url=_where(response),
+            )
+    raise_for_status(response)
+    return response
+
+
+def parse_body(ctx: Context, response: httpx2.Response) -> Document:
+    """The document of a 2xx answer; an HTML page is not data (R27)."""
+    if response.status_code == 204 or not response.content:
+        return Document()
+    ctype = response.headers.get("content-type", "").lower()
+    if "html" in ctype:
+        raise ParseError(f"expected Atom/ESPI XML, got {ctype}", resource=_where(response))
+    return parse(response.content, limits=ctx.limits, name=_where(response))
+
+
+def _result(ctx: Context, response: httpx2.Response, raw: bool) -> Result:
+    if raw:
+        if "html" in response.headers.get("content-type", "").lower():
+            raise ParseError("expected Atom/ESPI XML, got an HTML page", resource=_where(response))
+        return response.content
+    return parse_body(ctx, response)
+
+
+def _window_params(
+    ctx: Context, start: TimeLike | None, end: TimeLike | None
+) -> list[dict[str, str] | None]:
+    """Query parameters per date window; ``[None]`` (the custodian's default) without bounds."""
+    if start is None and end is None:
+        return [None]
+    if start is None or end is None:
+        raise ValueError("give both start and end, or neither")
+    fmt = ctx.profile.published_format
+    return [
+        {"published-min": format_time(lo, fmt), "published-max": format_time(hi, fmt)}
+        for lo, hi in split_windows(start, end, ctx.profile.window_days)
+    ]
+
+
+def _subscription_id(ctx: Context, key: str) -> str:
+    sub = _stored(ctx, key).subscription_id
+    if not sub:
+        raise ConfigurationError(f"the token of {key!r} names no subscription (resourceURI)")
+    return sub
+
+
+# --------------------------------------------------------------------------------------------
+# merging date windows
+
+
+def _key(item: Any) -> str:
+    return item.href or item.atom_id or getattr(item, "id", "") or repr(item)
+
+
+def _unique(items: Iterable[Any]) -> tuple[Any, ...]:
+    seen: dict[str, Any] = {}
+    for item in items:
+        seen[_key(item)] = item  # the last copy wins, as in the readings table
+    return tuple(seen.values())
+
+
+def _merge_meter(a: MeterReading, b: MeterReading) -> MeterReading:
+    return dataclasses.replace(
+        a,
+        reading_type=b.reading_type or a.reading_type,
+        interval_blocks=a.interval_blocks + b.interval_blocks,
+    )
+
+
+def _merge_point(a: UsagePoint, b: UsagePoint) -> UsagePoint:
+    meters: dict[str, MeterReading] = {_key(m): m for m in a.meter_readings}
+    for m in b.meter_readings:
+        k = _key(m)
+        meters[k] = _merge_meter(meters[k], m) if k in meters else m
+    return dataclasses.replace(
+        a,
+        meter_readings=tuple(meters.values()),
+        usage_summaries=_unique(a.usage_summaries + b.usage_summaries),
+        local_time_parameters=b.local_time_parameters or a.local_time_parameters,
+    )
+
+
+def merge_documents(docs: Iterable[Document]) -> Document:
+    """One document from several windows or usage points: usage points and meter readings
+    joined by identity, interval blocks concatenated (readings de-duplicate on access, so a
+    block two windows both returned counts once)."""
+    points: dict[str, UsagePoint] = {}
+    parts: dict[str, list[Any]] = {
+        f.name: []
+        for f in dataclasses.fields(Document)
+        if f.name not in ("usage_points", "service_status", "batch_list")
+        and str(f.type).startswith("tuple")
+    }
+    first: Document | None = None
+    for doc in docs:
+        first = first or doc
+        for up in doc.usage_points:
+            k = _key(up)
+            points[k] = _merge_point(points[k], up) if k in points else up
+        for name, acc in parts.items():
+            acc.extend(getattr(doc, name))
+    if first is None:
+        return Document()
+    merged: dict[str, Any] = {
+        name: tuple(acc) if name == "warnings" else _unique(acc) for name, acc in parts.items()
+    }
+    return dataclasses.replace(first, usage_points=tuple(points.values()), **merged)
+
+
+# --------------------------------------------------------------------------------------------
+# the resources
+
+
+def get_one(
+    ctx: Context,
+    url: str,
+    source: TokenSource,
+    *,
+    raw: bool = False,
+    params: dict[str, str] | None = None,
+) -> Flow[Result]:
+    response = yield from authorized("GET", url, source, params)
+    return _result(ctx, response, raw)
+
+
+def usage_points(
+    ctx: Context, key: str, up: str | None = None, *, raw: bool = False
+) -> Flow[Result]:
+    """``Subscription/{sub}/UsagePoint[/{up}]``: the usage points, no readings."""
+    url = ctx.paths.usage_points(_subscription_id(ctx, key), up)
+    return (yield from get_one(ctx, url, _access_source(ctx, key), raw=raw))
+
+
+def _windowed(
+    ctx: Context,
+    urls: list[str],
+    source: TokenSource,
+    start: TimeLike | None,
+    end: TimeLike | None,
+    raw: bool,
+) -> Flow[Document | list[bytes]]:
+    bodies: list[bytes] = []
+    docs: list[Document] = []
+    for params in _window_params(ctx, start, end):
+        for url in urls:
+            response = yield from authorized("GET", url, source, params)
+            if response.status_code == 204:  # PG&E: no data in that range
+                continue
+            if raw:
+                bodies.append(response.content)
+            else:
+                docs.append(parse_body(ctx, response))
+    return bodies if raw else merge_documents(docs)
+
+
+def usage_point(
+    ctx: Context,
+    key: str,
+    up: str,
+    *,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    raw: bool = False,
+) -> Flow[Document | list[bytes]]:
+    """The PG&E "sync" call ``Batch/Subscription/{sub}/UsagePoint/{up}``, one request per
+    date window of ``profile.window_days``, merged (raw: one body per window)."""
+    url = ctx.paths.batch_usage_point(_subscription_id(ctx, key), up)
+    return (yield from _windowed(ctx, [url], _access_source(ctx, key), start, end, raw))
+
+
+def subscription(
+    ctx: Context,
+    key: str,
+    *,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    raw: bool = False,
+) -> Flow[Document | list[bytes]]:
+    """All usage points of the subscription over ``[start, end)``: lists them, then makes
+    the sync call per usage point and window (works at PG&E, whose whole-subscription batch
+    is asynchronous, and everywhere else), merged into one document."""
+    sub = _subscription_id(ctx, key)
+    source = _access_source(ctx, key)
+    listing = yield from authorized("GET", ctx.paths.usage_points(sub), source)
+    ids = [p.id for p in parse_body(ctx, listing).usage_points]
+    urls = [ctx.paths.batch_usage_point(sub, up) for up in dict.fromkeys(ids)]
+    return (yield from _windowed(ctx, urls, source, start, end, raw))
+
+
+def _accepted(ctx: Context, response: httpx2.Response) -> Accepted:
+    if response.status_code == 200:
+        return Accepted(200, parse_body(ctx, response))
+    return Accepted(response.status_code)
+
+
+def request_subscription_async(
+    ctx: Context, key: str, *, start: TimeLike | None = None, end: TimeLike | None = None
+) -> Flow[Accepted]:
+    """``Batch/Subscription/{sub}`` (PG&E "async": 202, then a BatchList notification)."""
+    params = _window_params(ctx, start, end)
+    if len(params) > 1:  # one asynchronous request covers the whole range
+        params = [{**(params[0] or {}), "published-max": (params[-1] or {})["published-max"]}]
+    url = ctx.paths.batch_subscription(_subscription_id(ctx, key))
+    response = yield from authorized("GET", url, _access_source(ctx, key), params[0])
+    return _accepted(ctx, response)
+
+
+def bulk(
+    ctx: Context,
+    bulk_id: str | None = None,
+    *,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+) -> Flow[Accepted]:
+    """``Batch/Bulk/{id}`` with the client token; the id defaults to the one named by the
+    client token's resourceURI (ESPI_NOTES 2.6)."""
+    source = _client_source(ctx)
+    if bulk_id is None:
+        token = yield from client_token(ctx)
+        bulk_id = token.subscription_id  # last segment of .../Batch/Bulk/{id}
+        if not bulk_id:
+            raise ConfigurationError("the client token names no bulk id: pass bulk_id")
+    params = _window_params(ctx, start, end)
+    if len(params) > 1:
+        params = [{**(params[0] or {}), "published-max": (params[-1] or {})["published-max"]}]
+    response = yield from authorized("GET", ctx.paths.batch_bulk(bulk_id), source, params[0])
+    return _accepted(ctx, response)
+
+
+def _class_of(ctx: Context, url: str) -> str:
+    rel = url[len(ctx.paths.base) :].lstrip("/").split("?")[0]
+    head = rel.split("/")[:2]
+    if head[:1] in (["Authorization"], ["ReadServiceStatus"]) or head == ["Batch", "Bulk"]:
+        return "client"
+    return "access"
+
+
+def get(ctx: Context, uri: str, key: str | None = None, *, raw: bool = False) -> Flow[Result]:
+    """GET a URI exactly as a notification gave it (``correlationID`` kept). It must lie
+    under the configured resource endpoint: our token goes nowhere else (STYLE 4)."""
+    if not ctx.paths.same_origin(uri):
+        raise ConfigurationError("refusing to send a token to a URI outside the resource endpoint")
+    if _class_of(ctx, uri) == "client":
+        source = _client_source(ctx)
+    elif key is None:
+        raise ConfigurationError(f"{uri.split('?')[0]} needs the customer's authorization")
+    else:
+        source = _access_source(ctx, key)
+    response = yield from authorized("GET", uri, source)
+    if response.status_code in (202, 204):
+        return b"" if raw else Document()
+    return _result(ctx, response, raw)
+
+
+def customer_resource(
+    ctx: Context, key: str, url_of: Callable[[Paths, str], str], *, raw: bool, **params: Any
+) -> Flow[Result]:
+    """A GET under the customer's subscription, windowed params allowed."""
+    url = url_of(ctx.paths, _subscription_id(ctx, key))
+    query = None
+    start, end = params.pop("start", None), params.pop("end", None)
+    if start is not None or end is not None:
+        query = _window_params(ctx, start, end)
+        if len(query) > 1:
+            query = [{**(query[0] or {}), "published-max": (query[-1] or {})["published-max"]}]
+    response = yield from authorized(
+        "GET", url, _access_source(ctx, key), None if query is None else query[0]
+    )
+    return _result(ctx, response, raw)
+
+
+def shared_resource(ctx: Context, key: str, url: str, *, raw: bool) -> Flow[Result]:
+    """ReadingType / LocalTimeParameters: any customer access token reaches them."""
+    return (yield from get_one(ctx, url, _access_source(ctx, key), raw=raw))
+
+
+def authorizations(ctx: Context, auth_id: str | None = None, *, raw: bool = False) -> Flow[Result]:
+    url = ctx.paths.authorizations(auth_id)
+    return (yield from get_one(ctx, url, _client_source(ctx), raw=raw))
+
+
+def revoke(ctx: Context, auth_id: str) -> Flow[None]:
+    """DELETE ``Authorization/{id}`` (ESPI revocation), then forget the local token (R22)."""
+    url = ctx.paths.authorizations(auth_id)
+    yield from authorized("DELETE", url, _client_source(ctx))
+    if ctx.store.load(url) is not None:
+        ctx.store.delete(url)
+
+
+def application_information(
+    ctx: Context, app_id: str, registration_token: Secret, *, raw: bool = False
+) -> Flow[Result]:
+    url = ctx.paths.application_information(app_id)
+    return (yield from get_one(ctx, url, fixed_source(registration_token), raw=raw))
+
+
+def service_status(ctx: Context, *, raw: bool = False) -> Flow[ServiceStatus | bytes]:
+    """ReadServiceStatus: the bare ``<ServiceStatus>`` (1 = up)."""
+    response = yield from authorized("GET", ctx.paths.read_service_status(), _client_source(ctx))
+    if raw:
+        return response.content
+    status = parse_body(ctx, response).service_status
+    if status is None:
+        raise ParseError("no ServiceStatus in the answer", resource=_where(response))
+    return status
+
+
+def retail_customer(
+    ctx: Context, key: str, rc: str | None = None, *, raw: bool = False
+) -> Flow[Result]:
+    """``Batch/RetailCustomer/{id}`` (PG&E: the subscription id as ``rc``)."""
+    url = ctx.paths.batch_retail_customer(rc or _subscription_id(ctx, key))
+    return (yield from get_one(ctx, url, _access_source(ctx, key), raw=raw))
