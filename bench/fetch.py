@@ -1,0 +1,172 @@
+"""The fetch benchmark of DESIGN 6: sync 200 subscriptions from the simulator.
+
+Two ways, same client code and same requests (list usage points, then one "sync" call per
+usage point for a one-day window):
+
+* **reuse**: one ``AsyncClient`` (a pool of kept-alive mutual-TLS connections), at most
+  ``--concurrency`` subscriptions in flight;
+* **naive**: sequential, one new connection (full TLS handshake) per request.
+
+The simulator runs as its own process (``greenbutton simulator``), so it does not share the
+benchmark's interpreter lock. The customers' consent goes through the real portal login and
+consent forms first (not timed). Prints a Markdown table, the ratio (DESIGN 6: >= 10x) and
+the exact command.
+
+    .venv/bin/python bench/fetch.py [--customers 200] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+import httpx2
+
+from greenbutton import AsyncClient, Client
+from greenbutton._config import credentials_from_registration
+from greenbutton._profile import UtilityProfile
+from greenbutton._transport import build_ssl_context
+
+RATIO = 10.0
+
+
+def _hidden(html: str, name: str) -> str:
+    match = re.search(rf'name="{name}" value="([^"]*)"', html)
+    if match is None:
+        raise SystemExit(f"no {name} on the portal page")
+    return match.group(1)
+
+
+def _start_simulator(state: Path, customers: int) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "greenbutton", "simulator", "--state-dir", str(state)]
+    cmd += ["--customers", str(customers)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (state / "registration.json").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise SystemExit(f"the simulator did not start: {err}")
+        time.sleep(0.1)
+    return proc
+
+
+def _authorize_all(client: Client, reg: dict[str, object], ca: str) -> list[str]:
+    """Every customer logs in and consents on the portal; returns the authorization keys."""
+    keys = []
+    customers = reg["customers"]
+    assert isinstance(customers, list)
+    for customer in customers:
+        pending = client.authorization_url()
+        with httpx2.Client(verify=ca, follow_redirects=False, trust_env=False) as browser:
+            r = browser.get(pending.url)
+            base = str(r.url.copy_with(path="/", query=None)).rstrip("/")
+            r = browser.get(base + r.headers["location"])
+            r = browser.post(
+                base + "/login",
+                data={
+                    "csrf_token": _hidden(r.text, "csrf_token"),
+                    "username": customer["username"],
+                    "password": customer["password"],
+                },
+            )
+            r = browser.get(base + r.headers["location"])
+            r = browser.post(
+                str(pending.url).split("?")[0],
+                data={
+                    "csrf_token": _hidden(r.text, "csrf_token"),
+                    "request_id": _hidden(r.text, "request_id"),
+                    "decision": "approve",
+                },
+            )
+        key, _ = client.exchange_code(r.headers["location"], pending)
+        keys.append(key)
+    return keys
+
+
+async def _reuse(path: Path, store: object, keys: list[str], window: tuple, limit: int) -> int:
+    start, end = window
+    readings = 0
+    sem = anyio.Semaphore(limit)
+    async with AsyncClient.for_simulator(path, token_store=store) as client:  # type: ignore[arg-type]
+
+        async def one(key: str) -> None:
+            nonlocal readings
+            async with sem:
+                doc = await client.subscription(key, start=start, end=end)
+                readings += doc.reading_count  # type: ignore[union-attr]
+
+        async with anyio.create_task_group() as tg:
+            for key in keys:
+                tg.start_soon(one, key)
+    return readings
+
+
+def _naive(path: Path, store: object, keys: list[str], window: tuple) -> int:
+    start, end = window
+    profile = UtilityProfile.simulator(path)
+    creds = credentials_from_registration(path)
+    ctx = build_ssl_context(creds)
+    no_reuse = httpx2.Limits(max_keepalive_connections=0)
+    readings = 0
+    transport = httpx2.HTTPTransport(verify=ctx, limits=no_reuse)
+    with Client(profile, creds, token_store=store, transport=transport) as client:  # type: ignore[arg-type]
+        for key in keys:
+            doc = client.subscription(key, start=start, end=end)
+            readings += doc.reading_count  # type: ignore[union-attr]
+    return readings
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--customers", type=int, default=200, help="subscriptions to fetch")
+    ap.add_argument("--concurrency", type=int, default=16, help="subscriptions in flight")
+    args = ap.parse_args()
+    command = f".venv/bin/python bench/fetch.py --customers {args.customers}"
+    command += f" --concurrency {args.concurrency}"
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "sim"
+        proc = _start_simulator(state, args.customers)
+        try:
+            path = state / "registration.json"
+            reg = json.loads(path.read_text())
+            with Client.for_simulator(path) as setup:
+                keys = _authorize_all(setup, reg, reg["ca_cert"])
+                store = setup.token_store
+            end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            window = (end - timedelta(days=1), end)
+            t0 = time.perf_counter()
+            fast = anyio.run(_reuse, path, store, keys, window, args.concurrency)
+            t_fast = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            slow = _naive(path, store, keys, window)
+            t_slow = time.perf_counter() - t0
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    ratio = t_slow / t_fast
+    print(f"## fetch: {len(keys)} subscriptions, one-day window\n")
+    print("| way | seconds | subscriptions/s | readings |")
+    print("|---|---:|---:|---:|")
+    print(
+        f"| reuse + concurrency {args.concurrency} (AsyncClient) | {t_fast:.2f} | "
+        f"{len(keys) / t_fast:.1f} | {fast} |"
+    )
+    print(
+        f"| one connection per request, sequential | {t_slow:.2f} | "
+        f"{len(keys) / t_slow:.1f} | {slow} |"
+    )
+    verdict = "meets" if ratio >= RATIO else "BELOW"
+    print(f"\nratio {ratio:.1f}x ({verdict} the DESIGN 6 bar of >= {RATIO:g}x)")
+    print(f"\ncommand: `{command}`")
+
+
+if __name__ == "__main__":
+    main()
