@@ -21,6 +21,9 @@ CLI, which turns them into one ``error: ...`` line) can catch one class::
          +- XMLLimitError       depth, text size or element counts above the limits (R36)
 
 Messages say what is wrong, where (line) and what to do; they never quote secrets.
+
+Warnings (``warnings.warn``) are :class:`GreenButtonWarning`, a ``UserWarning``: something works
+now but needs attention soon (a client certificate close to expiry).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "GreenButtonError",
+    "GreenButtonWarning",
     "InvalidClientError",
     "InvalidGrantError",
     "NotFoundError",
@@ -47,6 +51,10 @@ __all__ = [
 
 class GreenButtonError(Exception):
     """Base class of every error raised by greenbutton."""
+
+
+class GreenButtonWarning(UserWarning):
+    """Works now, needs attention soon (e.g. a client certificate that expires within days)."""
 
 
 class ConfigurationError(GreenButtonError):

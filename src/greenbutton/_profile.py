@@ -8,13 +8,29 @@ from a config file and environment variables, never from code or command-line va
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
+from ._errors import ConfigurationError
 from ._secret import Secret
 
-__all__ = ["PGE", "Credentials", "UtilityProfile"]
+__all__ = ["PGE", "Credentials", "UtilityProfile", "read_registration"]
+
+#: The keys of the simulator's registration.json (DESIGN 3.6) a third party needs.
+REGISTRATION_KEYS = (
+    "client_id",
+    "client_secret",
+    "client_cert",
+    "client_key",
+    "ca_cert",
+    "authorize_url",
+    "token_url",
+    "resource_url",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,6 +54,84 @@ class UtilityProfile:
     def bulk_url(self) -> str:
         return self.resource_url + "/Batch/Bulk"
 
+    @classmethod
+    def simulator(cls, registration: Path | str | Mapping[str, Any]) -> UtilityProfile:
+        """The profile of a running ``greenbutton simulator``, from its ``registration.json``
+        (DESIGN 3.6): a path to that file or to the state folder, or the parsed mapping.
+
+        xs:dateTime query parameters and no client-side rate limit (the simulator enforces
+        one only when its fault switch says so); the CLI may catch the callback on loopback.
+        """
+        reg = read_registration(registration)
+        scope = reg.get("scope")
+        return cls(
+            name="simulator",
+            authorize_url=reg["authorize_url"],
+            token_url=reg["token_url"],
+            resource_url=reg["resource_url"].rstrip("/"),
+            scope=scope if isinstance(scope, str) and scope else None,
+            published_format="datetime",
+            loopback_redirect_allowed=True,
+        )
+
+    @classmethod
+    def from_application_information(cls, xml: bytes, *, name: str = "custom") -> UtilityProfile:
+        """A profile from the ESPI ApplicationInformation document a custodian returned for
+        the third party's registration (its endpoints and registered scope).
+
+        PG&E's hosts (``*.pge.com``) keep the PG&E quirks: epoch-second ``published-min/max``,
+        1 request/s, 28-day windows, and the customer-facing ``sharemydata`` portal as the
+        authorize URL, because the advertised ``api.pge.com/.../authorize`` endpoint is not
+        where customers sign in (ESPI_NOTES 2.6).
+        """
+        from .parse import parse  # lxml is heavy; only this constructor needs it
+
+        infos = parse(xml).application_information
+        if not infos:
+            raise ConfigurationError("the document holds no ApplicationInformation resource")
+        info = infos[0]
+        authorize_url = (info.authorization_server_authorization_endpoint or "").strip()
+        token_url = (info.authorization_server_token_endpoint or "").strip()
+        resource_url = (info.data_custodian_resource_endpoint or "").strip().rstrip("/")
+        named = {
+            "authorizationServerAuthorizationEndpoint": authorize_url,
+            "authorizationServerTokenEndpoint": token_url,
+            "dataCustodianResourceEndpoint": resource_url,
+        }
+        missing = [key for key, value in named.items() if not value]
+        if missing:
+            raise ConfigurationError(
+                "ApplicationInformation lacks " + ", ".join(missing) + "; cannot build a profile"
+            )
+        from ._transport import check_url  # _transport imports this module
+
+        for label, url in (
+            ("authorize endpoint", authorize_url),
+            ("token endpoint", token_url),
+            ("resource endpoint", resource_url),
+        ):
+            check_url(url, what=f"ApplicationInformation {label}")
+        scope = info.scopes[0] if info.scopes else None
+        if _is_pge(token_url) or _is_pge(resource_url):
+            test = "/test/" in urlsplit(authorize_url).path
+            return cls(
+                name=name,
+                authorize_url=PGE_QA_PORTAL if test else PGE.authorize_url,
+                token_url=token_url,
+                resource_url=resource_url,
+                scope=scope,
+                published_format=PGE.published_format,
+                rate_limit_per_s=PGE.rate_limit_per_s,
+                window_days=PGE.window_days,
+            )
+        return cls(
+            name=name,
+            authorize_url=authorize_url,
+            token_url=token_url,
+            resource_url=resource_url,
+            scope=scope,
+        )
+
 
 #: PG&E Share My Data production endpoints (ESPI_NOTES 2.6).
 PGE = UtilityProfile(
@@ -49,6 +143,43 @@ PGE = UtilityProfile(
     rate_limit_per_s=1.0,
     window_days=28,
 )
+
+
+#: PG&E's QA customer portal, for registrations on its test endpoints (ESPI_NOTES 2.6).
+PGE_QA_PORTAL = "https://sharemydataqa.pge.com/myAuthorization"
+
+
+def _is_pge(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    return host == "pge.com" or host.endswith(".pge.com")
+
+
+def read_registration(source: Path | str | Mapping[str, Any]) -> dict[str, Any]:
+    """The simulator's ``registration.json`` as a dict, checked for the keys a third party
+    needs. ``source`` is the file, its state folder, or an already parsed mapping."""
+    if isinstance(source, Mapping):
+        reg = dict(source)
+        where = "the registration"
+    else:
+        path = Path(source).expanduser()
+        if path.is_dir():
+            path = path / "registration.json"
+        where = str(path)
+        try:
+            reg = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigurationError(
+                f"simulator registration not found: {path} "
+                "(start `greenbutton simulator --state-dir DIR` first)"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read simulator registration {path}: {exc}") from None
+        if not isinstance(reg, dict):
+            raise ConfigurationError(f"{path} is not a simulator registration (not an object)")
+    missing = [k for k in REGISTRATION_KEYS if not isinstance(reg.get(k), str) or not reg[k]]
+    if missing:
+        raise ConfigurationError(f"{where} lacks {', '.join(missing)}")
+    return reg
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,0 +1,166 @@
+"""Keep secrets out of log records (SECURITY R49).
+
+Tokens, client secrets, codes and ``Authorization`` header values must never reach a log,
+whoever logs them: our own modules, httpx2 (its INFO line carries the full URL, query
+included) or httpcore2. :class:`RedactingFilter` rewrites a record in place before any
+handler formats it: the message with its arguments merged, a traceback (formatted once, here)
+and ``stack_info``.
+
+A filter attached to a *logger* only sees records created on that very logger, not those
+propagated from its children, so :func:`install_redaction` attaches one filter to the
+``greenbutton`` logger, to every ``greenbutton.*`` logger that exists, to the httpx2 and
+httpcore2 loggers, and to any handlers you pass (a handler filter sees everything it emits;
+pass your root handler to cover loggers created later). :func:`get_logger` is how the package
+creates its own loggers, so they carry the filter from the start.
+
+Redaction works on shapes, not on known values: ``Authorization: <scheme> <credential>``,
+``key=value`` (forms, queries), ``"key": "value"`` (JSON, dict reprs) for the keys in
+:data:`SECRET_KEYS`. A secret printed bare, without its key, cannot be recognised: code must
+not do that, and :class:`greenbutton.Secret` makes it hard to do by accident.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+from collections.abc import Callable, Iterable
+
+__all__ = [
+    "MASK",
+    "SECRET_KEYS",
+    "RedactingFilter",
+    "get_logger",
+    "install_redaction",
+    "redact",
+]
+
+MASK = "[REDACTED]"
+
+#: Parameter and JSON member names whose values are secrets (RFC 6749, RFC 7636, ESPI, PG&E).
+SECRET_KEYS = (
+    "access_token",
+    "refresh_token",
+    "client_access_token",
+    "registration_access_token",
+    "id_token",
+    "client_secret",
+    "code",
+    "code_verifier",
+    "state",
+    "password",
+    "key_password",
+)
+
+_KEYS = "|".join(SECRET_KEYS)
+
+_Replacement = str | Callable[[re.Match[str]], str]
+
+_PATTERNS: tuple[tuple[re.Pattern[str], _Replacement], ...] = (
+    # Authorization / Proxy-Authorization headers in any rendering: "Authorization: Bearer x",
+    # "'authorization': 'Basic x'", "(b'Authorization', b'Bearer x')". The scheme is kept.
+    (
+        re.compile(
+            r"""(?ix)
+            (\b(?:proxy-)?authorization\b
+             (?:['"]?\s*[:=]\s*(?:b?['"])?|['"]\s*,\s*b?['"])\s*)
+            (?:(bearer|basic|digest|negotiate|token)\s+)?
+            ([^\s'",;)}\]]+)
+            """
+        ),
+        lambda m: f"{m[1]}{m[2] + ' ' if m[2] else ''}{MASK}",
+    ),
+    # JSON members and dict reprs: "access_token": "x", 'code': 'x', b'state': b'x'.
+    (
+        re.compile(rf"""(?i)(['"](?:{_KEYS})['"]\s*:\s*b?)(['"])((?:\\.|(?!\2).)*)\2"""),
+        rf"\1\2{MASK}\2",
+    ),
+    # Unquoted JSON-ish numbers/literals after a secret key: "code": 12345.
+    (re.compile(rf"""(?i)(['"](?:{_KEYS})['"]\s*:\s*)(?!['"b\s])([^\s,}}\]]+)"""), rf"\1{MASK}"),
+    # Form bodies and query strings: access_token=x&code=y (also keyword reprs code='x').
+    (
+        re.compile(rf"""(?i)(?<![\w-])((?:{_KEYS})\s*=\s*)(['"])(?:\\.|(?!\2).)*\2"""),
+        rf"\1\2{MASK}\2",
+    ),
+    (re.compile(rf"""(?i)(?<![\w-])((?:{_KEYS})\s*=\s*)(?!['"])[^&\s'"#,)]+"""), rf"\1{MASK}"),
+    # Prose such as oauthlib's "Invalid refresh token, <value>": a token word followed by
+    # a long opaque string (16+ token characters; ordinary words are shorter).
+    (
+        re.compile(
+            r"(?i)\b((?:access|refresh|bearer|client access|registration access)[ _]token"
+            r"(?:\s*[,:]\s*|\s+))"
+            r"(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{16,}"
+        ),
+        rf"\1{MASK}",
+    ),
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with every recognisable secret value replaced by ``[REDACTED]``."""
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record so no handler can print a secret; never drops a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_greenbutton_redacted", False):
+            return True  # already done by a filter nearer the source
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: keep what we can see, safely
+            message = f"{record.msg!r} % {record.args!r}"
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and record.exc_info[0] is not None:
+            # Handlers format exc_info lazily and reuse exc_text when set: format it now,
+            # redacted, so exception messages and reprs cannot leak (httpx2 errors, R49).
+            # exc_info is then dropped: a formatter that re-renders it would bypass us.
+            text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            record.exc_text = redact(text)
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        record._greenbutton_redacted = True
+        return True
+
+
+_FILTER = RedactingFilter()
+
+#: Loggers of the libraries under us (and under the simulator): their records carry URLs
+#: with queries, request bodies, or (oauthlib at DEBUG) token values.
+_LIBRARY_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore", "oauthlib", "uvicorn")
+
+
+def _attach(target: logging.Filterer) -> None:
+    if not any(isinstance(f, RedactingFilter) for f in target.filters):
+        target.addFilter(_FILTER)
+
+
+def get_logger(name: str) -> logging.Logger:
+    """``logging.getLogger(name)`` with the redaction filter attached (package modules use it)."""
+    logger = logging.getLogger(name)
+    _attach(logger)
+    return logger
+
+
+def install_redaction(handlers: Iterable[logging.Handler] = ()) -> RedactingFilter:
+    """Attach the redaction filter where records are made and, if given, to ``handlers``.
+
+    Idempotent. Returns the filter so callers can attach it elsewhere too.
+    """
+    _attach(logging.getLogger("greenbutton"))
+    prefixes = tuple(f"{name}." for name in ("greenbutton", *_LIBRARY_LOGGERS))
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith(prefixes):
+            _attach(logging.getLogger(name))
+    for name in _LIBRARY_LOGGERS:
+        _attach(logging.getLogger(name))
+    for handler in handlers:
+        _attach(handler)
+    return _FILTER
