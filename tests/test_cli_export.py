@@ -31,7 +31,17 @@ def test_all_is_sorted_and_complete() -> None:
     for name in greenbutton.__all__:
         assert hasattr(greenbutton, name), name
     public = {n for n in vars(greenbutton) if not n.startswith("_")}
-    modules = {"cli", "frames", "models", "parse", "charts", "simulator", "espi", "oauth", "classic"}
+    modules = {
+        "cli",
+        "frames",
+        "models",
+        "parse",
+        "charts",
+        "simulator",
+        "espi",
+        "oauth",
+        "classic",
+    }
     assert public - modules - set(greenbutton.__all__) == set()
 
 
