@@ -287,3 +287,13 @@ def test_from_application_information_incomplete(fixtures_dir: Path) -> None:
             .read_bytes()
             .replace(b"ApplicationInformation", b"UsageSummary")
         )
+
+
+def test_builtin_pge_profile_is_reachable_from_the_class() -> None:
+    from greenbutton import UtilityProfile
+
+    pge = UtilityProfile.pge()
+    assert pge.name == "pge"
+    assert pge.token_url == "https://api.pge.com/datacustodian/oauth/v2/token"
+    assert pge.resource_url.endswith("/GreenButtonConnect/espi/1_1/resource")
+    assert pge.published_format == "epoch" and pge.rate_limit_per_s == 1.0

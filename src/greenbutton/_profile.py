@@ -55,6 +55,11 @@ class UtilityProfile:
         return self.resource_url + "/Batch/Bulk"
 
     @classmethod
+    def pge(cls) -> UtilityProfile:
+        """PG&E Share My Data production endpoints (ESPI_NOTES 2.6)."""
+        return PGE
+
+    @classmethod
     def simulator(cls, registration: Path | str | Mapping[str, Any]) -> UtilityProfile:
         """The profile of a running ``greenbutton simulator``, from its ``registration.json``
         (DESIGN 3.6): a path to that file or to the state folder, or the parsed mapping.
