@@ -1,18 +1,25 @@
 """The fetch benchmark of DESIGN 6: sync 200 subscriptions from the simulator.
 
 Two ways, same client code and same requests (list usage points, then one "sync" call per
-usage point for a one-day window):
+usage point for a one-day window, what a daily sync asks for):
 
 * **reuse**: one ``AsyncClient`` (a pool of kept-alive mutual-TLS connections), at most
   ``--concurrency`` subscriptions in flight;
 * **naive**: sequential, one new connection (full TLS handshake) per request.
 
+Rows: pure loopback first (no network latency at all; both processes share the 2 cores, so
+this row measures CPU, not I/O), then the same run with the simulator's latency fault
+(``--latency-ms``, switched live through its admin route) modelling a WAN round trip to the
+custodian. The delay is added once per API request on the server, so it models the request's
+round trip only: a real new connection also pays TCP and TLS round trips, which this does not
+charge, so the naive column is, if anything, flattered.
+
 The simulator runs as its own process (``greenbutton simulator``), so it does not share the
 benchmark's interpreter lock. The customers' consent goes through the real portal login and
-consent forms first (not timed). Prints a Markdown table, the ratio (DESIGN 6: >= 10x) and
+consent forms first (not timed). Prints a Markdown table, the ratios (DESIGN 6: >= 10x) and
 the exact command.
 
-    .venv/bin/python bench/fetch.py [--customers 200] [--concurrency 16]
+    .venv/bin/python bench/fetch.py [--customers 200] [--concurrency 16] [--latency-ms 50,100]
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
@@ -124,13 +132,45 @@ def _naive(path: Path, store: object, keys: list[str], window: tuple) -> int:
     return readings
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def _set_latency(reg: dict[str, Any], ms: int) -> None:
+    """Switch the simulator's latency fault (its admin route on the API listener)."""
+    creds = credentials_from_registration(reg)
+    api = str(httpx2.URL(reg["token_url"]).copy_with(path="/_simulator/faults"))
+    with httpx2.Client(verify=build_ssl_context(creds), trust_env=False) as http:
+        r = http.post(api, json={"latency_ms": ms})
+        r.raise_for_status()
+        if r.json()["latency_ms"] != ms:
+            raise SystemExit(f"the simulator did not take latency_ms={ms}")
+
+
+def _row(
+    path: Path, store: object, keys: list[str], window: tuple[datetime, datetime], limit: int
+) -> tuple[float, float, int]:
+    t0 = time.perf_counter()
+    fast = anyio.run(_reuse, path, store, keys, window, limit)
+    t_fast = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    slow = _naive(path, store, keys, window)
+    t_slow = time.perf_counter() - t0
+    if fast != slow:
+        raise SystemExit(f"the two ways disagree: {fast} vs {slow} readings")
+    return t_fast, t_slow, fast
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--customers", type=int, default=200, help="subscriptions to fetch")
     ap.add_argument("--concurrency", type=int, default=16, help="subscriptions in flight")
-    args = ap.parse_args()
+    ap.add_argument(
+        "--latency-ms",
+        default="50,100",
+        help="comma-separated simulated WAN round trips, ms (loopback is always measured)",
+    )
+    args = ap.parse_args(argv)
+    latencies = [0] + [int(x) for x in args.latency_ms.split(",") if x.strip() and int(x) > 0]
     command = f".venv/bin/python bench/fetch.py --customers {args.customers}"
-    command += f" --concurrency {args.concurrency}"
+    command += f" --concurrency {args.concurrency} --latency-ms {args.latency_ms}"
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "sim"
         proc = _start_simulator(state, args.customers)
@@ -142,31 +182,41 @@ def main() -> None:
                 store = setup.token_store
             end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
             window = (end - timedelta(days=1), end)
-            t0 = time.perf_counter()
-            fast = anyio.run(_reuse, path, store, keys, window, args.concurrency)
-            t_fast = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            slow = _naive(path, store, keys, window)
-            t_slow = time.perf_counter() - t0
+            for ms in latencies:
+                _set_latency(reg, ms)
+                rows.append((ms, *_row(path, store, keys, window, args.concurrency)))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    ratio = t_slow / t_fast
-    print(f"## fetch: {len(keys)} subscriptions, one-day window\n")
-    print("| way | seconds | subscriptions/s | readings |")
-    print("|---|---:|---:|---:|")
+    n = len(keys)
+    print(f"## fetch: {n} subscriptions, one-day window\n")
     print(
-        f"| reuse + concurrency {args.concurrency} (AsyncClient) | {t_fast:.2f} | "
-        f"{len(keys) / t_fast:.1f} | {fast} |"
+        f"| network | reuse + concurrency {args.concurrency}, s | one connection per request, "
+        "sequential, s | ratio | readings |"
     )
+    print("|---|---:|---:|---:|---:|")
+    worst = None
+    for ms, t_fast, t_slow, readings in rows:
+        ratio = t_slow / t_fast
+        label = "loopback (no latency; CPU-bound)" if ms == 0 else f"modelled WAN, {ms} ms/request"
+        print(f"| {label} | {t_fast:.2f} | {t_slow:.2f} | **{ratio:.1f}x** | {readings} |")
+        if ms:
+            worst = ratio if worst is None else min(worst, ratio)
     print(
-        f"| one connection per request, sequential | {t_slow:.2f} | "
-        f"{len(keys) / t_slow:.1f} | {slow} |"
+        "\nModelled rows: the simulator's latency fault delays every API answer by that many ms"
+        " (a request round trip to a remote custodian); the naive way's extra TCP/TLS round"
+        " trips per new connection are not charged, so its times are optimistic. The loopback"
+        " row has no network at all: client and simulator share the 2 cores, and the ratio"
+        " measures only TLS handshakes saved and CPU overlap."
     )
-    verdict = "meets" if ratio >= RATIO else "BELOW"
-    print(f"\nratio {ratio:.1f}x ({verdict} the DESIGN 6 bar of >= {RATIO:g}x)")
+    if worst is not None:
+        verdict = "meets" if worst >= RATIO else "BELOW"
+        print(
+            f"\nwith network latency: >= {worst:.1f}x ({verdict} the DESIGN 6 bar of >= {RATIO:g}x)"
+        )
     print(f"\ncommand: `{command}`")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -8,7 +8,10 @@ something else would mostly measure the allocator. Input files are generated int
 ``bench/out/`` (gitignored) by ``generate.py`` when missing or older than the generator.
 Nothing here is a test: timings never gate CI, they are read by people.
 
-    .venv/bin/python bench/run.py [--regenerate] [--profile]
+The fetch benchmark (``fetch.py``: 200 subscriptions from the simulator, loopback and with
+modelled WAN latency) runs after the parse tables, in its own process; ``--no-fetch`` skips it.
+
+    .venv/bin/python bench/run.py [--regenerate] [--profile] [--no-fetch]
 """
 
 from __future__ import annotations
@@ -211,7 +214,7 @@ def machine() -> str:
     try:
         commit = subprocess.run(
             ["git", "describe", "--always", "--dirty"],
-            capture_output=True,
+            stdout=subprocess.PIPE,
             text=True,
             cwd=HERE.parent,
             check=True,
@@ -302,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--regenerate", action="store_true", help="rewrite bench/out/ inputs")
     ap.add_argument("--profile", action="store_true", help="cProfile parse of the PG&E file")
+    ap.add_argument("--no-fetch", action="store_true", help="skip the fetch benchmark")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     load = os.getloadavg()[0]  # other work on 2 cores skews every number below
@@ -324,8 +328,18 @@ def main(argv: list[str] | None = None) -> int:
         peak_rss("iter", PGE_LARGE, large, f"`iter_readings` {PGE_LARGE.label}"),
     ]
     text = report(speeds, memory, baseline, time.perf_counter() - t0, load)
-    (OUT / "results.md").write_text(text)
     print(text)
+    if not a.no_fetch:
+        fetch = subprocess.run(
+            [sys.executable, str(HERE / "fetch.py")],
+            check=True,
+            cwd=HERE.parent,
+            stdout=subprocess.PIPE,
+            text=True,
+        ).stdout
+        print(fetch)
+        text += "\n" + fetch
+    (OUT / "results.md").write_text(text)
     print(f"(written to {OUT / 'results.md'})", file=sys.stderr)
     return 0
 
