@@ -551,6 +551,8 @@ def fetch(
                 f"usage point {n}/{len(ids)} ({up}): {len(got)} answer(s), {size:,} bytes",
                 err=True,
             )
+    if not bodies:
+        click.echo("no data in this window (the custodian answered 204)", err=True)
     _write_fetched(bodies, fmt, output, utility[0])
 
 
