@@ -41,6 +41,7 @@ def test_all_is_sorted_and_complete() -> None:
         "espi",
         "oauth",
         "classic",
+        "storage",
     }
     assert public - modules - set(greenbutton.__all__) == set()
 

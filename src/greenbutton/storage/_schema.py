@@ -1,0 +1,172 @@
+"""The database schema (SQLAlchemy Core), mirrored by the Alembic revisions in ``migrations/``.
+
+Readings keep the XML's raw integers (value, powerOfTenMultiplier, uom code, cost) so that
+nothing is rounded on the way in (SECURITY R64); scaled values are computed on export.
+The natural key of a reading is (meter reading, start) (R60): it is the primary key, so an
+upsert needs no second index and SQLite stores the rows clustered by it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "authorizations",
+    "ingest_jobs",
+    "metadata",
+    "meter_readings",
+    "readings",
+    "usage_points",
+    "utilities",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+    }
+)
+
+#: A data custodian we are registered with; its secrets are Fernet ciphertext (R48).
+utilities = Table(
+    "utilities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("client_id", Text),
+    Column("client_secret_enc", LargeBinary),
+    Column("registration_token_enc", LargeBinary),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: One grant (or the client-credentials token), keyed as the TokenStore protocol keys it.
+authorizations = Table(
+    "authorizations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", Text, nullable=False, unique=True),
+    Column("utility_id", Integer, ForeignKey("utilities.id", ondelete="SET NULL")),
+    Column("kind", Text, nullable=False),
+    Column("token_type", Text, nullable=False),
+    Column("access_token_enc", LargeBinary, nullable=False),
+    Column("refresh_token_enc", LargeBinary),
+    Column("expires_at", Float),
+    Column("scope", Text),
+    Column("resource_uri", Text),
+    Column("authorization_uri", Text),
+    Column("customer_resource_uri", Text),
+    Column("status", Text, nullable=False, server_default="active"),
+    Column("version", Integer, nullable=False, server_default="0"),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: ``namespace`` separates the same path key served by two custodians ('' for files).
+usage_points = Table(
+    "usage_points",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("namespace", Text, nullable=False, server_default=""),
+    Column("key", Text, nullable=False),
+    Column("authorization_id", Integer, ForeignKey("authorizations.id", ondelete="SET NULL")),
+    Column("href", Text),
+    Column("atom_id", Text),
+    Column("title", Text),
+    Column("service_kind", Integer),
+    UniqueConstraint("namespace", "key"),
+)
+
+#: A MeterReading with its ReadingType's codes (kept raw, named on export).
+meter_readings = Table(
+    "meter_readings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "usage_point_id",
+        Integer,
+        ForeignKey("usage_points.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("key", Text, nullable=False),
+    Column("href", Text),
+    Column("atom_id", Text),
+    Column("reading_type_href", Text),
+    Column("uom", Integer),
+    Column("power_of_ten_multiplier", Integer),
+    Column("flow_direction", Integer),
+    Column("kind", Integer),
+    Column("commodity", Integer),
+    Column("interval_length", Integer),
+    Column("currency", Integer),
+    Column("default_quality", Integer),
+    Column("accumulation_behaviour", Integer),
+    Column("data_qualifier", Integer),
+    Column("time_attribute", Integer),
+    Column("tou", Integer),
+    Column("phase", Integer),
+    Column("consumption_tier", Integer),
+    Column("cpp", Integer),
+    Column("measuring_period", Integer),
+    Column("cost_scale", Integer, nullable=False, server_default="-5"),
+    UniqueConstraint("usage_point_id", "key"),
+)
+
+#: The readings table of DESIGN 3.3 with raw integers. ``quality`` is the first
+#: ReadingQuality code; ``quality_codes`` lists all of them when there are several.
+readings = Table(
+    "readings",
+    metadata,
+    Column(
+        "meter_reading_id",
+        Integer,
+        ForeignKey("meter_readings.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("start", BigInteger, nullable=False),
+    Column("usage_point_id", Integer, nullable=False),
+    Column("duration", Integer, nullable=False),
+    Column("raw_value", BigInteger),
+    Column("multiplier", SmallInteger, nullable=False),
+    Column("uom", SmallInteger),
+    Column("cost", BigInteger),
+    Column("quality", Integer),
+    Column("quality_codes", Text),
+    Column("tou", Integer),
+    PrimaryKeyConstraint("meter_reading_id", "start"),
+    sqlite_with_rowid=False,
+)
+
+#: Work items: fetch one resource, parse, upsert. ``done`` is written in the same
+#: transaction as the resource's readings (R62).
+ingest_jobs = Table(
+    "ingest_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("resource_uri", Text, nullable=False),
+    Column("authorization_id", Integer, ForeignKey("authorizations.id", ondelete="CASCADE")),
+    Column("state", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("payload_hash", Text),
+    Column("rows", Integer),
+    Column("error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Index("ix_ingest_jobs_state", "state"),
+)

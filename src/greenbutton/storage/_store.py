@@ -1,0 +1,159 @@
+"""Opening the database: engine configuration, durability pragmas and migrations.
+
+SQLite is configured for durability and sharing on every connection (SECURITY R63): WAL,
+``synchronous=FULL`` (WAL+NORMAL may lose the last commits on power loss, and a lost commit
+can be a rotated refresh token), a busy timeout, foreign keys on. The driver's implicit
+transactions are switched off and SQLAlchemy emits ``BEGIN`` itself, so writers take the
+write lock up front (``BEGIN IMMEDIATE``) instead of failing with "database is locked" when
+they upgrade a read lock.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+from .._errors import GreenButtonError
+
+__all__ = ["DATABASE_URL_ENV", "Store", "StorageError", "default_data_dir"]
+
+#: The environment variable naming the database (``postgresql+psycopg://...``).
+DATABASE_URL_ENV = "GREENBUTTON_DATABASE_URL"
+
+_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_PG_MIGRATION_LOCK = 0x6772_6E62  # "grnb": one migrating process at a time
+_BUSY_TIMEOUT_MS = 30_000
+
+
+class StorageError(GreenButtonError):
+    """The database refused or failed an operation (locked, full, unreachable, corrupt)."""
+
+
+def default_data_dir() -> Path:
+    """Where the default SQLite database and the key file live (created 0700)."""
+    import platformdirs
+
+    path = Path(platformdirs.user_data_dir("greenbutton"))
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event emits BEGIN
+    cur = dbapi_connection.cursor()
+    try:
+        cur.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = FULL")
+        cur.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cur.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Store:
+    """An open database: an SQLAlchemy engine migrated to the newest schema.
+
+    Use :meth:`open`; :meth:`begin` gives a write transaction, :meth:`connect` a reader.
+    """
+
+    def __init__(self, engine: Engine, *, data_dir: Path | None = None):
+        self.engine = engine
+        self.data_dir = data_dir
+        self._writer = engine.execution_options(sqlite_begin="IMMEDIATE")
+
+    @classmethod
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        data_dir: Path | None = None,
+        migrate: bool = True,
+        **engine_options: Any,
+    ) -> Store:
+        """Open ``url``, else ``$GREENBUTTON_DATABASE_URL``, else ``greenbutton.db`` in the
+        user data directory, and migrate it to the newest schema."""
+        url = url or os.environ.get(DATABASE_URL_ENV) or None
+        if url is None:
+            data_dir = data_dir or default_data_dir()
+            url = f"sqlite:///{data_dir / 'greenbutton.db'}"
+        parsed = make_url(url)
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.get_backend_name() == "postgresql":
+            engine_options.setdefault("pool_pre_ping", True)
+        engine = create_engine(parsed, **engine_options)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_on_connect)
+            event.listen(engine, "begin", _sqlite_on_begin)
+        store = cls(engine, data_dir=data_dir)
+        if migrate:
+            store.migrate()
+        return store
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema in one transaction (transactional DDL on PostgreSQL, R67)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        cfg.set_main_option("path_separator", "os")
+        with self.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at (``None`` when unmigrated)."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction: committed on success, rolled back on any exception."""
+        with self._writer.begin() as conn:
+            yield conn
+
+    def connect(self) -> Connection:
+        """A connection for reading (a deferred transaction on SQLite)."""
+        return self.engine.connect()
+
+    def check(self) -> None:
+        """Raise :class:`StorageError` when SQLite's ``quick_check`` finds corruption."""
+        if self.dialect != "sqlite":
+            return
+        with self.connect() as conn:
+            result = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check")]
+        if result != ["ok"]:
+            raise StorageError(f"the database is corrupt: {'; '.join(result[:3])}")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
