@@ -45,23 +45,48 @@ _ENDPOINT = re.compile(r"/espi/1_1/resource/")
 _SLASHES = re.compile(r"/{2,}")
 
 
-@functools.lru_cache(maxsize=4096)
+# A last path segment that cannot change how the rest of the href is read (no slash, query,
+# fragment, scheme colon, whitespace or percent sign).
+_SEGMENT = re.compile(r"[A-Za-z0-9_.=+~-]+")
+
+
 def normalize_href(href: str | None) -> str | None:
     """Path of a link relative to the ESPI resource endpoint (ESPI_NOTES 3.5 step 1).
 
     Scheme, host, query and fragment are dropped, repeated slashes collapsed (the GBA
     sandbox writes ``org//DataCustodian``), and everything up to ``/espi/1_1/resource/``
     removed; other paths lose their leading slash.
+
+    Every entry's self link is unique (``.../IntervalBlock/1546329600``) but its parent is
+    shared: a plain last segment under an endpoint path is appended to the parent's
+    normalised form (cached), which is what normalising the whole href gives.
     """
     if not href:
         return None
     href = href.strip()
+    parent, _, last = href.rpartition("/")
+    if (
+        last
+        and "/espi/1_1/resource/" in parent
+        and "?" not in parent
+        and "#" not in parent
+        and _SEGMENT.fullmatch(last)
+    ):
+        base, matched = _normalize(parent)
+        if matched and base is not None:
+            return f"{base}/{last}"
+    return _normalize(href)[0]
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalize(href: str) -> tuple[str | None, bool]:
+    """``normalize_href`` of a stripped href, and whether its path holds the endpoint."""
     parts = urlsplit(href)
     path = _SLASHES.sub("/", parts.path).rstrip("/")
     m = _ENDPOINT.search(path + "/") if "/espi/1_1/resource" in path else None
     if m:
         path = path[m.end() :] if m.end() <= len(path) else ""
-    return path.lstrip("/") or None
+    return path.lstrip("/") or None, m is not None
 
 
 @dataclass(slots=True)
@@ -112,18 +137,29 @@ def parse_datetime(text: str | None, warnings: list[str], line: int | None) -> d
     if not text:
         return None
     text = text.strip()
+    # A feed stamps every entry with the same few times: parse each once (datetimes are
+    # immutable, so entries can share them). Longer texts are never valid ones.
+    dt = _cached_datetime(text) if len(text) <= 64 else _datetime(text)
+    if dt is None:
+        warnings.append(f"line {line}: date-time {text[:40]!r} not understood; ignored")
+    return dt
+
+
+def _datetime(text: str) -> datetime | None:
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
         try:
             d = date.fromisoformat(text)
         except ValueError:
-            warnings.append(f"line {line}: date-time {text[:40]!r} not understood; ignored")
             return None
         dt = datetime(d.year, d.month, d.day)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt
+
+
+_cached_datetime = functools.lru_cache(maxsize=256)(_datetime)
 
 
 def read_entry(

@@ -294,8 +294,10 @@ def iter_elements(
 
 
 # Bytes handed to the parser at a time: large enough that per-chunk costs vanish, small
-# enough that the tree (entries of at most two chunks, see _iter) stays a few MB.
-_CHUNK = 1 << 18
+# enough that the tree (entries of at most two chunks, see _iter) stays in the CPU cache
+# between building, reading and freeing it: 64 KiB parses the benchmark files 10-20 %
+# faster than 256 KiB, and with less memory.
+_CHUNK = 1 << 16
 
 
 def _iter(
