@@ -610,3 +610,215 @@ async def test_fifty_coroutines_one_refresh_at_the_simulator(gb: SimulatorHandle
             tg.start_soon(client.usage_points, key)
     after = [c.grant_type for c in token_calls(gb.sim)].count("refresh_token")
     assert after - before == 1
+
+
+# -- streamed, capped downloads (R27) -----------------------------------------------------------
+
+MiB = 1024 * 1024
+
+
+def _chunks(total: int, sent: list[int] | None = None, size: int = MiB) -> Iterator[bytes]:
+    """``total`` bytes in ``size`` chunks, counting what was taken in ``sent``."""
+    block = b"x" * size
+    done = 0
+    while done < total:
+        n = min(size, total - done)
+        if sent is not None:
+            sent.append(n)
+        yield block[:n]
+        done += n
+
+
+def _big_feed(blocks: int, per_block: int = 96) -> Iterator[bytes]:
+    """A valid ESPI feed of ``blocks`` IntervalBlocks (about 17.5 kB each), generated."""
+    up = f"{BASE}/Subscription/5/UsagePoint/1"
+    mr = f"{up}/MeterReading/1"
+    rt = f"{BASE}/ReadingType/1"
+    yield (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<feed xmlns="http://www.w3.org/2005/Atom" xmlns:espi="http://naesb.org/espi">'
+        "<id>big</id><title>t</title><updated>2024-01-01T00:00:00Z</updated>"
+        f'<entry><id>up</id><link rel="self" href="{up}"/>'
+        f'<link rel="up" href="{BASE}/Subscription/5/UsagePoint"/>'
+        f'<link rel="related" href="{up}/MeterReading"/><title>up</title>'
+        "<content><espi:UsagePoint><espi:ServiceCategory><espi:kind>0</espi:kind>"
+        "</espi:ServiceCategory></espi:UsagePoint></content></entry>"
+        f'<entry><id>mr</id><link rel="self" href="{mr}"/>'
+        f'<link rel="up" href="{up}/MeterReading"/>'
+        f'<link rel="related" href="{mr}/IntervalBlock"/><link rel="related" href="{rt}"/>'
+        "<content><espi:MeterReading/></content></entry>"
+        f'<entry><id>rt</id><link rel="self" href="{rt}"/>'
+        f'<link rel="up" href="{BASE}/ReadingType"/>'
+        "<content><espi:ReadingType><espi:intervalLength>900</espi:intervalLength>"
+        "<espi:uom>72</espi:uom></espi:ReadingType></content></entry>"
+    ).encode()
+    t0 = 1_704_067_200
+    for i in range(blocks):
+        start = t0 + i * 900 * per_block
+        readings = "".join(
+            "<espi:IntervalReading><espi:timePeriod><espi:duration>900</espi:duration>"
+            f"<espi:start>{start + 900 * j}</espi:start></espi:timePeriod>"
+            f"<espi:value>{j}</espi:value></espi:IntervalReading>"
+            for j in range(per_block)
+        )
+        yield (
+            f'<entry><id>b{i}</id><link rel="self" href="{mr}/IntervalBlock/{i}"/>'
+            f'<link rel="up" href="{mr}/IntervalBlock"/><content><espi:IntervalBlock>'
+            f"<espi:interval><espi:duration>{900 * per_block}</espi:duration>"
+            f"<espi:start>{start}</espi:start></espi:interval>{readings}"
+            "</espi:IntervalBlock></content></entry>"
+        ).encode()
+    yield b"</feed>"
+
+
+class _Spools:
+    """Records every SpooledTemporaryFile the driver makes (patched into ``tempfile``)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import tempfile
+
+        self.made: list[Any] = []
+        real = tempfile.SpooledTemporaryFile
+        made = self.made
+
+        def spool(*args: Any, **kwargs: Any) -> Any:
+            f = real(*args, **kwargs)
+            made.append(f)
+            return f
+
+        monkeypatch.setattr(tempfile, "SpooledTemporaryFile", spool)
+
+    def rolled(self) -> list[bool]:
+        return [bool(f._rolled) for f in self.made]
+
+    def all_closed(self) -> bool:
+        return all(f.closed for f in self.made)
+
+
+def test_download_streams_to_disk_without_holding_the_body() -> None:
+    """A 48 MiB body: spooled in memory up to 8 MiB, then on disk; at no point is the whole
+    body in memory (traced peak well under the body), and it arrives intact."""
+    import hashlib
+    import tracemalloc
+
+    from greenbutton._flows import (
+        SPOOL_MEMORY_BYTES,
+        Download,
+        Downloaded,
+        Flow,
+        Locks,
+        Policy,
+        run_sync,
+    )
+
+    total = 48 * MiB
+    http = httpx2.Client(
+        transport=httpx2.MockTransport(lambda r: httpx2.Response(200, content=_chunks(total)))
+    )
+
+    def flow() -> Flow[tuple[bool, int, bytes, str, Downloaded]]:
+        got = yield Download(httpx2.Request("GET", f"{BASE}/Batch/Bulk/1"))
+        assert isinstance(got, Downloaded) and got.file is not None
+        digest = hashlib.sha256()
+        while chunk := got.file.read(MiB):
+            digest.update(chunk)
+        return got.on_disk, got.size, got.response.content, digest.hexdigest(), got
+
+    tracemalloc.start()
+    try:
+        on_disk, size, content, digest, got = run_sync(flow(), http, policy=Policy(), locks=Locks())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        http.close()
+    assert on_disk and size == total and content == b""
+    assert digest == hashlib.sha256(b"x" * total).hexdigest()
+    assert peak < 2 * SPOOL_MEMORY_BYTES + 4 * MiB < total
+    assert got.file is not None and got.file.closed  # the driver closed it at the end
+
+
+def test_large_feed_is_parsed_from_the_spool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feed larger than the in-memory part (about 10.5 MiB) parses, through the sync
+    client, from a spool that rolled to disk; the spool is closed afterwards."""
+    spools = _Spools(monkeypatch)
+    blocks = 630
+    body = b"".join(_big_feed(blocks))
+    assert len(body) > 8 * MiB
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(
+            200, content=_big_feed(blocks), headers={"content-type": "application/atom+xml"}
+        )
+
+    server = Server(handler)
+    with sync_client(server) as client:
+        doc = client.usage_point(KEY, "1")
+        assert isinstance(doc, Document) and doc.reading_count == blocks * 96
+        raw = client.usage_point(KEY, "1", raw=True)
+        assert raw == [body]
+    assert spools.rolled() == [True, True] and spools.all_closed()
+
+
+@pytest.mark.anyio
+async def test_large_feed_async(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The async driver streams (``aiter_bytes``) into the same spool."""
+    spools = _Spools(monkeypatch)
+    blocks = 630
+
+    async def stream() -> Any:
+        for chunk in _big_feed(blocks):
+            yield chunk
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(
+            200, content=stream(), headers={"content-type": "application/atom+xml"}
+        )
+
+    client = AsyncClient(
+        PROFILE, CREDS, token_store=store_with(), transport=httpx2.MockTransport(handler)
+    )
+    async with client:
+        doc = await client.usage_point(KEY, "1")
+    assert isinstance(doc, Document) and doc.reading_count == blocks * 96
+    assert spools.rolled() == [True] and spools.all_closed()
+
+
+def test_body_above_the_cap_is_aborted_while_streaming(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cap 3 MiB, body 64 MiB: TransportError after about 4 MiB was read, one request (not
+    retried), the spool closed."""
+    import dataclasses
+
+    spools = _Spools(monkeypatch)
+    sent: list[int] = []
+    server = Server(lambda r: httpx2.Response(200, content=_chunks(64 * MiB, sent)))
+    profile = dataclasses.replace(PROFILE, max_body_bytes=3 * MiB)
+    client = Client(
+        profile, CREDS, token_store=store_with(), transport=httpx2.MockTransport(server)
+    )
+    with client, pytest.raises(TransportError, match=f"larger than {3 * MiB}"):
+        client.usage_point(KEY, "1")
+    assert sum(sent) <= 5 * MiB and len(server.requests) == 1
+    assert spools.made and spools.all_closed()
+
+
+@pytest.mark.anyio
+async def test_body_above_the_cap_async() -> None:
+    import dataclasses
+
+    sent: list[int] = []
+
+    async def stream() -> Any:
+        for chunk in _chunks(64 * MiB, sent):
+            yield chunk
+
+    profile = dataclasses.replace(PROFILE, max_body_bytes=3 * MiB)
+    client = AsyncClient(
+        profile,
+        CREDS,
+        token_store=store_with(),
+        transport=httpx2.MockTransport(lambda r: httpx2.Response(200, content=stream())),
+    )
+    async with client:
+        with pytest.raises(TransportError, match="larger than"):
+            await client.usage_point(KEY, "1")
+    assert sum(sent) <= 5 * MiB

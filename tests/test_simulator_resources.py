@@ -647,6 +647,59 @@ def test_faults_switch_at_run_time_via_admin_route(env: Env) -> None:
     assert env.get(path, env.access).status_code == 200
 
 
+def test_connect_latency_is_charged_once_per_new_connection(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``connect_latency_ms`` delays the first request of each client (host, port) pair,
+    i.e. of each new TCP connection; later requests on it pay ``latency_ms`` only. The set of
+    pairs seen is bounded (oldest forgotten first)."""
+    import anyio
+
+    from greenbutton.simulator import _faults
+
+    async def ok(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = _faults.FaultMiddleware(ok, env.sim)
+
+    async def call(port: int | None) -> float:
+        scope: dict[str, Any] = {"type": "http", "path": "/x", "method": "GET", "headers": []}
+        if port is not None:
+            scope["client"] = ("127.0.0.1", port)
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            pass
+
+        t = time.monotonic()
+        await middleware(scope, receive, send)
+        return time.monotonic() - t
+
+    def timed(port: int | None) -> float:
+        return anyio.run(call, port)
+
+    assert timed(40000) < 0.1  # off by default; the pair is remembered all the same
+    env.sim.faults.connect_latency_ms = 150
+    assert timed(40000) < 0.1  # a kept-alive connection opened earlier: not new
+    assert timed(40001) >= 0.15  # new connection
+    assert timed(40001) < 0.1  # same connection again
+    assert timed(None) < 0.1  # no peer address: cannot tell, not charged
+    env.sim.faults.latency_ms = 50
+    assert 0.2 <= timed(40002) < 0.35  # both: request RTT + set-up
+    assert 0.05 <= timed(40002) < 0.15
+    env.sim.faults.latency_ms = 0
+    monkeypatch.setattr(_faults, "SEEN_CONNECTIONS", 2)
+    timed(40003)
+    timed(40004)  # 40001, 40002 forgotten (40000 was already)
+    assert timed(40001) >= 0.15
+    env.sim.faults.connect_latency_ms = 0
+    r = env.http.post(PATHS.ADMIN_FAULTS, json={"connect_latency_ms": 20})
+    assert r.status_code == 200 and r.json()["connect_latency_ms"] == 20
+
+
 # --------------------------------------------------------------------------------------------
 # end to end over real TLS
 

@@ -5,6 +5,12 @@ read :class:`httpx2.Response` for each; its return value is the operation's resu
 compose with ``yield from`` (a data flow first runs a token flow), never touch a socket, and
 are therefore written once for :func:`run_sync` and :func:`run_async`.
 
+A flow that wants a body it may not hold in memory yields :class:`Download` (a request) and
+receives a :class:`Downloaded`: the status and headers, and a 2xx body streamed into a
+:class:`tempfile.SpooledTemporaryFile` (in memory up to ``Policy.spool_memory_bytes``, then on
+disk) under the body cap, never read whole into memory (R27). The flow parses from that file
+and closes it; the driver closes whatever a flow left open when the run ends.
+
 A flow may also yield :class:`Lock` / :class:`Unlock` for a named lock: the drivers map them
 to a ``threading.Lock`` (sync) or an ``anyio.Lock`` (async) shared by one client, which is
 how a token refresh is single-flight across threads or tasks (SECURITY R52). Locks a flow
@@ -18,12 +24,14 @@ mapping of httpx2 errors to ours (no httpx2 type escapes).
 
 from __future__ import annotations
 
+import io
 import random
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import anyio
 import httpx2
@@ -31,9 +39,23 @@ import httpx2
 from ._errors import RequestTimeout, TransportError
 from ._transport import RateLimiter, map_transport_error, retry_delay
 
-__all__ = ["Flow", "Lock", "Locks", "Policy", "Unlock", "run_async", "run_sync"]
+__all__ = [
+    "SPOOL_MEMORY_BYTES",
+    "Download",
+    "Downloaded",
+    "Flow",
+    "Lock",
+    "Locks",
+    "Policy",
+    "Unlock",
+    "run_async",
+    "run_sync",
+]
 
 T = TypeVar("T")
+
+#: A downloaded body stays in memory up to this size, then the spool moves to a temp file.
+SPOOL_MEMORY_BYTES = 8 * 1024**2
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +72,64 @@ class Unlock:
     name: str
 
 
-Step = httpx2.Request | Lock | Unlock
-#: A flow: yields steps, is sent the Response of each Request (None after Lock/Unlock).
+@dataclass(frozen=True, slots=True)
+class Download:
+    """Flow step: send ``request``; the flow is sent a :class:`Downloaded`, its 2xx body
+    streamed into a spooled temporary file (R27). Retries, rate limit and deadline apply as
+    for a plain request."""
+
+    request: httpx2.Request
+
+
+class Downloaded:
+    """The answer to a :class:`Download`.
+
+    ``response`` has the status and headers. A non-2xx body (an error page, used for the
+    message and the retry decision) is read into ``response.content`` as usual, under the
+    cap; a 2xx body is in ``file`` instead (rewound, ``response.content`` is empty), which
+    holds ``size`` decoded bytes. Close it when done (``with`` works); closing twice is fine.
+    """
+
+    __slots__ = ("file", "response", "size")
+
+    def __init__(self, response: httpx2.Response, file: IO[bytes] | None, size: int) -> None:
+        self.response = response
+        self.file = file
+        self.size = size
+
+    @property
+    def status_code(self) -> int:
+        return self.response.status_code
+
+    @property
+    def on_disk(self) -> bool:
+        """Did the body outgrow the in-memory part of the spool?"""
+        return bool(getattr(self.file, "_rolled", False))
+
+    def read(self) -> bytes:
+        """The whole body as bytes (``raw=True`` callers asked for exactly that)."""
+        if self.file is None:
+            return self.response.content
+        self.file.seek(0)
+        return self.file.read()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+    def __enter__(self) -> Downloaded:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Downloaded {self.response.status_code} {self.size} bytes>"
+
+
+Step = httpx2.Request | Download | Lock | Unlock
+#: A flow: yields steps, is sent the Response of each Request, the Downloaded of each
+#: Download (None after Lock/Unlock).
 Flow = Generator[Step, Any, T]
 
 
@@ -84,6 +162,7 @@ class Policy:
     backoff_cap: float = 30.0
     deadline: float | None = 300.0  # seconds for one whole operation (R56)
     max_body_bytes: int = 2 * 1024**3  # decoded bytes of one response (R27)
+    spool_memory_bytes: int = SPOOL_MEMORY_BYTES  # a Download's body in memory up to this
     limiter: RateLimiter | None = None
     rng: random.Random = field(default_factory=random.Random)
     sleep: Callable[[float], None] = time.sleep
@@ -136,6 +215,46 @@ def _complete(response: httpx2.Response, body: bytes) -> httpx2.Response:
     )
 
 
+class _Sink:
+    """Where one attempt's body goes while it streams: memory for plain requests and error
+    answers, a spooled temporary file for a Download's 2xx body; the cap and the deadline
+    are checked on every chunk (R27, R56)."""
+
+    def __init__(
+        self,
+        response: httpx2.Response,
+        request: httpx2.Request,
+        policy: Policy,
+        clock: _Clock,
+        download: bool,
+    ) -> None:
+        self.response = response
+        self.request = request
+        self.policy = policy
+        self.clock = clock
+        self.spooled = download and 200 <= response.status_code < 300
+        self.file: IO[bytes] = (
+            tempfile.SpooledTemporaryFile(max_size=policy.spool_memory_bytes)
+            if self.spooled
+            else io.BytesIO()
+        )
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.policy.max_body_bytes:
+            raise _too_large(self.request, self.policy.max_body_bytes)
+        self.file.write(chunk)
+        self.clock.remaining(_safe_url(self.request))  # a 1 byte/s trickle still ends (R56)
+
+    def result(self) -> Downloaded:
+        if not self.spooled:
+            assert isinstance(self.file, io.BytesIO)
+            return Downloaded(_complete(self.response, self.file.getvalue()), None, self.size)
+        self.file.seek(0)
+        return Downloaded(_complete(self.response, b""), self.file, self.size)
+
+
 def _too_large(request: httpx2.Request, cap: int) -> TransportError:
     return TransportError(f"response body larger than {cap} bytes; aborted", url=_safe_url(request))
 
@@ -171,24 +290,29 @@ def _delay(
 
 
 def _read_sync(
-    client: httpx2.Client, request: httpx2.Request, policy: Policy, clock: _Clock
-) -> httpx2.Response:
+    client: httpx2.Client, request: httpx2.Request, policy: Policy, clock: _Clock, download: bool
+) -> Downloaded:
     response = client.send(request, stream=True)
     try:
-        body = bytearray()
-        for chunk in response.iter_bytes():
-            body += chunk
-            if len(body) > policy.max_body_bytes:
-                raise _too_large(request, policy.max_body_bytes)
-            clock.remaining(_safe_url(request))  # a 1 byte/s trickle still ends (R56)
+        sink = _Sink(response, request, policy, clock, download)
+        try:
+            for chunk in response.iter_bytes():
+                sink.write(chunk)
+        except BaseException:
+            sink.file.close()
+            raise
     finally:
         response.close()
-    return _complete(response, bytes(body))
+    return sink.result()
 
 
 def _exchange_sync(
-    client: httpx2.Client, request: httpx2.Request, policy: Policy, clock: _Clock
-) -> httpx2.Response:
+    client: httpx2.Client,
+    request: httpx2.Request,
+    policy: Policy,
+    clock: _Clock,
+    download: bool = False,
+) -> Downloaded:
     attempt = 0
     while True:
         attempt += 1
@@ -198,15 +322,16 @@ def _exchange_sync(
             policy.limiter.acquire()
         _prepare(request, client.timeout, clock.remaining(url))
         try:
-            response = _read_sync(client, request, policy, clock)
+            got = _read_sync(client, request, policy, clock, download)
         except httpx2.TransportError as exc:
             delay = _delay(policy, request, attempt, None, exc)
             if delay is None or not clock.allows(delay):
                 raise map_transport_error(exc, url) from exc
         else:
-            delay = _delay(policy, request, attempt, response, None)
+            delay = _delay(policy, request, attempt, got.response, None)
             if delay is None or not clock.allows(delay):
-                return response
+                return got
+            got.close()
         policy.sleep(delay)
 
 
@@ -214,6 +339,7 @@ def run_sync(flow: Flow[T], client: httpx2.Client, *, policy: Policy, locks: Loc
     """Drive ``flow`` to completion over ``client`` (a blocking ``httpx2.Client``)."""
     clock = _Clock(policy)
     held: list[threading.Lock] = []
+    downloads: list[Downloaded] = []
     try:
         value: Any = None
         while True:
@@ -231,12 +357,17 @@ def run_sync(flow: Flow[T], client: httpx2.Client, *, policy: Policy, locks: Loc
                 held.remove(lock)
                 lock.release()
                 value = None
+            elif isinstance(step, Download):
+                value = _exchange_sync(client, step.request, policy, clock, download=True)
+                downloads.append(value)
             else:
-                value = _exchange_sync(client, step, policy, clock)
+                value = _exchange_sync(client, step, policy, clock).response
     finally:
         flow.close()
         for lock in reversed(held):
             lock.release()
+        for got in downloads:
+            got.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,24 +375,33 @@ def run_sync(flow: Flow[T], client: httpx2.Client, *, policy: Policy, locks: Loc
 
 
 async def _read_async(
-    client: httpx2.AsyncClient, request: httpx2.Request, policy: Policy, clock: _Clock
-) -> httpx2.Response:
+    client: httpx2.AsyncClient,
+    request: httpx2.Request,
+    policy: Policy,
+    clock: _Clock,
+    download: bool,
+) -> Downloaded:
     response = await client.send(request, stream=True)
     try:
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > policy.max_body_bytes:
-                raise _too_large(request, policy.max_body_bytes)
-            clock.remaining(_safe_url(request))
+        sink = _Sink(response, request, policy, clock, download)
+        try:
+            async for chunk in response.aiter_bytes():
+                sink.write(chunk)  # a spool on disk writes synchronously; chunks are small
+        except BaseException:
+            sink.file.close()
+            raise
     finally:
         await response.aclose()
-    return _complete(response, bytes(body))
+    return sink.result()
 
 
 async def _exchange_async(
-    client: httpx2.AsyncClient, request: httpx2.Request, policy: Policy, clock: _Clock
-) -> httpx2.Response:
+    client: httpx2.AsyncClient,
+    request: httpx2.Request,
+    policy: Policy,
+    clock: _Clock,
+    download: bool = False,
+) -> Downloaded:
     attempt = 0
     while True:
         attempt += 1
@@ -271,15 +411,16 @@ async def _exchange_async(
             await policy.limiter.acquire_async()
         _prepare(request, client.timeout, clock.remaining(url))
         try:
-            response = await _read_async(client, request, policy, clock)
+            got = await _read_async(client, request, policy, clock, download)
         except httpx2.TransportError as exc:
             delay = _delay(policy, request, attempt, None, exc)
             if delay is None or not clock.allows(delay):
                 raise map_transport_error(exc, url) from exc
         else:
-            delay = _delay(policy, request, attempt, response, None)
+            delay = _delay(policy, request, attempt, got.response, None)
             if delay is None or not clock.allows(delay):
-                return response
+                return got
+            got.close()
         await anyio.sleep(delay)
 
 
@@ -289,6 +430,7 @@ async def run_async(
     """Drive ``flow`` to completion over ``client`` (an ``httpx2.AsyncClient``)."""
     clock = _Clock(policy)
     held: list[anyio.Lock] = []
+    downloads: list[Downloaded] = []
     try:
         value: Any = None
         while True:
@@ -306,9 +448,14 @@ async def run_async(
                 held.remove(lock)
                 lock.release()
                 value = None
+            elif isinstance(step, Download):
+                value = await _exchange_async(client, step.request, policy, clock, download=True)
+                downloads.append(value)
             else:
-                value = await _exchange_async(client, step, policy, clock)
+                value = (await _exchange_async(client, step, policy, clock)).response
     finally:
         flow.close()
         for lock in reversed(held):
             lock.release()
+        for got in downloads:
+            got.close()

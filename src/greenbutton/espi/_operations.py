@@ -6,6 +6,10 @@ the customer's access token for ``Batch/Subscription`` and ``Subscription/...`` 
 shared ``ReadingType`` / ``LocalTimeParameters``), the client-credentials token for
 ``Batch/Bulk``, ``Authorization`` and ``ReadServiceStatus``, the registration token for
 ``ApplicationInformation``. A 401 leads to at most one refresh and one retry (R24, R21).
+
+Resource answers are downloads (:class:`~greenbutton._flows.Download`): a 2xx body streams
+into a spooled temporary file under the profile's cap and is parsed from there, so a large
+Bulk or multi-year answer is never held whole in memory before parsing (R27).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from .._errors import (
     ParseError,
     ServerError,
 )
-from .._flows import Flow, Lock, Unlock
+from .._flows import Download, Downloaded, Flow, Lock, Unlock
 from .._profile import Credentials, UtilityProfile
 from .._secret import Secret
 from ..models import Document, MeterReading, UsagePoint
@@ -269,18 +273,30 @@ def raise_for_status(response: httpx2.Response) -> None:
     raise APIStatusError(f"{url} answered {status}{detail}", **kw)
 
 
-def authorized(
+def _authorized(
     method: str,
     url: str,
     source: TokenSource,
-    params: dict[str, str] | None = None,
-) -> Flow[httpx2.Response]:
+    params: dict[str, str] | None,
+    download: bool,
+) -> Flow[Downloaded]:
     """Send with the token from ``source``; on 401 get a new one once and retry once (R24).
 
     403 (``insufficient_scope``) is not retried: a new token would not change the scope."""
+
+    def send(token: Token) -> Flow[Downloaded]:
+        request = _request(method, url, token, params)
+        if download:
+            got: Downloaded = yield Download(request)
+            return got
+        response: httpx2.Response = yield request
+        return Downloaded(response, None, len(response.content))
+
     token = yield from source(None)
-    response: httpx2.Response = yield _request(method, url, token, params)
-    if response.status_code == 401:
+    got = yield from send(token)
+    if got.status_code == 401:
+        got.close()
+        response = got.response
         try:
             token = yield from source(token)
         except InvalidGrantError as exc:
@@ -293,34 +309,69 @@ def authorized(
         except _NoRefresh:
             pass
         else:
-            response = yield _request(method, url, token, params)
-        if response.status_code == 401:
+            got = yield from send(token)
+        if got.status_code == 401:
+            got.close()
             raise AuthorizationError(
-                f"{_where(response)} answered 401 again after a new token: "
+                f"{_where(got.response)} answered 401 again after a new token: "
                 "the customer must authorize again",
                 status_code=401,
-                url=_where(response),
+                url=_where(got.response),
             )
-    raise_for_status(response)
-    return response
+    try:
+        raise_for_status(got.response)
+    except BaseException:
+        got.close()
+        raise
+    return got
 
 
-def parse_body(ctx: Context, response: httpx2.Response) -> Document:
-    """The document of a 2xx answer; an HTML page is not data (R27)."""
-    if response.status_code == 204 or not response.content:
-        return Document()
-    ctype = response.headers.get("content-type", "").lower()
-    if "html" in ctype:
-        raise ParseError(f"expected Atom/ESPI XML, got {ctype}", resource=_where(response))
-    return parse(response.content, limits=ctx.limits, name=_where(response))
+def authorized(
+    method: str,
+    url: str,
+    source: TokenSource,
+    params: dict[str, str] | None = None,
+) -> Flow[httpx2.Response]:
+    """Send with the token from ``source`` (401: one new token, one retry, R24); the answer
+    read into memory. Data calls use :func:`download` instead."""
+    got = yield from _authorized(method, url, source, params, download=False)
+    return got.response
 
 
-def _result(ctx: Context, response: httpx2.Response, raw: bool) -> Result:
+def download(
+    method: str,
+    url: str,
+    source: TokenSource,
+    params: dict[str, str] | None = None,
+) -> Flow[Downloaded]:
+    """:func:`authorized` with the 2xx body streamed into a spooled file under the cap (R27).
+    The caller closes the result (the driver closes it at the latest when the run ends)."""
+    return (yield from _authorized(method, url, source, params, download=True))
+
+
+def parse_body(ctx: Context, got: Downloaded) -> Document:
+    """The document of a 2xx answer, parsed from its spooled body (then closed); an HTML
+    page is not data (R27)."""
+    with got:
+        response = got.response
+        if response.status_code == 204 or got.size == 0:
+            return Document()
+        ctype = response.headers.get("content-type", "").lower()
+        if "html" in ctype:
+            raise ParseError(f"expected Atom/ESPI XML, got {ctype}", resource=_where(response))
+        source = got.file if got.file is not None else response.content
+        return parse(source, limits=ctx.limits, name=_where(response))
+
+
+def _result(ctx: Context, got: Downloaded, raw: bool) -> Result:
     if raw:
-        if "html" in response.headers.get("content-type", "").lower():
-            raise ParseError("expected Atom/ESPI XML, got an HTML page", resource=_where(response))
-        return response.content
-    return parse_body(ctx, response)
+        with got:
+            if "html" in got.response.headers.get("content-type", "").lower():
+                raise ParseError(
+                    "expected Atom/ESPI XML, got an HTML page", resource=_where(got.response)
+                )
+            return got.read()
+    return parse_body(ctx, got)
 
 
 def _window_params(
@@ -420,8 +471,8 @@ def get_one(
     raw: bool = False,
     params: dict[str, str] | None = None,
 ) -> Flow[Result]:
-    response = yield from authorized("GET", url, source, params)
-    return _result(ctx, response, raw)
+    got = yield from download("GET", url, source, params)
+    return _result(ctx, got, raw)
 
 
 def usage_points(
@@ -444,13 +495,15 @@ def _windowed(
     docs: list[Document] = []
     for params in _window_params(ctx, start, end):
         for url in urls:
-            response = yield from authorized("GET", url, source, params)
-            if response.status_code == 204:  # PG&E: no data in that range
+            got = yield from download("GET", url, source, params)
+            if got.status_code == 204:  # PG&E: no data in that range
+                got.close()
                 continue
             if raw:
-                bodies.append(response.content)
+                with got:
+                    bodies.append(got.read())
             else:
-                docs.append(parse_body(ctx, response))
+                docs.append(parse_body(ctx, got))
     return bodies if raw else merge_documents(docs)
 
 
@@ -482,16 +535,17 @@ def subscription(
     is asynchronous, and everywhere else), merged into one document."""
     sub = _subscription_id(ctx, key)
     source = _access_source(ctx, key)
-    listing = yield from authorized("GET", ctx.paths.usage_points(sub), source)
+    listing = yield from download("GET", ctx.paths.usage_points(sub), source)
     ids = [p.id for p in parse_body(ctx, listing).usage_points]
     urls = [ctx.paths.batch_usage_point(sub, up) for up in dict.fromkeys(ids)]
     return (yield from _windowed(ctx, urls, source, start, end, raw))
 
 
-def _accepted(ctx: Context, response: httpx2.Response) -> Accepted:
-    if response.status_code == 200:
-        return Accepted(200, parse_body(ctx, response))
-    return Accepted(response.status_code)
+def _accepted(ctx: Context, got: Downloaded) -> Accepted:
+    if got.status_code == 200:
+        return Accepted(200, parse_body(ctx, got))
+    got.close()
+    return Accepted(got.status_code)
 
 
 def request_subscription_async(
@@ -502,8 +556,8 @@ def request_subscription_async(
     if len(params) > 1:  # one asynchronous request covers the whole range
         params = [{**(params[0] or {}), "published-max": (params[-1] or {})["published-max"]}]
     url = ctx.paths.batch_subscription(_subscription_id(ctx, key))
-    response = yield from authorized("GET", url, _access_source(ctx, key), params[0])
-    return _accepted(ctx, response)
+    got = yield from download("GET", url, _access_source(ctx, key), params[0])
+    return _accepted(ctx, got)
 
 
 def bulk(
@@ -524,8 +578,8 @@ def bulk(
     params = _window_params(ctx, start, end)
     if len(params) > 1:
         params = [{**(params[0] or {}), "published-max": (params[-1] or {})["published-max"]}]
-    response = yield from authorized("GET", ctx.paths.batch_bulk(bulk_id), source, params[0])
-    return _accepted(ctx, response)
+    got = yield from download("GET", ctx.paths.batch_bulk(bulk_id), source, params[0])
+    return _accepted(ctx, got)
 
 
 def _class_of(ctx: Context, url: str) -> str:
@@ -547,10 +601,11 @@ def get(ctx: Context, uri: str, key: str | None = None, *, raw: bool = False) ->
         raise ConfigurationError(f"{uri.split('?')[0]} needs the customer's authorization")
     else:
         source = _access_source(ctx, key)
-    response = yield from authorized("GET", uri, source)
-    if response.status_code in (202, 204):
+    got = yield from download("GET", uri, source)
+    if got.status_code in (202, 204):
+        got.close()
         return b"" if raw else Document()
-    return _result(ctx, response, raw)
+    return _result(ctx, got, raw)
 
 
 def customer_resource(
@@ -564,10 +619,10 @@ def customer_resource(
         query = _window_params(ctx, start, end)
         if len(query) > 1:
             query = [{**(query[0] or {}), "published-max": (query[-1] or {})["published-max"]}]
-    response = yield from authorized(
+    got = yield from download(
         "GET", url, _access_source(ctx, key), None if query is None else query[0]
     )
-    return _result(ctx, response, raw)
+    return _result(ctx, got, raw)
 
 
 def shared_resource(ctx: Context, key: str, url: str, *, raw: bool) -> Flow[Result]:
@@ -597,12 +652,14 @@ def application_information(
 
 def service_status(ctx: Context, *, raw: bool = False) -> Flow[ServiceStatus | bytes]:
     """ReadServiceStatus: the bare ``<ServiceStatus>`` (1 = up)."""
-    response = yield from authorized("GET", ctx.paths.read_service_status(), _client_source(ctx))
+    got = yield from download("GET", ctx.paths.read_service_status(), _client_source(ctx))
+    where = _where(got.response)
     if raw:
-        return response.content
-    status = parse_body(ctx, response).service_status
+        with got:
+            return got.read()
+    status = parse_body(ctx, got).service_status
     if status is None:
-        raise ParseError("no ServiceStatus in the answer", resource=_where(response))
+        raise ParseError("no ServiceStatus in the answer", resource=where)
     return status
 
 

@@ -26,7 +26,10 @@ class PATHS:
 class Faults:
     """Fault injection (DESIGN 4). Every field can change while the simulator runs."""
 
-    latency_ms: int = 0  # added to every API response
+    latency_ms: int = 0  # added to every API response (one request round trip)
+    # added once per new TCP connection (its first request), for the connection set-up a
+    # WAN charges: TCP + TLS 1.3 handshakes are about 2 round trips, so use 2 x latency_ms
+    connect_latency_ms: int = 0
     rate_limit_per_s: float = 0.0  # > 0: answer 429 + Retry-After above this request rate
     status_burst: int = 0  # answer the next N API requests with `burst_status`
     burst_status: int = 503

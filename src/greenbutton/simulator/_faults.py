@@ -1,8 +1,18 @@
 """Fault injection for the API listener (DESIGN 4, SECURITY b5/b8), read live from
 ``sim.faults`` on every request so tests and users can switch faults while it runs.
 
-:class:`FaultMiddleware` wraps the whole API app (token endpoint and resources): latency,
-429 + Retry-After above a request rate, a burst of N error statuses, truncated XML bodies.
+:class:`FaultMiddleware` wraps the whole API app (token endpoint and resources): latency per
+request and per new connection, 429 + Retry-After above a request rate, a burst of N error
+statuses, truncated XML bodies.
+
+Modelling a WAN: ``latency_ms`` is one request's round trip; ``connect_latency_ms`` is what a
+*new* connection costs before its first request can go, charged on that first request. A new
+connection is recognised by the client's (host, port) pair in the ASGI scope, which differs
+for every TCP connection; pairs already seen are remembered in a bounded FIFO set (a port the
+OS reuses while still remembered goes uncharged, so the model errs on the cheap side). TCP's
+handshake takes one round trip and TLS 1.3's one more (mutual TLS included: the client
+certificate travels with the client's Finished), so ``connect_latency_ms = 2 x latency_ms``
+models a TLS 1.3 custodian; TLS 1.2 would be 3 x.
 Token faults (``expire_tokens``, ``revoke_all``) are applied where tokens are checked
 (``_resources``; the token endpoint reads the same switches). The admin route
 ``PATHS.ADMIN_FAULTS`` is answered here, before any fault, so a burst can always be
@@ -14,7 +24,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -28,6 +38,8 @@ from ._simulator import Simulator
 __all__ = ["FaultMiddleware", "fault_middleware", "update_faults"]
 
 _MAX_ADMIN_BODY = 64 * 1024
+#: Client (host, port) pairs remembered to tell a new connection from a kept-alive one.
+SEEN_CONNECTIONS = 4096
 
 
 def update_faults(faults: Faults, changes: Any) -> None:
@@ -64,6 +76,7 @@ class FaultMiddleware:
         self.sim = sim
         self._lock = threading.Lock()
         self._recent: deque[float] = deque()
+        self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,8 +86,11 @@ class FaultMiddleware:
             await self._admin(scope, receive, send)
             return
         faults = self.sim.faults
-        if faults.latency_ms > 0:
-            await anyio.sleep(faults.latency_ms / 1000)
+        delay = faults.latency_ms
+        if self._new_connection(scope):
+            delay += faults.connect_latency_ms
+        if delay > 0:
+            await anyio.sleep(delay / 1000)
         if self._over_rate(faults.rate_limit_per_s):
             await _plain(send, 429, "rate limit exceeded", retry_after=faults.retry_after)
             return
@@ -87,6 +103,20 @@ class FaultMiddleware:
             await self.app(scope, receive, _truncating(send))
             return
         await self.app(scope, receive, send)
+
+    def _new_connection(self, scope: Scope) -> bool:
+        """Is this the first request seen from the scope's client (host, port)?"""
+        client = scope.get("client")
+        if not client:
+            return False  # no peer address (some test transports): cannot tell
+        pair = (str(client[0]), int(client[1]))
+        with self._lock:
+            if pair in self._seen:
+                return False
+            self._seen[pair] = None
+            while len(self._seen) > SEEN_CONNECTIONS:
+                self._seen.popitem(last=False)
+            return True
 
     def _over_rate(self, limit: float) -> bool:
         """Sliding one-second window; rejected requests do not count."""
