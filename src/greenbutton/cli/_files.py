@@ -35,6 +35,14 @@ def _rows(paths: Iterable[Path]) -> Iterator[Reading]:
         yield from iter_readings(path)
 
 
+def _stored_rows(url: str | None) -> Iterator[Reading]:
+    """Rows of ``storage.export_readings``: the same columns as for files."""
+    from ..storage import Store, export_readings
+
+    with Store.open(url) as store:
+        yield from export_readings(store)
+
+
 def _text_row(row: Reading) -> dict[str, Any]:
     d = row._asdict()
     d["start"] = format_start(row.start)
@@ -137,8 +145,16 @@ def _atomic(path: Path, mode: str) -> Iterator[tuple[IO[Any], str]]:
 
 
 @cli.command()
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--db",
+    "db_url",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[URL]",
+    help="Export the readings stored in this database instead of files (URL optional: "
+    "GREENBUTTON_DATABASE_URL, else the user data folder's greenbutton.db).",
 )
 @click.option(
     "--format",
@@ -154,8 +170,10 @@ def _atomic(path: Path, mode: str) -> Iterator[tuple[IO[Any], str]]:
     default=None,
     help="Write here instead of stdout (required for parquet).",
 )
-def export(files: tuple[Path, ...], fmt: str | None, output: Path | None) -> None:
-    """Export the readings table of Green Button XML FILES.
+def export(
+    files: tuple[Path, ...], db_url: str | None, fmt: str | None, output: Path | None
+) -> None:
+    """Export the readings table of Green Button XML FILES, or of the database (--db).
 
     Columns (DESIGN 3.3): usage_point, meter_reading, start (UTC), duration, raw_value,
     value, uom, flow_direction, kind, commodity, interval_length, cost, currency,
@@ -167,13 +185,16 @@ def export(files: tuple[Path, ...], fmt: str | None, output: Path | None) -> Non
       greenbutton export usage.xml > usage.csv
       greenbutton export usage.xml -o usage.parquet
       greenbutton export *.xml --format jsonl -o all.jsonl
+      greenbutton export --db -o stored.csv
     """
+    if (db_url is None) == (not files):
+        raise click.UsageError("give FILES or --db (one of them)")
     if fmt is None:
         suffix = output.suffix.lower().lstrip(".") if output else ""
         fmt = {"parquet": "parquet", "pq": "parquet", "jsonl": "jsonl", "ndjson": "jsonl"}.get(
             suffix, "csv"
         )
-    rows = _rows(files)
+    rows = _rows(files) if db_url is None else _stored_rows(db_url or None)
     if fmt == "parquet":
         if output is None:
             raise click.UsageError("parquet output needs a file: add -o OUT.parquet")

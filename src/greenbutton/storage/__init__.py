@@ -6,6 +6,7 @@
     ingest_file(store, "usage.xml")        # one transaction per resource, idempotent
     rows = list(export_readings(store))    # greenbutton.Reading rows
     tokens = DatabaseTokenStore(store)     # the TokenStore protocol, encrypted at rest
+    sync(store, Client(..., token_store=tokens))   # catch-up, gaps, crash-safe jobs
 
 Needs the ``db`` extra (SQLAlchemy, Alembic, psycopg, platformdirs).
 """
@@ -22,6 +23,15 @@ from ._ingest import (
     start_job,
 )
 from ._store import DATABASE_URL_ENV, StorageError, Store, default_data_dir
+from ._sync import (
+    DEFAULT_HISTORY_DAYS,
+    AccountSummary,
+    SeriesCoverage,
+    SyncReport,
+    UsagePointSummary,
+    accounts,
+    sync,
+)
 from ._tokens import (
     SECRET_KEY_ENV,
     DatabaseTokenStore,
@@ -32,14 +42,20 @@ from ._tokens import (
 
 __all__ = [
     "DATABASE_URL_ENV",
+    "DEFAULT_HISTORY_DAYS",
     "SECRET_KEY_ENV",
+    "AccountSummary",
     "DatabaseTokenStore",
     "IngestResult",
     "ReconciliationError",
     "SecretKeyError",
+    "SeriesCoverage",
     "StorageError",
     "Store",
+    "SyncReport",
     "TokenDecryptionError",
+    "UsagePointSummary",
+    "accounts",
     "create_job",
     "default_data_dir",
     "export_readings",
@@ -49,4 +65,5 @@ __all__ = [
     "load_fernet",
     "pending_jobs",
     "start_job",
+    "sync",
 ]

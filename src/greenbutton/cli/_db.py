@@ -1,0 +1,205 @@
+"""``greenbutton sync`` and ``accounts``: the ingest loop and what it stored.
+
+The database holds the tokens (encrypted, :class:`~greenbutton.storage.DatabaseTokenStore`).
+``authorize`` writes the JSON token store, so ``sync`` first imports that store's
+authorizations for the utility into the database when the database has no copy or an
+older one (a new ``authorize``); after that the database copy is the one refreshed. The
+JSON copy is not updated: where the custodian rotates refresh tokens, ``fetch`` with it may
+then need a new ``authorize``, which ``sync`` picks up again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .._client import Client
+from . import cli
+from ._sdk import (
+    _DATE,
+    TokenFile,
+    _store_option,
+    _utc,
+    _utility,
+    _utility_options,
+    default_store_path as _default_store_path,
+)
+
+__all__ = ["accounts", "sync"]
+
+
+def _database_option(fn: Any) -> Any:
+    return click.option(
+        "--database",
+        "database_url",
+        metavar="URL",
+        help="SQLAlchemy URL (sqlite:///FILE or postgresql://...). "
+        "[default: GREENBUTTON_DATABASE_URL, else greenbutton.db in the user data folder]",
+    )(fn)
+
+
+def _import_tokens(store: Any, tokens: Any, path: Path, utility: str) -> int:
+    """Copy the JSON store's customer tokens the database lacks or holds older copies of."""
+    from sqlalchemy import select
+
+    from ..storage._schema import authorizations
+
+    source = TokenFile(path, utility)
+    section = source._section()
+    if not section:
+        return 0
+    with store.connect() as conn:
+        stored = {
+            str(k): float(t)
+            for k, t in conn.execute(select(authorizations.c.key, authorizations.c.updated_at))
+        }
+    count = 0
+    for key, entry in section.items():
+        saved = entry.get("saved_at") if isinstance(entry, dict) else None
+        if key in stored and stored[key] >= float(saved or 0):
+            continue
+        token = source.load(key)
+        if token is not None:
+            tokens.save(key, token)
+            count += 1
+    return count
+
+
+def _when(epoch: float | int | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+@cli.command()
+@_utility_options
+@_database_option
+@_store_option
+@click.option(
+    "--authorization",
+    "keys",
+    metavar="KEY",
+    multiple=True,
+    help="Sync only this stored authorization (repeatable). [default: all of the utility]",
+)
+@click.option(
+    "--since",
+    type=_DATE,
+    help="History start (UTC) for usage points with nothing stored; earlier than the stored "
+    "data, it also backfills. [default: 365 days ago]",
+)
+def sync(
+    simulator_dir: Path | None,
+    config_path: Path | None,
+    profile: str | None,
+    database_url: str | None,
+    store_path: Path | None,
+    keys: tuple[str, ...],
+    since: datetime | None,
+) -> None:
+    """Fetch new and missing readings of every stored authorization into the database.
+
+    Resumes jobs an interrupted run left, polls from each usage point's last stored
+    reading up to now (catching up on missed notifications), and re-requests holes in
+    the stored readings. Safe to interrupt: every window commits with its job, and the
+    next run finishes the rest. Progress on stderr (when it is a terminal); a summary on
+    stdout; exit 1 when some job or authorization failed.
+
+    \b
+    Examples:
+      greenbutton sync --simulator DIR --since 2024-01-01
+      greenbutton sync --profile pge --database postgresql://gb@localhost/gb
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ..storage import DatabaseTokenStore, Store, sync as run_sync
+
+    utility = _utility(simulator_dir, config_path, profile)
+    console = Console(stderr=True)
+    with Store.open(database_url) as store:
+        tokens = DatabaseTokenStore(store)
+        imported = _import_tokens(
+            store, tokens, store_path or _default_store_path(), utility[0].resource_url
+        )
+        if imported:
+            click.echo(f"imported {imported} authorization(s) from the token store", err=True)
+        with Client(*utility, token_store=tokens) as client:
+            if console.is_terminal:
+                columns = (TextColumn("sync"), BarColumn(), MofNCompleteColumn())
+                with Progress(*columns, console=console, transient=True) as bar:
+                    task = bar.add_task("sync", total=None)
+
+                    def show(done: int, total: int, _what: str) -> None:
+                        bar.update(task, completed=done, total=total or None)
+
+                    report = run_sync(
+                        store, client, authorizations=keys or None, since=_utc(since),
+                        progress=show,
+                    )  # fmt: skip
+            else:
+                report = run_sync(store, client, authorizations=keys or None, since=_utc(since))
+    click.echo(f"jobs run: {report.jobs_run} (resumed from an earlier run: {report.resumed})")
+    click.echo(f"gaps re-requested: {report.gaps}")
+    for point, added in report.readings.items():
+        click.echo(f"readings added: {added:,} {point}")
+    for key, why in report.skipped.items():
+        click.echo(f"skipped {key}: {why}", err=True)
+    if report.unfinished:
+        click.echo(f"{len(report.unfinished)} job(s) unfinished; run sync again", err=True)
+        for error in report.errors[-3:]:
+            click.echo(f"  {error}", err=True)
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@_database_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+def accounts(database_url: str | None, as_json: bool) -> None:
+    """List stored authorizations, their usage points, reading counts and coverage.
+
+    Reads the database only (nothing is decrypted or fetched). Readings ingested from
+    files appear under "files". Coverage is the first interval start to the last interval
+    end, UTC.
+
+    \b
+    Examples:
+      greenbutton accounts
+      greenbutton accounts --database sqlite:///gb.db --json
+    """
+    from ..storage import Store, accounts as stored_accounts
+
+    with Store.open(database_url) as store:
+        found = stored_accounts(store)
+    if as_json:
+        click.echo(json.dumps([a.as_dict() for a in found], indent=1))
+        return
+    if not found:
+        click.echo("nothing stored yet: run greenbutton authorize, then greenbutton sync")
+        return
+    for account in found:
+        if account.key is None:
+            click.echo("files")
+        else:
+            click.echo(f"authorization {account.key}")
+            click.echo(
+                f"  status {account.status}, subscription {account.subscription or '-'}, "
+                f"updated {_when(account.updated_at)}"
+            )
+            if account.pending_jobs or account.failed_jobs:
+                click.echo(f"  jobs: {account.pending_jobs} pending, {account.failed_jobs} failed")
+        for point in account.usage_points:
+            title = f" ({point.title})" if point.title else ""
+            click.echo(f"  usage point {point.key}{title}: {point.readings:,} readings")
+            for s in point.series:
+                step = f", every {s.interval} s" if s.interval else ""
+                click.echo(
+                    f"    {s.meter_reading}: {s.readings:,} readings, "
+                    f"{_when(s.first)} to {_when(s.last)}{step}"
+                )

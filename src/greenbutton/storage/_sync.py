@@ -1,0 +1,531 @@
+"""The ingest loop: plan fetch jobs for stored authorizations, run them, survive crashes.
+
+A job is one date window of one usage point's "sync" call, stored as the exact URI to GET
+(``Batch/Subscription/{sub}/UsagePoint/{up}?published-min=...&published-max=...``), so a
+job left by a killed run is re-run verbatim by the next one. Each job's readings and its
+``done`` marker commit together (SECURITY R62); ingest is an idempotent upsert (R60), so
+re-running a half-finished plan converges on the database a clean run gives.
+
+Planning, per usage point the custodian lists for the authorization:
+
+* **catch-up** (R46): from the stored high-water mark (the earliest of the meter readings'
+  last interval ends, so a lagging series is not skipped) or, with nothing stored, from
+  ``since`` (default: :data:`DEFAULT_HISTORY_DAYS` back) up to now, in windows of the
+  profile's ``window_days``. This recovers whatever a missed notification would have said.
+* **gaps** (R64): consecutive stored readings further apart than the interval are a hole;
+  its window is re-requested once. A hole whose exact window was already fetched without
+  filling it is the custodian's, not ours, and is not asked for again.
+* **backfill**: an explicit ``since`` before the first stored reading fetches the part of
+  history that was never asked for.
+
+Jobs left by earlier runs (pending, interrupted while running, failed) run first, before
+the high-water marks are read; failed jobs are retried with backoff until a job has used
+``max_attempts`` attempts in total (counted before each attempt, so a crash counts too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from sqlalchemy import and_, func, select
+
+from .._errors import AuthorizationError, ConfigurationError, GreenButtonError, OAuthError
+from ..espi._paths import TimeLike, format_time, split_windows, to_datetime
+from ..models import Document
+from ..parse import parse, series_key
+from ._ingest import create_job, fail_job, ingest_document, start_job
+from ._schema import authorizations, ingest_jobs, meter_readings, readings, usage_points
+from ._store import StorageError, Store
+
+if TYPE_CHECKING:
+    from .._client import Client
+
+__all__ = [
+    "DEFAULT_HISTORY_DAYS",
+    "AccountSummary",
+    "SeriesCoverage",
+    "SyncReport",
+    "UsagePointSummary",
+    "accounts",
+    "sync",
+]
+
+#: History fetched for a usage point with nothing stored, when ``since`` is not given.
+DEFAULT_HISTORY_DAYS = 365
+MAX_ATTEMPTS = 5
+
+#: ``progress(done, total, what)`` after each job (``total`` grows as jobs are planned).
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class SyncReport:
+    """What one :func:`sync` did."""
+
+    jobs_run: int = 0
+    jobs_failed: int = 0  # attempts that failed (the job may have succeeded on a retry)
+    resumed: int = 0  # jobs an earlier run left unfinished
+    gaps: int = 0  # hole windows re-requested
+    readings: dict[str, int] = field(default_factory=dict)  # usage point -> readings added
+    unfinished: list[str] = field(default_factory=list)  # job URIs still not done
+    skipped: dict[str, str] = field(default_factory=dict)  # authorization -> why
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.unfinished and not self.skipped
+
+
+@dataclass(frozen=True, slots=True)
+class _Auth:
+    id: int
+    key: str
+    status: str
+    subscription: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    id: int
+    uri: str
+    auth: _Auth
+    attempts: int
+
+
+def _utc(value: TimeLike) -> datetime:
+    when = to_datetime(value)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _subscription(resource_uri: str | None) -> str | None:
+    if not resource_uri:
+        return None
+    return resource_uri.split("?")[0].rstrip("/").rpartition("/")[2] or None
+
+
+def _authorizations(store: Store, client: Client, wanted: Iterable[str] | None) -> list[_Auth]:
+    """Customer grants of the client's custodian (their resourceURI lies under its endpoint)."""
+    base = client.profile.resource_url.rstrip("/") + "/"
+    a = authorizations
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(a.c.id, a.c.key, a.c.status, a.c.resource_uri)
+            .where(a.c.kind == "access")
+            .order_by(a.c.id)
+        ).all()
+    found = [
+        _Auth(int(i), str(k), str(s), _subscription(uri))
+        for i, k, s, uri in rows
+        if uri and str(uri).startswith(base)
+    ]
+    if wanted is None:
+        return found
+    keys = set(wanted)
+    missing = keys - {f.key for f in found}
+    if missing:
+        raise ConfigurationError(f"no stored authorization {sorted(missing)[0]!r} for this utility")
+    return [f for f in found if f.key in keys]
+
+
+def _unfinished(store: Store, auths: list[_Auth]) -> list[_Job]:
+    by_id = {a.id: a for a in auths}
+    j = ingest_jobs
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(j.c.id, j.c.resource_uri, j.c.authorization_id, j.c.attempts)
+            .where(j.c.state != "done", j.c.authorization_id.in_(list(by_id)))
+            .order_by(j.c.id)
+        ).all()
+    return [_Job(int(i), str(u), by_id[int(a)], int(n)) for i, u, a, n in rows]
+
+
+def _enqueue(store: Store, uri: str, auth: _Auth, *, once: bool) -> _Job | None:
+    """The unfinished job for ``uri`` or a new one; with ``once``, none if it was done."""
+    j = ingest_jobs
+    with store.connect() as conn:
+        row = conn.execute(
+            select(j.c.id, j.c.state, j.c.attempts)
+            .where(j.c.resource_uri == uri, j.c.authorization_id == auth.id)
+            .order_by(j.c.id.desc())
+            .limit(1)
+        ).first()
+    if row is not None and row.state != "done":
+        return _Job(int(row.id), uri, auth, int(row.attempts))
+    if row is not None and once:
+        return None
+    return _Job(create_job(store, uri, authorization_id=auth.id), uri, auth, 0)
+
+
+def _coverage(store: Store, namespace: str, auth: _Auth) -> dict[str, tuple[int, int, int]]:
+    """Per usage point key: (first start, earliest last end, latest last end) of its series."""
+    r, up, mr = readings, usage_points, meter_readings
+    per_series = (
+        select(
+            up.c.key.label("up_key"),
+            func.min(r.c.start).label("first"),
+            func.max(r.c.start + r.c.duration).label("last"),
+        )
+        .select_from(
+            r.join(mr, mr.c.id == r.c.meter_reading_id).join(up, up.c.id == mr.c.usage_point_id)
+        )
+        .where(up.c.namespace == namespace, up.c.authorization_id == auth.id)
+        .group_by(up.c.key, mr.c.id)
+        .subquery()
+    )
+    query = select(
+        per_series.c.up_key,
+        func.min(per_series.c.first),
+        func.min(per_series.c.last),
+        func.max(per_series.c.last),
+    ).group_by(per_series.c.up_key)
+    with store.connect() as conn:
+        return {str(k): (int(a), int(b), int(c)) for k, a, b, c in conn.execute(query)}
+
+
+def _holes(store: Store, namespace: str, auth: _Auth) -> dict[str, list[tuple[int, int]]]:
+    """Per usage point key: ``[end of a reading, start of the next)`` wherever they differ."""
+    r, up, mr = readings, usage_points, meter_readings
+    nxt = func.lead(r.c.start).over(partition_by=r.c.meter_reading_id, order_by=r.c.start)
+    inner = (
+        select(
+            up.c.key.label("up_key"),
+            (r.c.start + r.c.duration).label("end"),
+            nxt.label("next_start"),
+        )
+        .select_from(
+            r.join(mr, mr.c.id == r.c.meter_reading_id).join(up, up.c.id == mr.c.usage_point_id)
+        )
+        .where(up.c.namespace == namespace, up.c.authorization_id == auth.id)
+        .subquery()
+    )
+    query = (
+        select(inner.c.up_key, inner.c.end, inner.c.next_start)
+        .where(inner.c.next_start > inner.c.end)
+        .order_by(inner.c.up_key, inner.c.end)
+    )
+    holes: dict[str, list[tuple[int, int]]] = {}
+    with store.connect() as conn:
+        for key, lo, hi in conn.execute(query):
+            holes.setdefault(str(key), []).append((int(lo), int(hi)))
+    return {k: _merge(v) for k, v in holes.items()}
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping holes of several series of one usage point become one window."""
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(spans):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _uri(client: Client, sub: str, up: str, lo: TimeLike, hi: TimeLike) -> str:
+    fmt = client.profile.published_format
+    query = {"published-min": format_time(lo, fmt), "published-max": format_time(hi, fmt)}
+    return f"{client.paths.batch_usage_point(sub, up)}?{urlencode(query)}"
+
+
+def _plan(
+    store: Store,
+    client: Client,
+    auth: _Auth,
+    floor: datetime,
+    until: datetime,
+    backfill: bool,
+    report: SyncReport,
+) -> list[_Job]:
+    """Catch-up, gap and backfill jobs for one authorization (one listing request)."""
+    if not auth.subscription:
+        raise ConfigurationError("the token names no subscription (resourceURI)")
+    listing = client.usage_points(auth.key)
+    assert isinstance(listing, Document)
+    ids = {series_key(up): up.id for up in listing.usage_points if up.id}
+    namespace = client.profile.name
+    coverage = _coverage(store, namespace, auth)
+    holes = _holes(store, namespace, auth)
+    days = client.profile.window_days
+    jobs: list[_Job] = []
+
+    def add(up_id: str, lo: TimeLike, hi: TimeLike, *, once: bool) -> bool:
+        job = _enqueue(store, _uri(client, auth.subscription or "", up_id, lo, hi), auth, once=once)
+        if job is not None:
+            jobs.append(job)
+        return job is not None
+
+    for up_key, up_id in ids.items():
+        first, low_mark, _high = coverage.get(up_key, (None, None, None))
+        start = floor
+        if low_mark is not None:
+            start = max(floor, datetime.fromtimestamp(low_mark, UTC))
+        if backfill and first is not None and floor.timestamp() < first:
+            for lo, hi in split_windows(floor, datetime.fromtimestamp(first, UTC), days):
+                add(up_id, lo, hi, once=True)
+        if start < until:
+            for lo, hi in split_windows(start, until, days):
+                add(up_id, lo, hi, once=False)
+        for lo_s, hi_s in holes.get(up_key, []):
+            lo_d, hi_d = datetime.fromtimestamp(lo_s, UTC), datetime.fromtimestamp(hi_s, UTC)
+            for lo, hi in split_windows(lo_d, hi_d, days):
+                if add(up_id, lo, hi, once=True):
+                    report.gaps += 1
+    return jobs
+
+
+def _readings_by_point(store: Store, namespace: str) -> dict[str, int]:
+    up, r = usage_points, readings
+    query = (
+        select(up.c.key, func.count())
+        .select_from(r.join(up, up.c.id == r.c.usage_point_id))
+        .where(up.c.namespace == namespace)
+        .group_by(up.c.key)
+    )
+    with store.connect() as conn:
+        return {str(k): int(n) for k, n in conn.execute(query)}
+
+
+class _Runner:
+    """Runs jobs, retrying failures; an authorization the custodian refuses stops its jobs."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: Client,
+        report: SyncReport,
+        progress: Progress | None,
+        max_attempts: int,
+        retry_delay: float,
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.store, self.client, self.report = store, client, report
+        self.progress = progress
+        self.max_attempts, self.retry_delay, self.sleep = max_attempts, retry_delay, sleep
+        self.done = 0
+        self.total = 0
+        self.broken: set[int] = set()
+
+    def run(self, jobs: list[_Job]) -> None:
+        attempts = {job.id: job.attempts for job in jobs}
+        queue = [j for j in {j.id: j for j in jobs}.values() if attempts[j.id] < self.max_attempts]
+        self.total += len(queue)
+        self._tick("")
+        round_ = 0
+        while queue:
+            if round_:
+                self.sleep(min(self.retry_delay * 2 ** (round_ - 1), 30.0))
+            retry: list[_Job] = []
+            for job in queue:
+                if job.auth.id in self.broken:
+                    continue
+                attempts[job.id] += 1
+                if self._one(job):
+                    self.done += 1
+                    self._tick(job.uri)
+                elif attempts[job.id] < self.max_attempts and job.auth.id not in self.broken:
+                    retry.append(job)
+                else:
+                    self.done += 1
+                    self._tick(job.uri)
+            queue, round_ = retry, round_ + 1
+
+    def _tick(self, what: str) -> None:
+        if self.progress is not None:
+            self.progress(self.done, self.total, what)
+
+    def _one(self, job: _Job) -> bool:
+        start_job(self.store, job.id)
+        self.report.jobs_run += 1
+        try:
+            body = self.client.get(job.uri, job.auth.key, raw=True)
+            assert isinstance(body, bytes)
+            document = parse(body, name=job.uri.split("?")[0]) if body else Document()
+            ingest_document(
+                self.store, document, job_id=job.id, namespace=self.client.profile.name,
+                authorization_id=job.auth.id, payload_hash=hashlib.sha256(body).hexdigest(),
+                cost_scale=self.client.profile.cost_scale,
+            )  # fmt: skip
+            return True
+        except GreenButtonError as exc:
+            self.report.jobs_failed += 1
+            message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            self.report.errors.append(message)
+            fail_job(self.store, job.id, message)
+            if isinstance(exc, OAuthError | AuthorizationError):
+                self.broken.add(job.auth.id)
+                self.report.skipped[job.auth.key] = message
+            return False
+
+
+def sync(
+    store: Store,
+    client: Client,
+    *,
+    authorizations: Iterable[str] | None = None,
+    since: TimeLike | None = None,
+    until: TimeLike | None = None,
+    progress: Progress | None = None,
+    max_attempts: int = MAX_ATTEMPTS,
+    retry_delay: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SyncReport:
+    """Bring the database up to date for the stored authorizations of ``client``'s custodian.
+
+    ``client`` must use a :class:`~greenbutton.storage.DatabaseTokenStore` over ``store`` (or
+    another store holding the same keys). ``authorizations`` limits the run to those keys;
+    ``since`` is where history starts when nothing is stored (an explicit ``since`` before
+    the stored data also backfills); ``until`` defaults to now.
+    """
+    now = _utc(until) if until is not None else datetime.now(UTC)
+    floor = _utc(since) if since is not None else now - timedelta(days=DEFAULT_HISTORY_DAYS)
+    namespace = client.profile.name
+    report = SyncReport()
+    auths = _authorizations(store, client, authorizations)
+    before = _readings_by_point(store, namespace)
+    runner = _Runner(store, client, report, progress, max_attempts, retry_delay, sleep)
+
+    left = _unfinished(store, auths)
+    report.resumed = len(left)
+    runner.run(left)  # first, so the high-water marks include what they add
+
+    planned: list[_Job] = []
+    for auth in auths:
+        if auth.status != "active":
+            report.skipped[auth.key] = f"the authorization is {auth.status}: authorize again"
+            continue
+        if auth.id in runner.broken:
+            continue
+        try:
+            planned.extend(_plan(store, client, auth, floor, now, since is not None, report))
+        except StorageError:
+            raise
+        except GreenButtonError as exc:
+            report.skipped[auth.key] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    runner.run(planned)
+
+    after = _readings_by_point(store, namespace)
+    report.readings = {k: n - before.get(k, 0) for k, n in sorted(after.items())}
+    report.unfinished = [j.uri for j in _unfinished(store, auths)]
+    return report
+
+
+# --- what is stored -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesCoverage:
+    """One meter reading: how many readings, from the first start to the last end."""
+
+    meter_reading: str
+    readings: int
+    first: int | None
+    last: int | None
+    interval: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class UsagePointSummary:
+    namespace: str
+    key: str
+    title: str | None
+    series: tuple[SeriesCoverage, ...]
+
+    @property
+    def readings(self) -> int:
+        return sum(s.readings for s in self.series)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSummary:
+    """A stored authorization (``key`` ``None``: readings ingested from files) and its data.
+
+    Read without decrypting anything, so listing needs no key.
+    """
+
+    key: str | None
+    status: str | None
+    subscription: str | None
+    updated_at: float | None
+    usage_points: tuple[UsagePointSummary, ...]
+    pending_jobs: int = 0
+    failed_jobs: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def accounts(store: Store) -> list[AccountSummary]:
+    """Stored authorizations with their usage points, reading counts and coverage."""
+    a, up, mr, r, j = authorizations, usage_points, meter_readings, readings, ingest_jobs
+    with store.connect() as conn:
+        auth_rows = conn.execute(
+            select(a.c.id, a.c.key, a.c.status, a.c.resource_uri, a.c.updated_at)
+            .where(a.c.kind == "access")
+            .order_by(a.c.key)
+        ).all()
+        stats = {
+            int(m): (int(n), int(lo), int(hi))
+            for m, n, lo, hi in conn.execute(
+                select(
+                    r.c.meter_reading_id,
+                    func.count(),
+                    func.min(r.c.start),
+                    func.max(r.c.start + r.c.duration),
+                ).group_by(r.c.meter_reading_id)  # fmt: skip
+            )
+        }
+        series = conn.execute(
+            select(
+                up.c.id,
+                up.c.authorization_id,
+                up.c.namespace,
+                up.c.key,
+                up.c.title,
+                mr.c.id.label("mr_id"),
+                mr.c.key.label("mr_key"),
+                mr.c.interval_length,
+            )  # fmt: skip
+            .select_from(up.outerjoin(mr, mr.c.usage_point_id == up.c.id))
+            .order_by(up.c.namespace, up.c.key, mr.c.key)
+        ).all()
+        jobs = {
+            (int(aid), str(state)): int(n)
+            for aid, state, n in conn.execute(
+                select(j.c.authorization_id, j.c.state, func.count())
+                .where(and_(j.c.authorization_id.is_not(None), j.c.state != "done"))
+                .group_by(j.c.authorization_id, j.c.state)
+            )
+        }
+    points: dict[int | None, dict[int, UsagePointSummary]] = {}
+    for row in series:
+        owner = points.setdefault(row.authorization_id, {})
+        point = owner.get(row.id) or UsagePointSummary(row.namespace, row.key, row.title, ())
+        if row.mr_id is not None:
+            n, lo, hi = stats.get(int(row.mr_id), (0, None, None))
+            cov = SeriesCoverage(row.mr_key, n, lo, hi, row.interval_length)
+            point = UsagePointSummary(point.namespace, point.key, point.title, (*point.series, cov))
+        owner[row.id] = point
+    out = [
+        AccountSummary(
+            key=str(key),
+            status=str(status),
+            subscription=_subscription(uri),
+            updated_at=float(updated),
+            usage_points=tuple(points.pop(int(aid), {}).values()),
+            pending_jobs=jobs.get((int(aid), "pending"), 0) + jobs.get((int(aid), "running"), 0),
+            failed_jobs=jobs.get((int(aid), "failed"), 0),
+        )  # fmt: skip
+        for aid, key, status, uri, updated in auth_rows
+    ]
+    orphans = tuple(p for owner in points.values() for p in owner.values())
+    if orphans:
+        out.append(AccountSummary(None, None, None, None, orphans))
+    return out
