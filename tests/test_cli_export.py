@@ -42,6 +42,7 @@ def test_all_is_sorted_and_complete() -> None:
         "oauth",
         "classic",
         "storage",
+        "web",
     }
     assert public - modules - set(greenbutton.__all__) == set()
 

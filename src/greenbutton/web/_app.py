@@ -1,0 +1,580 @@
+"""The third-party web app: connect an account, see its data, receive notifications.
+
+Routes (DESIGN 3.2, 3.6, 5): ``/`` home; ``/connect`` and ``/Goto_login`` redirect to the
+utility's authorize URL; ``/get_auth_code`` returns it; ``/OAuthCallback`` is the
+registered redirect URI; ``/account`` shows the accounts this browser connected;
+``POST /disconnect`` revokes one; ``POST /espi/1_1/Notification`` takes BatchLists.
+
+The notification route only validates and enqueues (STYLE 8, SECURITY R44): jobs are
+committed before the 2xx, and a background task started by the lifespan fetches them.
+Blocking database work runs in worker threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import anyio
+import anyio.to_thread
+from markupsafe import Markup
+from sqlalchemy import func, insert, or_, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .._client import AsyncClient
+from .._errors import CallbackError, GreenButtonError, ParseError
+from ..models import Document
+from ..oauth import parse_callback
+from ..parse import Limits, parse
+from ..storage import (
+    DatabaseTokenStore,
+    StorageError,
+    Store,
+    export_readings,
+    fail_job,
+    ingest_document,
+    start_job,
+)
+from ..storage._schema import authorizations, ingest_jobs, readings, usage_points
+from ._config import WebConfig
+from ._notify import NotifiedURI, RejectedURI, validate_notified_uri
+from ._sessions import COOKIE_NAME, Session, Sessions
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("greenbutton.web")
+
+_HERE = Path(__file__).resolve().parent
+_XML_TYPES = frozenset({"application/atom+xml", "application/xml"})
+_RESOURCES_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?resources[\s>/]")
+_DUPLICATE_WINDOW = 86400.0  # a done job absorbs the same URI for a day (R45)
+_CSP = (
+    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+class _SecurityHeaders:
+    """Headers every response carries: no referrer (the callback URL holds a code, R10),
+    no caching of pages (R10, R51), a CSP allowing local assets only."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = str(scope.get("path", "")).startswith("/static/")
+
+        async def send_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Referrer-Policy"] = "no-referrer"
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["X-Frame-Options"] = "DENY"
+                headers["Content-Security-Policy"] = _CSP
+                if not static:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_headers)
+
+
+@dataclass(slots=True)
+class _PointView:
+    key: str
+    title: str
+    readings: int
+    first: str | None
+    last: str | None
+    totals: list[str] = field(default_factory=list)
+    chart: Markup | None = None
+
+
+@dataclass(slots=True)
+class _AccountView:
+    index: int
+    label: str
+    status: str
+    points: list[_PointView]
+
+
+def _day(epoch: int | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _subscription_id(resource_uri: str | None) -> str | None:
+    if not resource_uri:
+        return None
+    return unquote(resource_uri.split("?")[0].rstrip("/").rpartition("/")[2]) or None
+
+
+class _Web:
+    """One app instance's state and handlers (no module-level state, STYLE 8)."""
+
+    def __init__(self, config: WebConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.tokens = DatabaseTokenStore(store)
+        self.client = AsyncClient(
+            config.profile, config.credentials, token_store=self.tokens, transport=config.transport
+        )
+        self.sessions = Sessions(config.session_key or secrets.token_bytes(32))
+        self.templates = Jinja2Templates(directory=str(_HERE / "templates"))
+        self.namespace = config.profile.name
+        self.resource_url = config.profile.resource_url.rstrip("/")
+        self.redirect_uri = config.redirect_uri or config.credentials.redirect_uri
+        self._wake: anyio.Event | None = None
+
+    # -- sessions and pages ---------------------------------------------------------------
+
+    def session_of(self, request: Request) -> Session | None:
+        return self.sessions.get(request.cookies.get(COOKIE_NAME))
+
+    def _session(self, request: Request) -> tuple[Session, str | None]:
+        session = self.session_of(request)
+        if session is not None:
+            return session, None
+        return self.sessions.create()
+
+    def _set_cookie(self, request: Request, response: Response, cookie: str | None) -> None:
+        if cookie is not None:
+            response.set_cookie(
+                COOKIE_NAME,
+                cookie,
+                max_age=int(self.sessions.max_age),
+                httponly=True,
+                samesite="lax",
+                secure=request.url.scheme == "https",
+                path="/",
+            )
+
+    def page(
+        self, request: Request, name: str, context: dict[str, Any], status: int = 200
+    ) -> Response:
+        return self.templates.TemplateResponse(request, name, context, status_code=status)
+
+    def error(self, request: Request, status: int, title: str, detail: str) -> Response:
+        return self.page(request, "error.html", {"title": title, "detail": detail}, status)
+
+    async def home(self, request: Request) -> Response:
+        session = self.session_of(request)
+        connected = bool(session and session.accounts)
+        return self.page(request, "home.html", {"connected": connected})
+
+    # -- authorization (R01-R11) ----------------------------------------------------------
+
+    def _start(self, request: Request) -> tuple[str, Session, str | None]:
+        session, cookie = self._session(request)
+        pending = self.client.authorization_url(self.redirect_uri)
+        session.pending = pending  # replaces an older flow of this browser
+        return pending.url, session, cookie
+
+    async def connect(self, request: Request) -> Response:
+        url, _, cookie = self._start(request)
+        response = RedirectResponse(url, status_code=302)
+        self._set_cookie(request, response, cookie)
+        return response
+
+    async def get_auth_code(self, request: Request) -> Response:
+        url, _, cookie = self._start(request)
+        wants_json = "application/json" in request.headers.get("accept", "")
+        response: Response = (
+            JSONResponse({"url": url}) if wants_json else PlainTextResponse(url + "\n")
+        )
+        self._set_cookie(request, response, cookie)
+        return response
+
+    async def callback(self, request: Request) -> Response:
+        session = self.session_of(request)
+        pending = session.pending if session is not None else None
+        if session is not None:
+            session.pending = None  # state is single-use whatever the outcome (R01, R11)
+        if session is None or pending is None:
+            return self.error(
+                request,
+                400,
+                "No authorization is waiting in this browser",
+                "The link was already used or belongs to another browser. Start again.",
+            )
+        try:
+            code = parse_callback(
+                "?" + request.url.query,
+                pending,
+                now=time.time(),
+                max_age=self.config.pending_ttl,
+            )
+        except CallbackError as exc:
+            log.info("callback rejected: %s", exc.error)
+            if exc.from_server:
+                detail = f"The utility answered {exc.error}"
+                detail += f": {exc.description}" if exc.description else "."
+                return self.error(request, 400, "The account was not connected", detail)
+            return self.error(
+                request, 400, "This authorization cannot be completed", "Please start again."
+            )
+        try:
+            key, _ = await self.client.exchange_code(
+                code, redirect_uri=pending.redirect_uri, code_verifier=pending.code_verifier
+            )
+        except GreenButtonError as exc:
+            log.warning("code exchange failed: %s", type(exc).__name__)
+            return self.error(
+                request,
+                502,
+                "The utility did not accept the authorization",
+                "Please try connecting again.",
+            )
+        if key not in session.accounts:
+            session.accounts.append(key)
+        try:
+            await self.first_pull(key)
+        except GreenButtonError as exc:  # the account stays connected; data can follow
+            log.warning("first data pull failed: %s", type(exc).__name__)
+        return RedirectResponse("/account", status_code=303)
+
+    async def first_pull(self, key: str) -> None:
+        """The last ``first_pull_days`` of the subscription, stored at once."""
+        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        start = end - timedelta(days=self.config.first_pull_days)
+        doc = await self.client.subscription(key, start=start, end=end)
+        if not isinstance(doc, Document):
+            return
+        auth_id = await anyio.to_thread.run_sync(self._authorization_id, key)
+        await anyio.to_thread.run_sync(
+            partial(
+                ingest_document,
+                self.store,
+                doc,
+                namespace=self.namespace,
+                authorization_id=auth_id,
+            )
+        )
+
+    def _authorization_id(self, key: str) -> int | None:
+        with self.store.connect() as conn:
+            value = conn.execute(
+                select(authorizations.c.id).where(authorizations.c.key == key)
+            ).scalar()
+            return None if value is None else int(value)
+
+    # -- account pages --------------------------------------------------------------------
+
+    async def account(self, request: Request) -> Response:
+        session = self.session_of(request)
+        if session is None or not session.accounts:
+            return RedirectResponse("/", status_code=303)
+        views = await anyio.to_thread.run_sync(self._account_views, list(session.accounts))
+        return self.page(request, "account.html", {"accounts": views, "csrf": session.csrf})
+
+    def _account_views(self, keys: Sequence[str]) -> list[_AccountView]:
+        views = []
+        with self.store.connect() as conn:
+            for index, key in enumerate(keys):
+                row = conn.execute(
+                    select(authorizations.c.id, authorizations.c.status).where(
+                        authorizations.c.key == key
+                    )
+                ).first()
+                if row is None:
+                    continue
+                points = []
+                ups = conn.execute(
+                    select(usage_points.c.id, usage_points.c.key, usage_points.c.title)
+                    .where(
+                        usage_points.c.authorization_id == row.id,
+                        usage_points.c.namespace == self.namespace,
+                    )
+                    .order_by(usage_points.c.key)
+                ).all()
+                for up in ups:
+                    count, first, last = conn.execute(
+                        select(
+                            func.count(),
+                            func.min(readings.c.start),
+                            func.max(readings.c.start + readings.c.duration),
+                        ).where(readings.c.usage_point_id == up.id)
+                    ).one()
+                    points.append(
+                        _PointView(
+                            key=up.key,
+                            title=up.title or up.key,
+                            readings=int(count),
+                            first=_day(first),
+                            last=_day(last),
+                        )
+                    )
+                label = f"Authorization {unquote(key.rstrip('/').rpartition('/')[2])}"
+                views.append(_AccountView(index, label, str(row.status), points))
+        for view in views:
+            for point in view.points:
+                self._chart(point)
+        return views
+
+    def _chart(self, point: _PointView) -> None:
+        """Totals and an inline SVG chart of the point's last 30 stored days."""
+        if not point.readings:
+            return
+        with self.store.connect() as conn:
+            last = conn.execute(
+                select(func.max(readings.c.start))
+                .join(usage_points, usage_points.c.id == readings.c.usage_point_id)
+                .where(usage_points.c.key == point.key, usage_points.c.namespace == self.namespace)
+            ).scalar()
+        since = int(last or 0) - 30 * 86400
+        rows = list(
+            export_readings(
+                self.store, usage_point=point.key, namespace=self.namespace, start=since
+            )
+        )
+        totals: dict[tuple[str, str], float] = {}
+        for r in rows:
+            if r.value is not None and r.uom is not None:
+                flow = str(r.flow_direction or "")
+                totals[(flow, r.uom)] = totals.get((flow, r.uom), 0.0) + r.value
+        point.totals = [f"{flow or 'total'}: {v:,.1f} {uom}" for (flow, uom), v in totals.items()]
+        try:
+            import pandas as pd
+
+            from .. import charts
+            from .._table import COLUMNS
+        except ImportError:
+            return
+        groups = charts.groups_from_frame(pd.DataFrame(rows, columns=list(COLUMNS)))
+        try:
+            fig = charts.figure(groups)
+        except ValueError:
+            return
+        point.chart = Markup(charts.inline_svg(charts.render(fig, "svg")))  # noqa: S704 - our SVG
+
+    async def disconnect(self, request: Request) -> Response:
+        session = self.session_of(request)
+        form = await request.form(max_files=0, max_fields=8)
+        token = form.get("csrf")
+        if session is None or not session.csrf_ok(token if isinstance(token, str) else None):
+            return self.error(request, 403, "This form has expired", "Reload the page and retry.")
+        try:
+            key = session.accounts[int(str(form.get("account", "")))]
+        except (ValueError, IndexError):
+            return self.error(request, 400, "No such account", "Reload the page and retry.")
+        auth_id = unquote(key.rstrip("/").rpartition("/")[2])
+        try:
+            await self.client.revoke(auth_id)  # R22: at the utility first
+        except GreenButtonError as exc:
+            log.warning("revocation failed: %s", type(exc).__name__)
+            return self.error(
+                request, 502, "The utility did not confirm the disconnection", "Please retry."
+            )
+        await anyio.to_thread.run_sync(self.tokens.delete, key)
+        session.accounts.remove(key)
+        return RedirectResponse("/", status_code=303)
+
+    # -- notifications (R39-R45) ----------------------------------------------------------
+
+    async def notification(self, request: Request) -> Response:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media not in _XML_TYPES:
+            return PlainTextResponse("unsupported media type\n", status_code=415)
+        cap = self.config.max_notification_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > cap):
+            return PlainTextResponse("body too large\n", status_code=413)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > cap:
+                return PlainTextResponse("body too large\n", status_code=413)
+        limit = self.config.max_notification_uris
+        if len(_RESOURCES_TAG.findall(body)) > limit:
+            return PlainTextResponse("too many resources\n", status_code=413)
+        try:
+            doc = parse(bytes(body), limits=Limits(max_batch_resources=limit), name="BatchList")
+        except ParseError:
+            return PlainTextResponse("malformed BatchList\n", status_code=400)
+        if doc.batch_list is None or not doc.batch_list.resources:
+            return PlainTextResponse("not a BatchList\n", status_code=400)
+        try:
+            targets = [
+                validate_notified_uri(u, self.resource_url) for u in doc.batch_list.resources
+            ]
+        except RejectedURI as exc:
+            log.warning("notification rejected: %s", exc)
+            return PlainTextResponse("rejected resource URI\n", status_code=400)
+        try:
+            created, unmatched = await anyio.to_thread.run_sync(self._enqueue, targets)
+        except (StorageError, SQLAlchemyError) as exc:
+            log.error("notification not queued: %s", type(exc).__name__)
+            return PlainTextResponse("try again later\n", status_code=503)
+        if self._wake is not None:
+            self._wake.set()
+        return PlainTextResponse(f"queued {created}, unmatched {unmatched}\n", status_code=200)
+
+    def _enqueue(self, targets: Sequence[NotifiedURI]) -> tuple[int, int]:
+        """Commit one job per new URI; our records pick the authorization (R42), a known
+        URI collapses into its job (R45). Returns (created, unmatched)."""
+        created = unmatched = 0
+        with self.store.begin() as conn:
+            active = conn.execute(
+                select(authorizations.c.id, authorizations.c.resource_uri).where(
+                    authorizations.c.kind == "access", authorizations.c.status == "active"
+                )
+            ).all()
+            by_sub = {_subscription_id(r.resource_uri): int(r.id) for r in active}
+            by_sub.pop(None, None)
+            for target in {t.url: t for t in targets}.values():
+                auth_id: int | None = None
+                if target.kind == "subscription":
+                    auth_id = by_sub.get(target.resource_id)
+                    if auth_id is None:
+                        log.warning("notification for an unknown subscription: not fetched")
+                        unmatched += 1
+                        continue
+                if conn.dialect.name == "postgresql":
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(hashtext(:u))"), {"u": target.url}
+                    )
+                now = time.time()
+                known = conn.execute(
+                    select(ingest_jobs.c.id)
+                    .where(
+                        ingest_jobs.c.resource_uri == target.url,
+                        or_(
+                            ingest_jobs.c.state != "done",
+                            ingest_jobs.c.finished_at > now - _DUPLICATE_WINDOW,
+                        ),
+                    )
+                    .limit(1)
+                ).scalar()
+                if known is not None:
+                    continue
+                conn.execute(
+                    insert(ingest_jobs).values(
+                        resource_uri=target.url,
+                        authorization_id=auth_id,
+                        state="pending",
+                        attempts=0,
+                        created_at=now,
+                        updated_at=now,
+                    )  # fmt: skip
+                )
+                created += 1
+        return created, unmatched
+
+    # -- background ingest ----------------------------------------------------------------
+
+    def _due_jobs(self) -> list[tuple[int, str, int | None, str | None]]:
+        j, a = ingest_jobs, authorizations
+        with self.store.connect() as conn:
+            rows = conn.execute(
+                select(j.c.id, j.c.resource_uri, j.c.authorization_id, a.c.key)
+                .outerjoin(a, a.c.id == j.c.authorization_id)
+                .where(
+                    j.c.state != "done",
+                    j.c.attempts < self.config.job_attempts,
+                    j.c.resource_uri.startswith(self.resource_url + "/", autoescape=True),
+                )
+                .order_by(j.c.id)
+            ).all()
+        return [(int(r[0]), str(r[1]), r[2], r[3]) for r in rows]
+
+    async def run_jobs(self) -> int:
+        """Fetch and store every due notified job once; returns how many were tried."""
+        jobs = await anyio.to_thread.run_sync(self._due_jobs)
+        for job_id, uri, auth_id, key in jobs:
+            await self._run_job(job_id, uri, auth_id, key)
+        return len(jobs)
+
+    async def _run_job(self, job_id: int, uri: str, auth_id: int | None, key: str | None) -> None:
+        await anyio.to_thread.run_sync(start_job, self.store, job_id)
+        try:
+            url = validate_notified_uri(uri, self.resource_url).url  # defence in depth
+            if auth_id is not None and key is None:
+                raise RejectedURI("the authorization is gone")
+            doc = await self.client.get(url, key)
+            if not isinstance(doc, Document) or not doc.usage_points:
+                raise GreenButtonError("no data yet (the custodian may still be preparing it)")
+            await anyio.to_thread.run_sync(
+                partial(
+                    ingest_document,
+                    self.store,
+                    doc,
+                    job_id=job_id,
+                    namespace=self.namespace,
+                    authorization_id=auth_id,
+                )  # fmt: skip
+            )
+        except (GreenButtonError, RejectedURI) as exc:
+            log.warning("ingest job %d failed: %s", job_id, type(exc).__name__)
+            await anyio.to_thread.run_sync(fail_job, self.store, job_id, str(exc)[:500])
+
+    async def worker(self) -> None:
+        """Run due jobs when a notification arrives, and every ``job_poll_seconds``."""
+        while True:
+            self._wake = anyio.Event()
+            try:
+                await self.run_jobs()
+            except (StorageError, SQLAlchemyError) as exc:
+                log.error("ingest round failed: %s", type(exc).__name__)
+            with anyio.move_on_after(self.config.job_poll_seconds):
+                await self._wake.wait()
+
+
+def create_app(config: WebConfig, store: Store | None = None) -> Starlette:
+    """The web app for ``config``; ``store`` defaults to ``Store.open(config.database_url)``.
+
+    The lifespan runs the ingest worker and closes the client (and a store it opened).
+    ``app.state.greenbutton`` is the instance (tests call its ``run_jobs``).
+    """
+    owned = store is None
+    web = _Web(config, store if store is not None else Store.open(config.database_url))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(web.worker)
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            await web.client.aclose()
+            if owned:
+                web.store.close()
+
+    routes = [
+        Route("/", web.home, name="home"),
+        Route("/connect", web.connect, name="connect"),
+        Route("/Goto_login", web.connect, name="goto_login"),
+        Route("/get_auth_code", web.get_auth_code, name="get_auth_code"),
+        Route("/OAuthCallback", web.callback, name="callback"),
+        Route("/account", web.account, name="account"),
+        Route("/disconnect", web.disconnect, methods=["POST"], name="disconnect"),
+        Route("/espi/1_1/Notification", web.notification, methods=["POST"], name="notification"),
+        Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)], lifespan=lifespan)
+    app.state.greenbutton = web
+    return app

@@ -1,0 +1,56 @@
+"""``WebConfig``: what the web app needs, passed to :func:`create_app` (no globals)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from .._profile import Credentials, UtilityProfile
+
+__all__ = ["WebConfig"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebConfig:
+    """Settings of one web app instance.
+
+    ``database_url`` is a SQLAlchemy URL (default: ``$GREENBUTTON_DATABASE_URL``, else
+    SQLite in the data directory); tokens are encrypted with ``$GREENBUTTON_SECRET_KEY``
+    or the key file (SECURITY R48). ``session_key`` signs session cookies (default: fresh
+    random bytes per process, so sessions end with the process, as pending flows do).
+    ``transport`` replaces the network for the utility client (tests count requests).
+    """
+
+    profile: UtilityProfile
+    credentials: Credentials
+    database_url: str | None = None
+    redirect_uri: str | None = None  # default: the registered one (credentials)
+    session_key: bytes | None = None
+    pending_ttl: float = 600.0  # R02
+    first_pull_days: int = 30
+    max_notification_bytes: int = 64 * 1024  # R39
+    max_notification_uris: int = 1000  # R39
+    job_attempts: int = 5  # R46: bounded retries of a notified fetch
+    job_poll_seconds: float = 30.0
+    transport: httpx2.AsyncBaseTransport | None = None
+
+    @classmethod
+    def for_simulator(cls, state_dir: str | PathLike[str], **options: Any) -> WebConfig:
+        """The simulator whose state folder (or ``registration.json``) is ``state_dir``
+        as the utility (DESIGN 3.6)."""
+        from .._config import credentials_from_registration
+
+        path = Path(state_dir)
+        return cls(
+            profile=UtilityProfile.simulator(path),
+            credentials=credentials_from_registration(path),
+            **options,
+        )
+
+    def replace(self, **changes: Any) -> WebConfig:
+        return dataclasses.replace(self, **changes)

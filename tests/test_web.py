@@ -1,0 +1,339 @@
+"""The web app against a real simulator (mutual TLS), in-process through ASGITransport.
+
+The browser is an ``httpx2.AsyncClient`` on the app; the simulator's portal auto-approves
+"alice", so following its redirect by hand is the customer's consent. Outbound requests of
+the app's utility client are counted by a transport wrapper (SECURITY b2: 0 connections for
+a rejected notified URI).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import anyio
+import anyio.to_thread
+import httpx2
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import func, select
+
+from greenbutton.simulator._data import Window
+from greenbutton.simulator._notify import batch_list_xml
+from greenbutton.simulator._oauth import token_calls
+from greenbutton.storage._schema import ingest_jobs, readings
+from greenbutton.web import WebConfig, create_app
+from greenbutton.web._notify import RejectedURI, validate_notified_uri
+
+from .simulator_harness import SimulatorHandle, start_simulator
+
+BASE = "http://127.0.0.1:3999"  # the app's address as the simulator knows it (no socket)
+XML = {"Content-Type": "application/xml"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def gb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatorHandle]:
+    monkeypatch.setenv("GREENBUTTON_SECRET_KEY", Fernet.generate_key().decode())
+    with start_simulator(tmp_path / "sim", auto_approve="alice", third_party_url=BASE) as h:
+        yield h
+
+
+class Counting(httpx2.AsyncBaseTransport):
+    """The real mTLS transport, with every outbound request recorded."""
+
+    def __init__(self, gb: SimulatorHandle) -> None:
+        self.inner = httpx2.AsyncHTTPTransport(verify=gb.ssl_context())
+        self.urls: list[str] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        self.urls.append(str(request.url))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@asynccontextmanager
+async def running(
+    gb: SimulatorHandle, tmp_path: Path, **options: Any
+) -> AsyncIterator[tuple[Any, httpx2.AsyncClient, Counting]]:
+    """The app with its lifespan (ingest worker) and a browser on it."""
+    counting = Counting(gb)
+    config = WebConfig.for_simulator(
+        gb.state_dir,
+        database_url=f"sqlite:///{tmp_path / 'web.db'}",
+        transport=counting,
+        **options,
+    )
+    app = create_app(config)
+    transport = httpx2.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx2.AsyncClient(transport=transport, base_url=BASE) as browser,
+    ):
+        yield app.state.greenbutton, browser, counting
+
+
+async def consent(gb: SimulatorHandle, authorize_url: str) -> str:
+    """The customer at the utility: the portal redirects back with a code."""
+
+    def go() -> str:
+        with gb.portal_client() as portal:
+            r = portal.get(authorize_url)
+        assert r.status_code == 302, r.text
+        return str(r.headers["location"])
+
+    return await anyio.to_thread.run_sync(go)
+
+
+async def connect(gb: SimulatorHandle, browser: httpx2.AsyncClient) -> tuple[str, httpx2.Response]:
+    r = await browser.get("/connect")
+    assert r.status_code == 302
+    callback = await consent(gb, r.headers["location"])
+    assert callback.startswith(BASE + "/OAuthCallback?")
+    return callback, await browser.get(callback)
+
+
+# -- connect, account page, replay --------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_connect_flow_account_page_and_replay(gb: SimulatorHandle, tmp_path: Path) -> None:
+    async with running(gb, tmp_path) as (web, browser, _):
+        home = await browser.get("/")
+        assert home.status_code == 200 and "Connect your utility account" in home.text
+        assert "//" not in re.sub(r"https?://www\.w3\.org", "", home.text.split("<body>")[1])
+
+        r = await browser.get("/connect")
+        assert r.status_code == 302
+        url = r.headers["location"]
+        assert url.startswith(gb.registration["authorize_url"])
+        q = parse_qs(urlsplit(url).query)
+        assert q["code_challenge_method"] == ["S256"] and len(q["state"][0]) >= 43
+        assert "code_verifier" not in url
+        cookie = r.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie
+
+        callback = await consent(gb, url)
+        calls = len(token_calls(gb.sim))
+        done = await browser.get(callback)
+        assert done.status_code == 303 and done.headers["location"] == "/account"
+        assert done.headers["referrer-policy"] == "no-referrer"
+        assert done.headers["cache-control"] == "no-store"
+        assert len(token_calls(gb.sim)) == calls + 1
+
+        page = await browser.get("/account")
+        assert page.status_code == 200
+        assert "<svg" in page.text and "UsagePoint" in page.text
+        assert "readings" in page.text and "<script" not in page.text
+        key = web.tokens.keys()
+        token = web.tokens.load([k for k in key if "Authorization" in k][0])
+        assert token.access_token.reveal() not in page.text
+        assert token.refresh_token.reveal() not in page.text
+
+        # R11: the same callback again (reload) makes no token request
+        again = await browser.get(callback)
+        assert again.status_code == 400
+        assert len(token_calls(gb.sim)) == calls + 1
+
+
+@pytest.mark.anyio
+async def test_callback_rejections(gb: SimulatorHandle, tmp_path: Path) -> None:
+    async with running(gb, tmp_path) as (_, browser, _counting):
+        calls = len(token_calls(gb.sim))
+        # no session at all
+        assert (await browser.get("/OAuthCallback?code=x&state=y")).status_code == 400
+        # wrong state: rejected, and the pending flow is gone (the right state fails after)
+        r = await browser.get("/connect")
+        state = parse_qs(urlsplit(r.headers["location"]).query)["state"][0]
+        assert (await browser.get("/OAuthCallback?code=x&state=wrong")).status_code == 400
+        assert (await browser.get(f"/OAuthCallback?code=x&state={state}")).status_code == 400
+        # another browser's state (attacker starts, victim finishes)
+        async with httpx2.AsyncClient(transport=browser._transport, base_url=BASE) as attacker:
+            a = await attacker.get("/connect")
+            astate = parse_qs(urlsplit(a.headers["location"]).query)["state"][0]
+        await browser.get("/connect")
+        assert (await browser.get(f"/OAuthCallback?code=x&state={astate}")).status_code == 400
+        # the customer said no: shown safely, escaped and capped
+        r = await browser.get("/connect")
+        state = parse_qs(urlsplit(r.headers["location"]).query)["state"][0]
+        denied = await browser.get(
+            "/OAuthCallback",
+            params={
+                "error": "access_denied",
+                "error_description": "<script>alert(1)</script>",
+                "state": state,
+            },
+        )
+        assert denied.status_code == 400 and "access_denied" in denied.text
+        assert "<script>alert" not in denied.text and "&lt;script&gt;" in denied.text
+        assert len(token_calls(gb.sim)) == calls
+
+        # /get_auth_code: the URL as text or JSON, bound to this session
+        text = await browser.get("/get_auth_code")
+        assert text.text.startswith(gb.registration["authorize_url"])
+        js = await browser.get("/get_auth_code", headers={"Accept": "application/json"})
+        assert js.json()["url"].startswith(gb.registration["authorize_url"])
+        assert (await browser.get("/Goto_login")).status_code == 302
+
+
+@pytest.mark.anyio
+async def test_disconnect_needs_csrf_and_revokes(gb: SimulatorHandle, tmp_path: Path) -> None:
+    async with running(gb, tmp_path) as (web, browser, _):
+        _, done = await connect(gb, browser)
+        assert done.status_code == 303
+        page = (await browser.get("/account")).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf is not None
+        (grant,) = gb.sim.state.grants.values()
+        assert grant.status == 1
+        no = await browser.post("/disconnect", data={"account": "0"})
+        bad = await browser.post("/disconnect", data={"account": "0", "csrf": "x" * 43})
+        assert no.status_code == bad.status_code == 403 and grant.status == 1
+        ok = await browser.post("/disconnect", data={"account": "0", "csrf": csrf.group(1)})
+        assert ok.status_code == 303
+        assert grant.status == 0
+        assert [k for k in web.tokens.keys() if "Authorization" in k] == []
+        assert (await browser.get("/account")).status_code == 303
+
+
+# -- notifications ---------------------------------------------------------------------------
+
+
+def _jobs(web: Any) -> list[tuple[str, str]]:
+    with web.store.connect() as conn:
+        rows = conn.execute(select(ingest_jobs.c.resource_uri, ingest_jobs.c.state))
+        return [(str(u), str(s)) for u, s in rows]
+
+
+def _readings(web: Any) -> int:
+    with web.store.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(readings)).scalar_one())
+
+
+def lookalikes(resource_url: str) -> list[str]:
+    parts = urlsplit(resource_url)
+    host, port, path = parts.hostname, parts.port, parts.path
+    assert port is not None
+    h = f"{host}:{port}"
+    sub = f"{path}/Batch/Subscription/1"
+    return [
+        f"http://{h}{sub}",
+        f"https://{h}@evil.test{sub}",
+        f"https://evil.test#@{h}{sub}",
+        f"https://{host}.evil.test:{port}{sub}",
+        f"https://evil.test{sub}?u=https://{h}/",
+        f"https://{host}:{port + 1}{sub}",
+        f"https://{host}.:{port}{sub}",
+        f"https://127.0.0.с:{port}{sub}",  # Cyrillic "с"
+        f"https://[::ffff:127.0.0.1]:{port}{sub}",
+        f"https://2130706433:{port}{sub}",
+        f"https://0x7f.1:{port}{sub}",
+        f"https://127.1:{port}{sub}",
+        "https://169.254.169.254/latest/meta-data/",
+        f"http:////{h}{sub}",
+        "http://x@//internal:8082/",
+        f"https://{h}{path}/../../admin",
+        f"https://{h}{path}/%2e%2e/Batch/Subscription/1",
+        f"https://{h}{path}/Batch%2FSubscription/1",
+        f"https://{h}{path}/Batch/Subscription/1%5c..",
+        "https://[not-an-ip]/",
+        f"https://{h}{sub}?evil=1",
+        f"https://{h}{sub}?correlationID=a&correlationID=b",
+        f"https://{h}{path}/Authorization/1",
+        "sftp://dc.example/file; touch /tmp/pwned",
+        "file:///etc/passwd",
+        "gopher://127.0.0.1:70/_x",
+        "javascript:alert(1)",
+        f"https://{h}{sub}#frag",
+        f"https://{h}{sub}\\x",
+    ]
+
+
+def test_validator_rebuilds_from_configuration() -> None:
+    base = "https://dc.example/espi/1_1/resource"
+    got = validate_notified_uri(
+        "https://DC.example:443/espi/1_1/resource/Batch/Subscription/5?correlationID=c-1", base
+    )
+    assert got.url == f"{base}/Batch/Subscription/5?correlationID=c-1"
+    assert (got.kind, got.resource_id) == ("subscription", "5")
+    for bad in lookalikes("https://dc.example:443/espi/1_1/resource"):
+        with pytest.raises(RejectedURI):
+            validate_notified_uri(bad, base)
+
+
+@pytest.mark.anyio
+async def test_notification_endpoint(gb: SimulatorHandle, tmp_path: Path) -> None:
+    async with running(gb, tmp_path, job_poll_seconds=60) as (web, browser, counting):
+        _, done = await connect(gb, browser)
+        assert done.status_code == 303
+        before_rows = _readings(web)
+        (grant,) = gb.sim.state.grants.values()
+        end = int(time.time()) // 86400 * 86400
+        uri = gb.sim.notifier.prepare(
+            f"Batch/Subscription/{grant.subscription_id}",
+            Window(published_min=end - 60 * 86400, published_max=end - 40 * 86400),
+        )
+        sent = len(counting.urls)
+
+        # cheap rejections first (R39)
+        assert (await browser.get("/espi/1_1/Notification")).status_code == 405
+        body = batch_list_xml([uri])
+        wrong = await browser.post(
+            "/espi/1_1/Notification", content=body, headers={"Content-Type": "text/plain"}
+        )
+        assert wrong.status_code == 415
+        big = b"<BatchList>" + b" " * (64 * 1024) + b"</BatchList>"
+        assert (
+            await browser.post("/espi/1_1/Notification", content=big, headers=XML)
+        ).status_code == 413
+        many = batch_list_xml([uri] * 1001)
+        assert (
+            await browser.post("/espi/1_1/Notification", content=many, headers=XML)
+        ).status_code == 413
+        broken = await browser.post("/espi/1_1/Notification", content=b"<BatchList", headers=XML)
+        assert broken.status_code == 400
+
+        # b2: every lookalike rejected, nothing queued, no outbound request
+        for bad in lookalikes(gb.registration["resource_url"]):
+            r = await browser.post(
+                "/espi/1_1/Notification", content=batch_list_xml([bad]), headers=XML
+            )
+            assert r.status_code == 400, bad
+        # R42: right host, a subscription nobody here authorized: not fetched
+        other = uri.replace(f"/Subscription/{grant.subscription_id}?", "/Subscription/999999?")
+        r = await browser.post(
+            "/espi/1_1/Notification", content=batch_list_xml([other]), headers=XML
+        )
+        assert r.status_code == 200 and "unmatched 1" in r.text
+        await anyio.sleep(0.2)
+        assert _jobs(web) == [] and counting.urls[sent:] == []
+
+        # a valid BatchList: 2xx after the job is committed; duplicates collapse (R44, R45)
+        ok = await browser.post("/espi/1_1/Notification", content=body, headers=XML)
+        assert ok.status_code == 200 and "queued 1" in ok.text
+        dup = await browser.post(
+            "/espi/1_1/Notification", content=batch_list_xml([uri, uri]), headers=XML
+        )
+        assert dup.status_code == 200 and "queued 0" in dup.text
+        assert len(_jobs(web)) == 1
+
+        # the background worker fetches it (not the request) and stores the readings
+        with anyio.fail_after(20):
+            while _jobs(web)[0][1] != "done":
+                await anyio.sleep(0.05)
+        assert _readings(web) > before_rows
+        fetched = [u for u in counting.urls[sent:] if "correlationID" in u]
+        assert fetched == [uri]
+        again = await browser.post("/espi/1_1/Notification", content=body, headers=XML)
+        assert again.status_code == 200 and "queued 0" in again.text
