@@ -17,15 +17,10 @@ $(STAMP): pyproject.toml hatch_build.py src/greenbutton/parse/_cblocks.pyx
 
 install: $(STAMP)
 
-# Until the simulator and web app land (issues 3-5), the demo is the file toolkit:
-# a year of PG&E-style 15-minute data, inspected, exported and plotted.
+# The whole third-party loop on loopback (DESIGN 3.2): simulator + web app, customer login and
+# consent, code exchange, sync fetch, async batch + notification, refresh, storage, a chart.
 demo: $(STAMP)
-	mkdir -p demo-out
-	$(BIN)/python bench/generate.py --style pge --years 1 --compact -o demo-out/usage.xml
-	$(BIN)/greenbutton inspect demo-out/usage.xml
-	$(BIN)/greenbutton export demo-out/usage.xml -o demo-out/usage.csv
-	$(BIN)/greenbutton plot demo-out/usage.xml --kind all --format html -o demo-out/usage.html
-	@echo "demo: readings in demo-out/usage.csv, charts in demo-out/usage.html"
+	$(BIN)/greenbutton demo
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
