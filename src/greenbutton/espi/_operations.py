@@ -10,6 +10,26 @@ shared ``ReadingType`` / ``LocalTimeParameters``), the client-credentials token 
 Resource answers are downloads (:class:`~greenbutton._flows.Download`): a 2xx body streams
 into a spooled temporary file under the profile's cap and is parsed from there, so a large
 Bulk or multi-year answer is never held whole in memory before parsing (R27).
+
+Refresh is single-flight at two levels (R52). Within one client, the flow takes the named
+in-process lock (``Lock``/``Unlock``, mapped by the driver to a thread or task lock), so one
+thread or task refreshes and the others wait. Across processes, when the token store
+implements :class:`~greenbutton.oauth.SupportsLockedRefresh` (the database store: a row lock),
+the flow then enters ``store.locked(key)``, re-reads the token under that lock, and only if it
+is still unusable sends the refresh request and saves the rotated set through the same lock
+before leaving it; a process that waited finds the token another process saved and sends
+nothing. The store's lock is a context manager held by the flow across the one ``yield`` of
+the refresh request, rather than a new driver step: the flows already read and write the
+store directly (the store is the caller's synchronous I/O, not the HTTP the flows leave to
+the drivers), the lock must be taken and released by the same object that reads and saves
+under it (a second database connection would wait for our own row lock), and the drivers
+close every flow when a run ends, so an error or a cancellation during the request exits the
+``with`` and rolls back, releasing the lock without saving. The in-process lock is taken
+first, so one process holds at most one connection waiting for the row. (Under
+``run_async`` that wait blocks the event loop while another process refreshes, as the
+store's other calls do.) A process that dies after the custodian rotated but before the
+commit leaves the old set stored; its next refresh is refused (``invalid_grant``), which
+the database store records as ``reauth_required`` (R53).
 """
 
 from __future__ import annotations
@@ -35,7 +55,7 @@ from .._profile import Credentials, UtilityProfile
 from .._secret import Secret
 from ..models import Document, MeterReading, UsagePoint
 from ..models._resources import ServiceStatus
-from ..oauth import Token, TokenStore
+from ..oauth import SupportsLockedRefresh, Token, TokenStore
 from ..oauth._authorize import AuthorizationRequest, parse_callback
 from ..oauth._requests import client_credentials_request, code_request, refresh_request
 from ..oauth._responses import parse_retry_after, parse_token_response
@@ -131,21 +151,44 @@ def access_token(ctx: Context, key: str, stale: Token | None = None) -> Flow[Tok
     """The customer's access token for ``key``, refreshed (once, single-flight) when it is
     near expiry or when ``stale`` (the token a 401 rejected) is still the stored one.
 
-    The rotated token set is saved before it is used (R20)."""
+    The rotated token set is saved before it is used (R20). With a store that supports
+    :class:`~greenbutton.oauth.SupportsLockedRefresh` the re-check, the refresh request and
+    the save run under the store's cross-process lock (R52, see the module docstring)."""
     token = _stored(ctx, key)
     if _usable(ctx, token, stale):
         return token
     yield Lock(key)
-    token = _stored(ctx, key)
-    if not _usable(ctx, token, stale):
-        if token.refresh_token is None:
-            raise InvalidGrantError(
-                "invalid_grant", "the access token expired and there is no refresh token"
-            )
-        response = yield refresh_request(ctx.profile, ctx.credentials, token.refresh_token)
-        token = parse_token_response(response, kind="access", now=ctx.clock(), previous=token)
-        ctx.store.save(key, token)
+    store = ctx.store
+    if isinstance(store, SupportsLockedRefresh):
+        with store.locked(key) as row:
+            token = yield from _refresh(ctx, key, row.load(), stale, row.save)
+    else:
+        token = yield from _refresh(
+            ctx, key, store.load(key), stale, lambda new: store.save(key, new)
+        )
     yield Unlock(key)
+    return token
+
+
+def _refresh(
+    ctx: Context,
+    key: str,
+    token: Token | None,
+    stale: Token | None,
+    save: Callable[[Token], None],
+) -> Flow[Token]:
+    """``token`` (re-read under the lock) if usable, else a refreshed one, saved first."""
+    if token is None:
+        raise ConfigurationError(f"no token stored for authorization {key!r}: authorize first")
+    if _usable(ctx, token, stale):
+        return token  # another thread, task or process refreshed while we waited
+    if token.refresh_token is None:
+        raise InvalidGrantError(
+            "invalid_grant", "the access token expired and there is no refresh token"
+        )
+    response = yield refresh_request(ctx.profile, ctx.credentials, token.refresh_token)
+    token = parse_token_response(response, kind="access", now=ctx.clock(), previous=token)
+    save(token)
     return token
 
 

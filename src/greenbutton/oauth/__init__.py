@@ -27,12 +27,14 @@ from ._requests import (
 from ._responses import parse_retry_after, parse_revocation_response, parse_token_response
 from ._scope import Scope, format_scope, parse_scope
 from ._store import InMemoryTokenStore
-from ._token import Token, TokenKind, TokenStore
+from ._token import LockedToken, SupportsLockedRefresh, Token, TokenKind, TokenStore
 
 __all__ = [
     "AuthorizationRequest",
     "InMemoryTokenStore",
+    "LockedToken",
     "Scope",
+    "SupportsLockedRefresh",
     "Token",
     "TokenKind",
     "TokenStore",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from .._secret import Secret
 
-__all__ = ["Token", "TokenKind", "TokenStore"]
+__all__ = ["LockedToken", "SupportsLockedRefresh", "Token", "TokenKind", "TokenStore"]
 
 TokenKind = Literal["access", "client"]
 
@@ -51,3 +52,31 @@ class TokenStore(Protocol):
     def save(self, key: str, token: Token) -> None: ...
 
     def delete(self, key: str) -> None: ...
+
+
+class LockedToken(Protocol):
+    """One key's stored token while :meth:`SupportsLockedRefresh.locked` holds its lock."""
+
+    def load(self) -> Token | None:
+        """The stored token as of now (read under the lock: another process's refresh that
+        finished before we got the lock is visible)."""
+        ...
+
+    def save(self, token: Token) -> None:
+        """Store ``token``; durable when the ``locked`` block ends without an exception."""
+        ...
+
+
+@runtime_checkable
+class SupportsLockedRefresh(Protocol):
+    """Optional ``TokenStore`` extension: a lock on one key that other *processes* respect
+    (SECURITY R52), e.g. a database row lock.
+
+    The client's refresh runs inside ``with store.locked(key) as row:``: it re-reads the
+    token with ``row.load()``, refreshes only if it is still unusable, and saves the rotated
+    set with ``row.save()``. The block's exit commits and releases the lock; an exception
+    (the process dying included) releases it without saving. A store may mark the
+    authorization as needing re-authorization when an ``InvalidGrantError`` leaves the
+    block (R53)."""
+
+    def locked(self, key: str) -> AbstractContextManager[LockedToken]: ...

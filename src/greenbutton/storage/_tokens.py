@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,31 @@ class DatabaseTokenStore:
 
     # -- single-flight refresh ----------------------------------------------------------
 
+    @contextmanager
+    def locked(self, key: str) -> Iterator[_LockedRow]:
+        """Hold ``key``'s token row locked against other threads and processes (R52).
+
+        One write transaction: ``BEGIN IMMEDIATE`` on SQLite (the database's write lock, taken
+        at once), ``SELECT ... FOR UPDATE`` on PostgreSQL (taken by the row's first
+        ``load``). Leaving the block commits what ``save`` wrote, in this short transaction
+        of its own (R53, R66); an exception rolls back and releases the lock. An
+        ``InvalidGrantError`` leaving the block (the refresh token was refused) marks the
+        authorization ``reauth_required`` and the token is kept, not dropped (R53).
+        This is :class:`~greenbutton.oauth.SupportsLockedRefresh`, which the client's
+        refresh uses.
+        """
+        try:
+            with self._store.begin() as conn:
+                yield _LockedRow(self, conn, key)
+        except InvalidGrantError:
+            with self._store.begin() as conn:
+                conn.execute(
+                    update(authorizations)
+                    .where(authorizations.c.key == key)
+                    .values(status="reauth_required", updated_at=time.time())
+                )
+            raise
+
     def refresh(
         self,
         key: str,
@@ -203,30 +229,20 @@ class DatabaseTokenStore:
     ) -> Token:
         """Refresh ``key``'s token at most once across threads and processes (R52).
 
-        The token row is locked (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN
-        IMMEDIATE`` on SQLite) and expiry re-checked under the lock: whoever waited finds
-        the fresh token and returns it without calling ``refresh``. The new token set is
-        committed as soon as ``refresh`` returns (R53). A refused refresh token
-        (``invalid_grant``) marks the authorization ``reauth_required``.
+        Under :meth:`locked`, expiry is re-checked: whoever waited finds the fresh token and
+        returns it without calling ``refresh``. The new token set is committed as soon as
+        ``refresh`` returns (R53). A refused refresh token (``invalid_grant``) marks the
+        authorization ``reauth_required``.
         """
-        try:
-            with self._store.begin() as conn:
-                token = self._load(conn, key, lock=True)
-                if token is None:
-                    raise StorageError(f"no stored token for {key!r}")
-                if not token.expires_within(leeway, now()):
-                    return token
-                fresh = refresh(token)
-                self._save(conn, key, fresh)
-                return fresh
-        except InvalidGrantError:
-            with self._store.begin() as conn:
-                conn.execute(
-                    update(authorizations)
-                    .where(authorizations.c.key == key)
-                    .values(status="reauth_required", updated_at=time.time())
-                )
-            raise
+        with self.locked(key) as row:
+            token = row.load()
+            if token is None:
+                raise StorageError(f"no stored token for {key!r}")
+            if not token.expires_within(leeway, now()):
+                return token
+            fresh = refresh(token)
+            row.save(fresh)
+            return fresh
 
     # -- client secrets and key rotation -----------------------------------------------
 
@@ -288,3 +304,21 @@ class DatabaseTokenStore:
 
     def __repr__(self) -> str:
         return f"DatabaseTokenStore({self._store!r})"
+
+
+class _LockedRow:
+    """A :class:`~greenbutton.oauth.LockedToken`: reads and writes on the locking
+    connection (a second connection would wait for our own lock)."""
+
+    __slots__ = ("_conn", "_key", "_tokens")
+
+    def __init__(self, tokens: DatabaseTokenStore, conn: Connection, key: str) -> None:
+        self._tokens = tokens
+        self._conn = conn
+        self._key = key
+
+    def load(self) -> Token | None:
+        return self._tokens._load(self._conn, self._key, lock=True)
+
+    def save(self, token: Token) -> None:
+        self._tokens._save(self._conn, self._key, token)
