@@ -37,17 +37,48 @@ __all__ = ["serve_command"]
     help="SQLAlchemy database URL for tokens and readings. "
     "[default: $GREENBUTTON_DATABASE_URL, else SQLite in the data folder]",
 )
-def serve_command(state_dir: Path | None, host: str, port: int, database: str | None) -> None:
+@click.option("--https", "https", is_flag=True, help="Serve over TLS (needs --cert and --key).")
+@click.option(
+    "--cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="PEM certificate (chain) of this server, for --https.",
+)
+@click.option(
+    "--key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="PEM private key of --cert.",
+)
+@click.option(
+    "--client-ca",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="CA bundle the utility's client certificate must chain to; notifications from "
+    "connections without such a certificate get 403 (browsers need none). Needs --https.",
+)
+def serve_command(
+    state_dir: Path | None,
+    host: str,
+    port: int,
+    database: str | None,
+    https: bool,
+    cert: Path | None,
+    key: Path | None,
+    client_ca: Path | None,
+) -> None:
     """Run the third-party web app: connect a utility account, see its charts, receive
     notifications. Ctrl-C stops it.
 
     Tokens are stored encrypted with $GREENBUTTON_SECRET_KEY (or a 0600 key file in the
-    data folder).
+    data folder). With --https --cert --key it serves TLS; add --client-ca to accept
+    notifications only over connections presenting a certificate from that CA.
     """
+    if https and (cert is None or key is None):
+        raise click.UsageError("--https needs --cert and --key")
+    if not https and (cert is not None or key is not None or client_ca is not None):
+        raise click.UsageError("--cert, --key and --client-ca need --https")
     try:
         import uvicorn
 
-        from ..web import WebConfig, create_app
+        from ..web import WebConfig, create_app, uvicorn_config
     except ModuleNotFoundError as exc:
         raise ConfigurationError(
             f"the web app needs {exc.name}; install it with: pip install 'greenbutton[web]'"
@@ -58,8 +89,11 @@ def serve_command(state_dir: Path | None, host: str, port: int, database: str | 
             f"no simulator registration in {folder}: start `greenbutton simulator "
             f"--state-dir {folder}` first, or pass --simulator DIR"
         )
-    config = WebConfig.for_simulator(folder, database_url=database)
-    url = f"http://{host}:{port}"
+    config = WebConfig.for_simulator(
+        folder, database_url=database, tls_cert=cert, tls_key=key, client_ca=client_ca
+    )
+    scheme = "https" if https else "http"
+    url = f"{scheme}://{host}:{port}"
     redirect = config.credentials.redirect_uri or ""
     if urlsplit(redirect).netloc != urlsplit(url).netloc:
         click.echo(
@@ -67,6 +101,12 @@ def serve_command(state_dir: Path | None, host: str, port: int, database: str | 
             f"--third-party-url {url} to connect through this server",
             err=True,
         )
-    app = create_app(config)
+    if https and client_ca is None:
+        click.echo(
+            "warning: without --client-ca the notification endpoint does not check who "
+            "calls it (SECURITY R40)",
+            err=True,
+        )
+    server = uvicorn.Server(uvicorn_config(create_app(config), config, host=host, port=port))
     click.echo(f"Web app: {url}/  (Ctrl-C to stop)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server.run()

@@ -7,11 +7,17 @@ receive BatchList notifications that queue ingest jobs.
     from greenbutton.web import WebConfig, create_app
     app = create_app(WebConfig.for_simulator("~/.local/share/greenbutton/simulator"))
 
+Over HTTPS, with a client-certificate check on notifications (SECURITY R32, R40)::
+
+    config = WebConfig.for_simulator(folder, tls_cert=cert, tls_key=key, client_ca=ca)
+    uvicorn.Server(uvicorn_config(create_app(config), config, port=3000)).run()
+
 Needs the ``web`` dependencies (Starlette, Jinja2, itsdangerous, python-multipart) and the
 ``db`` extra for storage; charts need the ``plot`` extra.
 """
 
 from ._app import create_app
 from ._config import WebConfig
+from ._tls import uvicorn_config
 
-__all__ = ["WebConfig", "create_app"]
+__all__ = ["WebConfig", "create_app", "uvicorn_config"]

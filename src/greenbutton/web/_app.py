@@ -58,6 +58,7 @@ from ..storage._schema import authorizations, ingest_jobs, readings, usage_point
 from ._config import WebConfig
 from ._notify import NotifiedURI, RejectedURI, validate_notified_uri
 from ._sessions import COOKIE_NAME, Session, Sessions
+from ._tls import client_certificate
 
 __all__ = ["create_app"]
 
@@ -167,7 +168,7 @@ class _Web:
                 max_age=int(self.sessions.max_age),
                 httponly=True,
                 samesite="lax",
-                secure=request.url.scheme == "https",
+                secure=self.config.https or request.url.scheme == "https",
                 path="/",
             )
 
@@ -394,6 +395,11 @@ class _Web:
     # -- notifications (R39-R45) ----------------------------------------------------------
 
     async def notification(self, request: Request) -> Response:
+        if self.config.client_ca is not None:  # R32, R40: the channel is the only origin proof
+            subject = client_certificate(request.scope, self.config.client_subject)
+            if subject is None:
+                log.warning("notification refused: no verified client certificate")
+                return PlainTextResponse("client certificate required\n", status_code=403)
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media not in _XML_TYPES:
             return PlainTextResponse("unsupported media type\n", status_code=415)

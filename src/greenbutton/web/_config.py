@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx2
 
+from .._errors import ConfigurationError
 from .._profile import Credentials, UtilityProfile
 
 __all__ = ["WebConfig"]
@@ -24,6 +25,12 @@ class WebConfig:
     or the key file (SECURITY R48). ``session_key`` signs session cookies (default: fresh
     random bytes per process, so sessions end with the process, as pending flows do).
     ``transport`` replaces the network for the utility client (tests count requests).
+
+    ``tls_cert``/``tls_key`` serve the app over HTTPS (session cookies then get
+    ``Secure``). With ``client_ca`` the TLS layer asks for a client certificate and the
+    notification endpoint answers 403 unless the connection presented one verified
+    against that CA (SECURITY R32, R40); ``client_subject`` (an RFC 4514 subject or a
+    common name) pins it further.
     """
 
     profile: UtilityProfile
@@ -38,6 +45,23 @@ class WebConfig:
     job_attempts: int = 5  # R46: bounded retries of a notified fetch
     job_poll_seconds: float = 30.0
     transport: httpx2.AsyncBaseTransport | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    client_ca: Path | None = None
+    client_subject: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigurationError("HTTPS needs both a certificate and its key")
+        if self.client_ca is not None and self.tls_cert is None:
+            raise ConfigurationError("a client CA needs HTTPS (a certificate and key)")
+        if self.client_subject is not None and self.client_ca is None:
+            raise ConfigurationError("a client-certificate subject pin needs a client CA")
+
+    @property
+    def https(self) -> bool:
+        """Whether the app is served over TLS (by :func:`uvicorn_config`)."""
+        return self.tls_cert is not None
 
     @classmethod
     def for_simulator(cls, state_dir: str | PathLike[str], **options: Any) -> WebConfig:

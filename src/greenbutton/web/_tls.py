@@ -1,0 +1,135 @@
+"""Serving the web app over HTTPS, with an inbound client-certificate check (SECURITY R32, R40).
+
+The TLS layer asks for a client certificate (``CERT_OPTIONAL``: browsers have none) and
+verifies any certificate presented against the configured CA, so a certificate from another
+CA fails the handshake. uvicorn does not put the TLS details into the ASGI scope, so
+:class:`ClientCertProtocol` (an h11 protocol) adds the ASGI TLS extension,
+``scope["extensions"]["tls"]``, from the connection itself. Nothing in it comes from request
+headers: a forwarded-certificate header is never trusted (R32).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+import uvicorn
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from .._errors import ConfigurationError
+from ._config import WebConfig
+
+__all__ = ["ClientCertProtocol", "client_certificate", "server_ssl_context", "uvicorn_config"]
+
+CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!DSS"
+
+
+def server_ssl_context(config: WebConfig) -> ssl.SSLContext:
+    """TLS >= 1.2 with the app's certificate; client certificates from ``client_ca`` only."""
+    if config.tls_cert is None or config.tls_key is None:
+        raise ConfigurationError("HTTPS needs a certificate and its key (--cert, --key)")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(CIPHERS)
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    try:
+        ctx.load_cert_chain(str(config.tls_cert), str(config.tls_key))
+        if config.client_ca is not None:
+            ctx.load_verify_locations(cafile=str(config.client_ca))
+            ctx.verify_mode = ssl.CERT_OPTIONAL  # browsers present none; a bad one fails
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"cannot load the TLS files: {exc}") from exc
+    return ctx
+
+
+def _tls_info(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
+    """The ASGI TLS extension for one connection (None when it is plain HTTP)."""
+    sslobj = transport.get_extra_info("ssl_object")
+    if not isinstance(sslobj, ssl.SSLObject):
+        return None
+    der = sslobj.getpeercert(binary_form=True)
+    verified = sslobj.context.verify_mode in (ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED)
+    chain: list[str] = []
+    name: str | None = None
+    if der:
+        chain = [ssl.DER_cert_to_PEM_cert(der)]
+        name = x509.load_der_x509_certificate(der).subject.rfc4514_string()
+    cipher = sslobj.cipher()
+    return {
+        "server_cert": None,
+        "client_cert_chain": chain,
+        "client_cert_name": name,
+        # a certificate the handshake did not verify is never reported as good
+        "client_cert_error": None if verified or not der else "not verified",
+        "tls_version": sslobj.version(),
+        "cipher_suite": cipher[0] if cipher else None,
+    }
+
+
+class _WithTLS:
+    """Sets ``scope["extensions"]["tls"]`` for every request of one connection."""
+
+    def __init__(self, app: ASGIApp, info: dict[str, Any] | None) -> None:
+        self.app = app
+        self.info = info
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        extensions = dict(scope.get("extensions") or {})
+        extensions.pop("tls", None)
+        if self.info is not None:
+            extensions["tls"] = dict(self.info)
+        scope["extensions"] = extensions
+        await self.app(scope, receive, send)
+
+
+class ClientCertProtocol(H11Protocol):
+    """uvicorn's h11 protocol, adding the connection's TLS details to each request scope."""
+
+    def connection_made(  # type: ignore[override]
+        self, transport: asyncio.Transport
+    ) -> None:
+        super().connection_made(transport)
+        self.app = _WithTLS(self.config.loaded_app, _tls_info(transport))
+
+
+def client_certificate(scope: Scope, pin: str | None = None) -> str | None:
+    """The verified client certificate's subject, or None when the connection had none.
+
+    ``pin`` (a full RFC 4514 subject or a common name) must then match as well.
+    """
+    tls = (scope.get("extensions") or {}).get("tls")
+    if not isinstance(tls, dict):
+        return None
+    if not tls.get("client_cert_chain") or tls.get("client_cert_error") is not None:
+        return None
+    name = tls.get("client_cert_name")
+    if not isinstance(name, str):
+        return None
+    if pin is not None and pin != name:
+        try:
+            parsed = x509.Name.from_rfc4514_string(name)
+        except ValueError:
+            return None
+        common = [a.value for a in parsed.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        if common != [pin]:
+            return None
+    return name
+
+
+def uvicorn_config(app: ASGIApp, config: WebConfig, **options: Any) -> uvicorn.Config:
+    """An uvicorn config serving ``app``: over HTTPS when ``config`` has a certificate.
+
+    Proxy headers are off: the app is the TLS end point and trusts no forwarded header.
+    """
+    options.setdefault("log_level", "warning")
+    options.setdefault("proxy_headers", False)
+    options.setdefault("server_header", False)
+    if config.https:
+        ctx = server_ssl_context(config)
+        options["ssl_context_factory"] = lambda _config, _default: ctx
+        options["http"] = ClientCertProtocol
+    return uvicorn.Config(app, **options)
