@@ -174,7 +174,13 @@ def test_https_browser_and_authenticated_notifications(served: Served) -> None:
         home = browser.get("/")
         assert home.status_code == 200 and "Connect your utility account" in home.text
         key = _connect(s, browser)
-        assert browser.get("/account").status_code == 200
+        page = browser.get("/account")
+        # charts and times in the usage point's local time, totals in kWh (issue 5)
+        assert page.status_code == 200 and "<svg" in page.text
+        assert "local time America/Los_Angeles" in page.text
+        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d P[SD]T", page.text)
+        assert re.search(r"Last 30 days, \w+: [\d,]+\.\d kWh", page.text), page.text
+        assert not re.search(r"[\d.] Wh\b", page.text)
     before = s.readings()
     assert before > 0
 
@@ -263,3 +269,21 @@ def test_config_and_cli_validation(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "--cert and --key" in r.output
     r = runner.invoke(cli, ["serve", "--client-ca", str(pem)])
     assert r.exit_code == 2 and "need --https" in r.output
+
+
+def test_zone_records_and_totals() -> None:
+    from greenbutton.models import Document, LocalTimeParameters, UsagePoint
+    from greenbutton.web._app import _total, _zone_of, _zone_record
+
+    ltp = LocalTimeParameters(
+        tz_offset=-18000, dst_offset=3600, dst_start_rule="360E2000", dst_end_rule="B40E2000"
+    )
+    doc = Document(usage_points=(UsagePoint(id="1", href="https://dc/UsagePoint/1"),))
+    assert _zone_record(doc) == {}  # no LocalTimeParameters: charts stay in UTC
+    doc = Document(usage_points=doc.usage_points, local_time_parameters=(ltp,))
+    (raw,) = _zone_record(doc).values()  # the document's only one is lent to the point
+    tz, label = _zone_of(raw)
+    assert label == "America/New_York" and str(tz) == "America/New_York"
+    assert _zone_of(None)[1] == "UTC" and _zone_of("not json")[1] == "UTC"
+    assert _total("forward", "Wh", 531_002.6) == "forward: 531.0 kWh"
+    assert _total("", "therm", 12.34) == "total: 12.3 therms"

@@ -12,6 +12,7 @@ Blocking database work runs in worker threads, never on the event loop.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -19,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,18 @@ from urllib.parse import unquote
 import anyio
 import anyio.to_thread
 from markupsafe import Markup
-from sqlalchemy import func, insert, or_, select, text
+from sqlalchemy import (
+    Column,
+    MetaData,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
@@ -40,11 +52,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .._analysis import display_unit, scaled, time_zone_for
 from .._client import AsyncClient
 from .._errors import CallbackError, GreenButtonError, ParseError
-from ..models import Document
+from ..models import Document, LocalTimeParameters
 from ..oauth import parse_callback
-from ..parse import Limits, parse
+from ..parse import Limits, parse, series_key
 from ..storage import (
     DatabaseTokenStore,
     StorageError,
@@ -101,6 +114,53 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_headers)
 
 
+#: The web app's own table (not part of the storage schema, so not in its migrations): the
+#: LocalTimeParameters each usage point came with, so charts show its local days.
+_web_metadata = MetaData()
+_zones = Table(
+    "web_usage_point_zones",
+    _web_metadata,
+    Column("namespace", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("local_time", Text, nullable=False),  # JSON: LocalTimeParameters fields + label
+)
+_LTP_FIELDS = ("tz_offset", "dst_offset", "dst_start_rule", "dst_end_rule")
+_UNITS = {"therm": ("therms", 0)}  # beside display_unit's kWh for Wh
+
+
+def _zone_record(doc: Document) -> dict[str, str]:
+    """{usage point key: JSON of its LocalTimeParameters} for the points that have one."""
+    found = {}
+    for up in doc.usage_points:
+        ltp = up.local_time_parameters
+        if ltp is None and len(doc.local_time_parameters) == 1:
+            ltp = doc.local_time_parameters[0]
+        if ltp is None:
+            continue
+        record: dict[str, Any] = {f: getattr(ltp, f) for f in _LTP_FIELDS}
+        record["label"] = time_zone_for(doc, up)[1]
+        found[series_key(up)] = json.dumps(record)
+    return found
+
+
+def _zone_of(raw: str | None) -> tuple[tzinfo, str]:
+    """The time zone and its label from a stored record (UTC without one)."""
+    if raw is None:
+        return UTC, "UTC"
+    try:
+        record = json.loads(raw)
+        ltp = LocalTimeParameters(**{f: record.get(f) for f in _LTP_FIELDS})
+        info = ltp.time_zone
+        return info.tzinfo, info.iana or str(record.get("label") or "local time")
+    except (ValueError, TypeError, AttributeError):
+        return UTC, "UTC"
+
+
+def _total(flow: str, uom: str, value: float) -> str:
+    unit, shift = _UNITS.get(uom) or display_unit(uom)
+    return f"{flow or 'total'}: {scaled(value, shift):,.1f} {unit}"
+
+
 @dataclass(slots=True)
 class _PointView:
     key: str
@@ -108,6 +168,7 @@ class _PointView:
     readings: int
     first: str | None
     last: str | None
+    zone: str = "UTC"
     totals: list[str] = field(default_factory=list)
     chart: Markup | None = None
 
@@ -120,10 +181,10 @@ class _AccountView:
     points: list[_PointView]
 
 
-def _day(epoch: int | None) -> str | None:
+def _day(epoch: int | None, tz: tzinfo = UTC) -> str | None:
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(epoch, tz).strftime("%Y-%m-%d %H:%M %Z").strip()
 
 
 def _subscription_id(resource_uri: str | None) -> str | None:
@@ -148,6 +209,7 @@ class _Web:
         self.resource_url = config.profile.resource_url.rstrip("/")
         self.redirect_uri = config.redirect_uri or config.credentials.redirect_uri
         self._wake: anyio.Event | None = None
+        _web_metadata.create_all(store.engine, checkfirst=True)
 
     # -- sessions and pages ---------------------------------------------------------------
 
@@ -273,6 +335,35 @@ class _Web:
                 authorization_id=auth_id,
             )
         )
+        await anyio.to_thread.run_sync(self._remember_zones, doc)
+
+    def _remember_zones(self, doc: Document) -> None:
+        """Keep each usage point's LocalTimeParameters for its charts (the newest wins)."""
+        found = _zone_record(doc)
+        if not found:
+            return
+        try:
+            with self.store.begin() as conn:
+                for key, raw in found.items():
+                    conn.execute(
+                        delete(_zones).where(
+                            _zones.c.namespace == self.namespace, _zones.c.key == key
+                        )
+                    )
+                    conn.execute(
+                        insert(_zones).values(namespace=self.namespace, key=key, local_time=raw)
+                    )
+        except (StorageError, SQLAlchemyError) as exc:  # charts fall back to UTC days
+            log.warning("time zones not stored: %s", type(exc).__name__)
+
+    def _zone(self, key: str) -> tuple[tzinfo, str]:
+        with self.store.connect() as conn:
+            raw = conn.execute(
+                select(_zones.c.local_time).where(
+                    _zones.c.namespace == self.namespace, _zones.c.key == key
+                )
+            ).scalar()
+        return _zone_of(None if raw is None else str(raw))
 
     def _authorization_id(self, key: str) -> int | None:
         with self.store.connect() as conn:
@@ -311,6 +402,7 @@ class _Web:
                     .order_by(usage_points.c.key)
                 ).all()
                 for up in ups:
+                    tz, zone = self._zone(str(up.key))
                     count, first, last = conn.execute(
                         select(
                             func.count(),
@@ -323,8 +415,9 @@ class _Web:
                             key=up.key,
                             title=up.title or up.key,
                             readings=int(count),
-                            first=_day(first),
-                            last=_day(last),
+                            first=_day(first, tz),
+                            last=_day(last, tz),
+                            zone=zone,
                         )
                     )
                 label = f"Authorization {unquote(key.rstrip('/').rpartition('/')[2])}"
@@ -355,7 +448,7 @@ class _Web:
             if r.value is not None and r.uom is not None:
                 flow = str(r.flow_direction or "")
                 totals[(flow, r.uom)] = totals.get((flow, r.uom), 0.0) + r.value
-        point.totals = [f"{flow or 'total'}: {v:,.1f} {uom}" for (flow, uom), v in totals.items()]
+        point.totals = [_total(flow, uom, v) for (flow, uom), v in totals.items()]
         try:
             import pandas as pd
 
@@ -363,7 +456,10 @@ class _Web:
             from .._table import COLUMNS
         except ImportError:
             return
-        groups = charts.groups_from_frame(pd.DataFrame(rows, columns=list(COLUMNS)))
+        tz, zone = self._zone(point.key)
+        groups = charts.groups_from_frame(
+            pd.DataFrame(rows, columns=list(COLUMNS)), tz=tz, time_zone=zone
+        )
         try:
             fig = charts.figure(groups)
         except ValueError:
@@ -531,6 +627,7 @@ class _Web:
                     authorization_id=auth_id,
                 )  # fmt: skip
             )
+            await anyio.to_thread.run_sync(self._remember_zones, doc)
         except (GreenButtonError, RejectedURI) as exc:
             log.warning("ingest job %d failed: %s", job_id, type(exc).__name__)
             await anyio.to_thread.run_sync(fail_job, self.store, job_id, str(exc)[:500])
