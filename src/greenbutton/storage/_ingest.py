@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from .._table import DEFAULT_COST_SCALE, Reading, Series
 from ..models import ABSENT, ABSENT32, Document, MeterReading, ReadingColumns, ReadingType
 from ..parse import parse, series_key
 from ._schema import ingest_jobs, meter_readings, readings, usage_points
-from ._store import StorageError, Store
+from ._store import StorageError, Store, is_retryable
 
 __all__ = [
     "IngestResult",
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 BATCH_SIZE = 10_000
+#: Attempts of one resource's transaction when PostgreSQL reports a serialization failure
+#: (40001) or a deadlock (40P01); the transaction is rolled back, so re-running is safe.
+RETRY_ATTEMPTS = 5
 
 _READING_COLUMNS = (
     "meter_reading_id", "start", "usage_point_id", "duration", "raw_value", "multiplier",
@@ -191,8 +195,32 @@ def ingest_document(
     With ``job_id`` the job is marked ``done`` in that same transaction. Re-ingesting the
     same document changes nothing (R60). Raises :class:`ReconciliationError` (and stores
     nothing) when the stored totals do not match the document's, :class:`StorageError` when
-    the database fails.
+    the database fails. A serialization failure or deadlock re-runs the whole transaction
+    (up to ``RETRY_ATTEMPTS`` times, with a short jittered back-off).
     """
+    for attempt in range(1, RETRY_ATTEMPTS + 1):
+        try:
+            return _ingest_once(
+                store, document, job_id, namespace, authorization_id, payload_hash,
+                cost_scale, batch_size,
+            )  # fmt: skip
+        except StorageError as exc:
+            if attempt == RETRY_ATTEMPTS or not is_retryable(exc):
+                raise
+        time.sleep(random.uniform(0.01, 0.05) * 2**attempt)  # noqa: S311 - jitter only
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _ingest_once(
+    store: Store,
+    document: Document,
+    job_id: int | None,
+    namespace: str,
+    authorization_id: int | None,
+    payload_hash: str | None,
+    cost_scale: int,
+    batch_size: int,
+) -> IngestResult:
     try:
         with store.begin() as conn:
             result = _ingest(conn, document, namespace, authorization_id, cost_scale, batch_size)
@@ -211,6 +239,10 @@ def ingest_document(
                     )  # fmt: skip
                 )
             return result
+    except ReconciliationError:
+        raise
+    except StorageError as exc:
+        raise StorageError(f"storing readings failed: {exc}") from exc
     except DBAPIError as exc:
         raise StorageError(f"storing readings failed: {exc.orig}") from exc
     except store.engine.dialect.loaded_dbapi.Error as exc:  # from the raw bulk cursor

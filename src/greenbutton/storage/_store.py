@@ -18,21 +18,44 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from .._errors import GreenButtonError
 
-__all__ = ["DATABASE_URL_ENV", "Store", "StorageError", "default_data_dir"]
+__all__ = ["DATABASE_URL_ENV", "DEFAULT_LOCK_TIMEOUT", "Store", "StorageError", "default_data_dir"]
 
 #: The environment variable naming the database (``postgresql+psycopg://...``).
 DATABASE_URL_ENV = "GREENBUTTON_DATABASE_URL"
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 0x6772_6E62  # "grnb": one migrating process at a time
-_BUSY_TIMEOUT_MS = 30_000
+#: Seconds a writer waits for a lock (SQLite's write lock, a PostgreSQL row lock) before
+#: the operation fails with :class:`StorageError` instead of hanging (b9).
+DEFAULT_LOCK_TIMEOUT = 30.0
+#: PostgreSQL SQLSTATEs after which the whole transaction may simply be run again.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 
 
 class StorageError(GreenButtonError):
     """The database refused or failed an operation (locked, full, unreachable, corrupt)."""
+
+
+def sqlstate(exc: BaseException | None) -> str | None:
+    """The SQLSTATE of a driver error, looked up through ``__cause__`` and ``.orig``."""
+    seen = 0
+    while exc is not None and seen < 8:
+        code = getattr(exc, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+        orig = getattr(exc, "orig", None)
+        exc = orig if isinstance(orig, BaseException) else exc.__cause__
+        seen += 1
+    return None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether ``exc`` is a serialization failure or deadlock (run the transaction again)."""
+    return sqlstate(exc) in RETRYABLE_SQLSTATES
 
 
 def default_data_dir() -> Path:
@@ -44,16 +67,23 @@ def default_data_dir() -> Path:
     return path
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_on_connect(dbapi_connection: Any, lock_timeout: float) -> None:
     dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event emits BEGIN
     cur = dbapi_connection.cursor()
     try:
-        cur.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA busy_timeout = {max(0, int(lock_timeout * 1000))}")
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = FULL")
         cur.execute("PRAGMA foreign_keys = ON")
     finally:
         cur.close()
+
+
+def _postgresql_on_connect(dbapi_connection: Any, lock_timeout: float) -> None:
+    # Session-wide, committed at once (a SET inside a rolled-back transaction is undone).
+    with dbapi_connection.cursor() as cur:
+        cur.execute(f"SET lock_timeout = {max(0, int(lock_timeout * 1000))}")
+    dbapi_connection.commit()
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
@@ -79,10 +109,14 @@ class Store:
         *,
         data_dir: Path | None = None,
         migrate: bool = True,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         **engine_options: Any,
     ) -> Store:
         """Open ``url``, else ``$GREENBUTTON_DATABASE_URL``, else ``greenbutton.db`` in the
-        user data directory, and migrate it to the newest schema."""
+        user data directory, and migrate it to the newest schema.
+
+        ``lock_timeout`` (seconds) bounds every wait for a lock: SQLite's ``busy_timeout``,
+        PostgreSQL's ``lock_timeout``; past it the operation raises :class:`StorageError`."""
         url = url or os.environ.get(DATABASE_URL_ENV) or None
         if url is None:
             data_dir = data_dir or default_data_dir()
@@ -94,8 +128,14 @@ class Store:
             engine_options.setdefault("pool_pre_ping", True)
         engine = create_engine(parsed, **engine_options)
         if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_on_connect)
+            event.listen(
+                engine, "connect", lambda dbapi, _rec: _sqlite_on_connect(dbapi, lock_timeout)
+            )
             event.listen(engine, "begin", _sqlite_on_begin)
+        elif engine.dialect.name == "postgresql":
+            event.listen(
+                engine, "connect", lambda dbapi, _rec: _postgresql_on_connect(dbapi, lock_timeout)
+            )
         store = cls(engine, data_dir=data_dir)
         if migrate:
             store.migrate()
@@ -129,9 +169,15 @@ class Store:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A write transaction: committed on success, rolled back on any exception."""
-        with self._writer.begin() as conn:
-            yield conn
+        """A write transaction: committed on success, rolled back on any exception.
+
+        A database error (locked past the lock timeout, read-only, full, unreachable)
+        raises :class:`StorageError`, the driver's error as its ``__cause__``."""
+        try:
+            with self._writer.begin() as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise StorageError(f"the database failed: {exc.orig}") from exc
 
     def connect(self) -> Connection:
         """A connection for reading (a deferred transaction on SQLite)."""
@@ -141,8 +187,11 @@ class Store:
         """Raise :class:`StorageError` when SQLite's ``quick_check`` finds corruption."""
         if self.dialect != "sqlite":
             return
-        with self.connect() as conn:
-            result = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check")]
+        try:
+            with self.connect() as conn:
+                result = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check")]
+        except DBAPIError as exc:  # too damaged to even run the check
+            raise StorageError(f"the database is corrupt: {exc.orig}") from exc
         if result != ["ok"]:
             raise StorageError(f"the database is corrupt: {'; '.join(result[:3])}")
 
