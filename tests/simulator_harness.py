@@ -45,6 +45,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from greenbutton import Client
+from greenbutton.oauth import Token, TokenStore
 from greenbutton.simulator import Simulator, SimulatorConfig
 from greenbutton.simulator._server import AppFactory, RunningSimulator, run_in_thread
 
@@ -103,6 +105,18 @@ class SimulatorHandle:
     def portal_client(self, **kwargs: Any) -> httpx2.Client:
         """Like a browser: no client certificate, ``base_url`` = the portal listener."""
         return self.client(client_cert=False, base_url=self.portal_url, **kwargs)
+
+    def sdk_client(self, tokens: TokenStore) -> Client:
+        """The SDK's ``Client`` for this simulator, keeping tokens in ``tokens``."""
+        return Client.for_simulator(self.state_dir / "registration.json", token_store=tokens)
+
+    def authorize(self, tokens: TokenStore) -> tuple[str, Token]:
+        """A real authorization-code grant (needs ``auto_approve``): ``(key, token)``."""
+        with self.sdk_client(tokens) as client:
+            pending = client.authorization_url()
+            with self.portal_client() as browser:
+                r = browser.get(pending.url)
+            return client.exchange_code(r.headers["location"], pending)
 
 
 @contextmanager

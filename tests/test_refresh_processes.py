@@ -96,16 +96,12 @@ def store(store_url: str, tmp_path: Path, secret_key: str) -> Iterator[Store]:
 
 
 def _client(gb: SimulatorHandle, tokens: DatabaseTokenStore) -> Client:
-    return Client.for_simulator(gb.state_dir / "registration.json", token_store=tokens)
+    return gb.sdk_client(tokens)
 
 
 def _authorize_expired(gb: SimulatorHandle, tokens: DatabaseTokenStore) -> str:
     """A real authorization whose stored access token has expired (locally)."""
-    with _client(gb, tokens) as client:
-        pending = client.authorization_url()
-        with gb.portal_client() as browser:
-            r = browser.get(pending.url)
-        key, token = client.exchange_code(r.headers["location"], pending)
+    key, token = gb.authorize(tokens)
     tokens.save(key, dataclasses.replace(token, expires_at=time.time() - 3600))
     return key
 

@@ -63,16 +63,11 @@ def store(store_url: str, tmp_path: Path) -> Iterator[Store]:
 
 
 def client_for(gb: SimulatorHandle, tokens: TokenStore) -> Client:
-    return Client.for_simulator(gb.state_dir / "registration.json", token_store=tokens)
+    return gb.sdk_client(tokens)
 
 
 def authorize(gb: SimulatorHandle, tokens: TokenStore) -> str:
-    with client_for(gb, tokens) as client:
-        pending = client.authorization_url()
-        with gb.portal_client() as browser:
-            r = browser.get(pending.url)
-        key, _token = client.exchange_code(r.headers["location"], pending)
-    return key
+    return gb.authorize(tokens)[0]
 
 
 def run(*args: str) -> Result:
