@@ -134,15 +134,27 @@ def _key(r: object) -> tuple[object, ...]:
 
 
 def test_migrates_an_empty_database_to_head(store: Store, store_url: str) -> None:
-    assert store.schema_revision() == "0001"
+    assert store.schema_revision() == "0002"
     tables = set(inspect(store.engine).get_table_names())
     assert {
         "utilities", "authorizations", "usage_points", "meter_readings", "readings",
-        "ingest_jobs", "alembic_version",
+        "ingest_jobs", "web_sessions", "alembic_version",
     } <= tables  # fmt: skip
     again = Store.open(store_url)  # re-opening an up-to-date database is a no-op
-    assert again.schema_revision() == "0001"
+    assert again.schema_revision() == "0002"
     again.close()
+
+
+def test_migrations_produce_exactly_the_declared_schema(store: Store) -> None:
+    """The Alembic revisions and ``_schema.metadata`` describe the same tables (no drift)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from greenbutton.storage._schema import metadata
+
+    with store.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
 
 
 def test_sqlite_is_configured_for_durability(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "readings",
     "usage_points",
     "utilities",
+    "web_sessions",
 ]
 
 metadata = MetaData(
@@ -89,6 +90,7 @@ usage_points = Table(
     Column("atom_id", Text),
     Column("title", Text),
     Column("service_kind", Integer),
+    Column("local_time", Text),  # JSON: LocalTimeParameters fields + display label (r0002)
     UniqueConstraint("namespace", "key"),
 )
 
@@ -169,4 +171,16 @@ ingest_jobs = Table(
     Column("updated_at", Float, nullable=False),
     Column("finished_at", Float),
     Index("ix_ingest_jobs_state", "state"),
+)
+
+#: The web app's server-side browser sessions (r0002): the SHA-256 of the session id and
+#: the session as Fernet ciphertext, so every worker process sees the same sessions.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", Text, primary_key=True),
+    Column("data_enc", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("seen_at", Float, nullable=False),
+    Index("ix_web_sessions_seen_at", "seen_at"),
 )
