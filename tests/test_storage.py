@@ -459,3 +459,22 @@ def test_refused_refresh_marks_reauth_required(store: Store) -> None:
         tokens.refresh("g", refused, now=lambda: 100.0)
     assert tokens.status("g") == "reauth_required"
     assert tokens.load("g") == _token(expires_at=1.0)  # kept, not silently dropped (R53)
+
+
+def test_ingest_keeps_each_usage_points_local_time(store: Store) -> None:
+    """The zone a file declares is stored with its usage point and read back as local days."""
+    from datetime import datetime
+
+    from greenbutton.storage import time_zone_of
+    from greenbutton.storage._schema import usage_points
+
+    ingest_file(store, FIXTURES / "gba_demo_hourly_2011-03_dst_spring.xml")
+    with store.connect() as conn:
+        records = [r[0] for r in conn.execute(usage_points.select().with_only_columns(
+            usage_points.c.local_time))]  # fmt: skip
+    assert records and all(r is not None for r in records)
+    tz, label = time_zone_of(records[0])
+    summer, winter = datetime(2011, 7, 1, tzinfo=tz), datetime(2011, 1, 1, tzinfo=tz)
+    assert summer.utcoffset() != winter.utcoffset()  # DST rules survived the round trip
+    assert label and label != "UTC"
+    assert time_zone_of(None)[1] == "UTC" and time_zone_of("{not json")[1] == "UTC"

@@ -22,6 +22,7 @@ from ._ingest import (
     pending_jobs,
     start_job,
 )
+from ._local_time import local_time_record, time_zone_of
 from ._store import DATABASE_URL_ENV, StorageError, Store, default_data_dir
 from ._sync import (
     DEFAULT_HISTORY_DAYS,
@@ -63,7 +64,9 @@ __all__ = [
     "ingest_document",
     "ingest_file",
     "load_fernet",
+    "local_time_record",
     "pending_jobs",
     "start_job",
     "sync",
+    "time_zone_of",
 ]

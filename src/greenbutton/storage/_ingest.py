@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from .._table import DEFAULT_COST_SCALE, Reading, Series
 from ..models import ABSENT, ABSENT32, Document, MeterReading, ReadingColumns, ReadingType
 from ..parse import parse, series_key
+from ._local_time import local_time_record
 from ._schema import ingest_jobs, meter_readings, readings, usage_points
 from ._store import StorageError, Store, is_retryable
 
@@ -262,14 +263,15 @@ def _ingest(
     series: dict[int, tuple[int, MeterReading, list[ReadingColumns]]] = {}
     points: set[int] = set()
     for up in document.usage_points:
-        up_id = _upsert(
-            conn, usage_points, ["namespace", "key"],
-            {
-                "namespace": namespace, "key": series_key(up), "href": up.href,
-                "atom_id": up.atom_id, "title": up.title, "service_kind": up.service_kind,
-                "authorization_id": authorization_id,
-            },
-        )  # fmt: skip
+        point: dict[str, Any] = {
+            "namespace": namespace, "key": series_key(up), "href": up.href,
+            "atom_id": up.atom_id, "title": up.title, "service_kind": up.service_kind,
+            "authorization_id": authorization_id,
+        }  # fmt: skip
+        local_time = local_time_record(document, up)
+        if local_time is not None:  # a later document without one keeps the stored zone
+            point["local_time"] = local_time
+        up_id = _upsert(conn, usage_points, ["namespace", "key"], point)
         points.add(up_id)
         for mr in up.meter_readings:
             values = {
