@@ -21,8 +21,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+import anyio.to_thread
 import httpx2
 
+from ._errors import InvalidGrantError
 from ._flows import Flow, Locks, Policy, run_async, run_sync
 from ._profile import Credentials, UtilityProfile
 from ._secret import Secret
@@ -32,7 +34,7 @@ from .espi._operations import Accepted, Context
 from .espi._paths import Paths, TimeLike
 from .models import Document
 from .models._resources import ServiceStatus
-from .oauth import Token, TokenStore
+from .oauth import REAUTH_REQUIRED, SupportsStatus, Token, TokenStore
 from .oauth._authorize import AuthorizationRequest, authorization_request
 from .parse import Limits
 
@@ -54,8 +56,24 @@ def _secret(value: Secret | str) -> Secret:
     return value if isinstance(value, Secret) else Secret(value)
 
 
+def _wall_clock() -> float:
+    # Looked up on every call (not bound at import) so the process's wall clock, jumps
+    # included, is what expiry decisions see; waits never use it (R55).
+    return time.time()
+
+
 def _timeout(value: float | httpx2.Timeout | None) -> httpx2.Timeout | None:
     return value if value is None or isinstance(value, httpx2.Timeout) else httpx2.Timeout(value)
+
+
+def _reauth_required(key: str) -> InvalidGrantError:
+    exc = InvalidGrantError("invalid_grant", "marked reauth_required in the token store")
+    # No token endpoint answered this time: say what the store says instead.
+    exc.args = (
+        f"the authorization {key} needs re-authorization (its refresh token was refused "
+        "earlier): the customer must authorize again",
+    )
+    return exc
 
 
 class _Base:
@@ -73,7 +91,7 @@ class _Base:
         leeway: float = 60.0,
         limits: Limits | None = None,
         client_scope: str | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = _wall_clock,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -115,7 +133,13 @@ class _Base:
         return self._context.paths
 
     def _key(self, authorization: Authorization) -> str:
-        return ops.grant_key(self._context, authorization)
+        """The store key of ``authorization``, refused at once when the store says the grant
+        needs re-authorization (no request is sent for a dead grant; R24, R53)."""
+        key = ops.grant_key(self._context, authorization)
+        store = self.token_store
+        if isinstance(store, SupportsStatus) and store.status(key) == REAUTH_REQUIRED:
+            raise _reauth_required(key)
+        return key
 
     def authorization_url(
         self, redirect_uri: str | None = None, *, scope: str | None = None
@@ -397,6 +421,10 @@ class AsyncClient(_Base):
         profile, creds = cls._simulator_config(registration)
         return cls(profile, creds, **options)
 
+    async def _akey(self, authorization: Authorization) -> str:
+        # The store lookups behind a key (a database query) run off the event loop.
+        return await anyio.to_thread.run_sync(self._key, authorization)
+
     async def _run(self, flow: Flow[T]) -> T:
         return await run_async(flow, self._http, policy=self._policy, locks=self._locks)
 
@@ -435,18 +463,20 @@ class AsyncClient(_Base):
         )
 
     async def refresh(self, authorization: Authorization) -> Token:
-        return await self._run(ops.force_refresh(self._context, self._key(authorization)))
+        return await self._run(ops.force_refresh(self._context, await self._akey(authorization)))
 
     async def client_token(self) -> Token:
         return await self._run(ops.client_token(self._context))
 
     async def usage_points(self, authorization: Authorization, *, raw: bool = False) -> Result:
-        return await self._run(ops.usage_points(self._context, self._key(authorization), raw=raw))
+        return await self._run(
+            ops.usage_points(self._context, await self._akey(authorization), raw=raw)
+        )
 
     async def usage_point_resource(
         self, authorization: Authorization, usage_point: str, *, raw: bool = False
     ) -> Result:
-        k = self._key(authorization)
+        k = await self._akey(authorization)
         return await self._run(ops.usage_points(self._context, k, usage_point, raw=raw))
 
     async def usage_point(
@@ -458,7 +488,7 @@ class AsyncClient(_Base):
         end: TimeLike | None = None,
         raw: bool = False,
     ) -> Document | list[bytes]:
-        k = self._key(authorization)
+        k = await self._akey(authorization)
         return await self._run(
             ops.usage_point(self._context, k, usage_point, start=start, end=end, raw=raw)
         )
@@ -471,7 +501,7 @@ class AsyncClient(_Base):
         end: TimeLike | None = None,
         raw: bool = False,
     ) -> Document | list[bytes]:
-        k = self._key(authorization)
+        k = await self._akey(authorization)
         return await self._run(ops.subscription(self._context, k, start=start, end=end, raw=raw))
 
     async def request_subscription_async(
@@ -481,7 +511,7 @@ class AsyncClient(_Base):
         start: TimeLike | None = None,
         end: TimeLike | None = None,
     ) -> Accepted:
-        k = self._key(authorization)
+        k = await self._akey(authorization)
         return await self._run(
             ops.request_subscription_async(self._context, k, start=start, end=end)
         )
@@ -497,7 +527,7 @@ class AsyncClient(_Base):
         return await self._run(
             ops.customer_resource(
                 self._context,
-                self._key(authorization),
+                await self._akey(authorization),
                 lambda p, s: p.meter_readings(s, usage_point, meter_reading),
                 raw=raw,
             )
@@ -517,7 +547,7 @@ class AsyncClient(_Base):
         return await self._run(
             ops.customer_resource(
                 self._context,
-                self._key(authorization),
+                await self._akey(authorization),
                 lambda p, s: p.interval_blocks(s, usage_point, meter_reading, interval_block),
                 raw=raw,
                 start=start,
@@ -536,7 +566,7 @@ class AsyncClient(_Base):
         return await self._run(
             ops.customer_resource(
                 self._context,
-                self._key(authorization),
+                await self._akey(authorization),
                 lambda p, s: p.usage_summaries(s, usage_point, usage_summary),
                 raw=raw,
             )
@@ -547,7 +577,7 @@ class AsyncClient(_Base):
     ) -> Result:
         url = self.paths.reading_types(reading_type)
         return await self._run(
-            ops.shared_resource(self._context, self._key(authorization), url, raw=raw)
+            ops.shared_resource(self._context, await self._akey(authorization), url, raw=raw)
         )
 
     async def local_time_parameters(
@@ -555,19 +585,19 @@ class AsyncClient(_Base):
     ) -> Result:
         url = self.paths.local_time_parameters(ltp)
         return await self._run(
-            ops.shared_resource(self._context, self._key(authorization), url, raw=raw)
+            ops.shared_resource(self._context, await self._akey(authorization), url, raw=raw)
         )
 
     async def retail_customer(
         self, authorization: Authorization, retail_customer: str | None = None, *, raw: bool = False
     ) -> Result:
-        k = self._key(authorization)
+        k = await self._akey(authorization)
         return await self._run(ops.retail_customer(self._context, k, retail_customer, raw=raw))
 
     async def get(
         self, uri: str, authorization: Authorization | None = None, *, raw: bool = False
     ) -> Result:
-        k = None if authorization is None else self._key(authorization)
+        k = None if authorization is None else await self._akey(authorization)
         return await self._run(ops.get(self._context, uri, k, raw=raw))
 
     async def bulk(

@@ -16,6 +16,14 @@ to a ``threading.Lock`` (sync) or an ``anyio.Lock`` (async) shared by one client
 how a token refresh is single-flight across threads or tasks (SECURITY R52). Locks a flow
 still holds when it ends, normally or not, are released by the driver.
 
+A flow's own code is synchronous: between two steps it may read and write the token store,
+wait for the store's cross-process lock (a database row another process holds while it
+refreshes) and parse a large body. :func:`run_async` therefore advances (and closes) the flow
+in a worker thread, one step at a time, so the event loop keeps serving other tasks while
+one task waits (R52); only the HTTP exchanges and the in-process locks run on the loop. A
+flow is never advanced by two threads at once, and the objects it holds across steps (a
+database connection under a row lock) are used by one thread at a time.
+
 The drivers apply the transport policy to every request: the client-side rate limit (R58),
 retries with backoff that honour ``Retry-After`` (R57, via ``retry_delay``), per-request
 timeouts clipped to an overall deadline (R56), a cap on decoded body size (R27), and the
@@ -34,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, TypeVar
 
 import anyio
+import anyio.to_thread
 import httpx2
 
 from ._errors import RequestTimeout, TransportError
@@ -424,20 +433,29 @@ async def _exchange_async(
         await anyio.sleep(delay)
 
 
+def _advance(flow: Flow[T], value: Any) -> tuple[bool, Any]:
+    """``flow.send(value)`` as ``(done, step or result)``: a StopIteration cannot cross
+    from a worker thread into a coroutine (PEP 479), so it ends here."""
+    try:
+        return False, flow.send(value)
+    except StopIteration as stop:
+        return True, stop.value
+
+
 async def run_async(
     flow: Flow[T], client: httpx2.AsyncClient, *, policy: Policy, locks: Locks
 ) -> T:
-    """Drive ``flow`` to completion over ``client`` (an ``httpx2.AsyncClient``)."""
+    """Drive ``flow`` to completion over ``client`` (an ``httpx2.AsyncClient``); the flow's
+    own code runs in a worker thread (see the module docstring)."""
     clock = _Clock(policy)
     held: list[anyio.Lock] = []
     downloads: list[Downloaded] = []
     try:
         value: Any = None
         while True:
-            try:
-                step = flow.send(value)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+            done, step = await anyio.to_thread.run_sync(_advance, flow, value)
+            if done:
+                return step  # type: ignore[no-any-return]
             if isinstance(step, Lock):
                 lock = locks.task_lock(step.name)
                 await lock.acquire()
@@ -454,7 +472,10 @@ async def run_async(
             else:
                 value = (await _exchange_async(client, step, policy, clock)).response
     finally:
-        flow.close()
+        # Closing may roll back and release a store lock (database I/O): off the loop too,
+        # and shielded, so a cancelled task still leaves the row unlocked.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(flow.close)
         for lock in reversed(held):
             lock.release()
         for got in downloads:

@@ -27,14 +27,24 @@ from ._requests import (
 from ._responses import parse_retry_after, parse_revocation_response, parse_token_response
 from ._scope import Scope, format_scope, parse_scope
 from ._store import InMemoryTokenStore
-from ._token import LockedToken, SupportsLockedRefresh, Token, TokenKind, TokenStore
+from ._token import (
+    REAUTH_REQUIRED,
+    LockedToken,
+    SupportsLockedRefresh,
+    SupportsStatus,
+    Token,
+    TokenKind,
+    TokenStore,
+)
 
 __all__ = [
     "AuthorizationRequest",
     "InMemoryTokenStore",
     "LockedToken",
+    "REAUTH_REQUIRED",
     "Scope",
     "SupportsLockedRefresh",
+    "SupportsStatus",
     "Token",
     "TokenKind",
     "TokenStore",

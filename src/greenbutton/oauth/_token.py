@@ -8,9 +8,20 @@ from typing import Literal, Protocol, runtime_checkable
 
 from .._secret import Secret
 
-__all__ = ["LockedToken", "SupportsLockedRefresh", "Token", "TokenKind", "TokenStore"]
+__all__ = [
+    "LockedToken",
+    "REAUTH_REQUIRED",
+    "SupportsLockedRefresh",
+    "SupportsStatus",
+    "Token",
+    "TokenKind",
+    "TokenStore",
+]
 
 TokenKind = Literal["access", "client"]
+
+#: :meth:`SupportsStatus.status` of an authorization whose refresh token was refused (R53).
+REAUTH_REQUIRED = "reauth_required"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,3 +91,14 @@ class SupportsLockedRefresh(Protocol):
     block (R53)."""
 
     def locked(self, key: str) -> AbstractContextManager[LockedToken]: ...
+
+
+@runtime_checkable
+class SupportsStatus(Protocol):
+    """Optional ``TokenStore`` extension: what the store knows about an authorization.
+
+    The client asks before every call on a grant: :data:`REAUTH_REQUIRED` (a refresh token
+    that was refused, here or in another process) raises ``InvalidGrantError`` at once, with
+    no request, so a dead grant costs no token-endpoint call per attempt (R18, R24, R53)."""
+
+    def status(self, key: str) -> str | None: ...
