@@ -161,7 +161,7 @@ def test_sqlite_copy_without_its_wal_has_only_committed_resources(tmp_path: Path
     with store.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     before = _count(store, "readings")
-    holder = store.connect()  # an open reader keeps the WAL from being checkpointed
+    holder = store.engine.connect()  # an open reader keeps the WAL from being checkpointed
     holder.exec_driver_sql("SELECT 1").all()
     ingest_file(store, OTHER)  # committed, but only in gb.db-wal
     assert (tmp_path / "gb.db-wal").stat().st_size > 0

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,14 +25,13 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 
 from .._table import DEFAULT_COST_SCALE, Reading, Series
 from ..models import ABSENT, ABSENT32, Document, MeterReading, ReadingColumns, ReadingType
 from ..parse import parse, series_key
 from ._local_time import local_time_record
 from ._schema import ingest_jobs, meter_readings, readings, usage_points
-from ._store import StorageError, Store, is_retryable
+from ._store import StorageError, Store
 
 __all__ = [
     "IngestResult",
@@ -48,8 +46,8 @@ __all__ = [
 ]
 
 BATCH_SIZE = 10_000
-#: Attempts of one resource's transaction when PostgreSQL reports a serialization failure
-#: (40001) or a deadlock (40P01); the transaction is rolled back, so re-running is safe.
+#: Attempts of one resource's transaction after a serialization failure (40001), a deadlock
+#: (40P01) or a dropped connection; the transaction is rolled back, so re-running is safe.
 RETRY_ATTEMPTS = 5
 
 _READING_COLUMNS = (
@@ -197,56 +195,33 @@ def ingest_document(
     same document changes nothing (R60). Raises :class:`ReconciliationError` (and stores
     nothing) when the stored totals do not match the document's, :class:`StorageError` when
     the database fails. A serialization failure or deadlock re-runs the whole transaction
-    (up to ``RETRY_ATTEMPTS`` times, with a short jittered back-off).
+    (up to ``RETRY_ATTEMPTS`` times, with a short jittered back-off), and so does a dropped
+    connection: the rolled-back resource is written again on a fresh one (R62).
     """
-    for attempt in range(1, RETRY_ATTEMPTS + 1):
-        try:
-            return _ingest_once(
-                store, document, job_id, namespace, authorization_id, payload_hash,
-                cost_scale, batch_size,
-            )  # fmt: skip
-        except StorageError as exc:
-            if attempt == RETRY_ATTEMPTS or not is_retryable(exc):
-                raise
-        time.sleep(random.uniform(0.01, 0.05) * 2**attempt)  # noqa: S311 - jitter only
-    raise AssertionError("unreachable")  # pragma: no cover
 
+    def write(conn: Connection) -> IngestResult:
+        result = _ingest(conn, document, namespace, authorization_id, cost_scale, batch_size)
+        if job_id is not None:
+            now = time.time()
+            conn.execute(
+                update(ingest_jobs)
+                .where(ingest_jobs.c.id == job_id)
+                .values(
+                    state="done",
+                    rows=result.rows,
+                    payload_hash=payload_hash,
+                    error=None,
+                    updated_at=now,
+                    finished_at=now,
+                )  # fmt: skip
+            )
+        return result
 
-def _ingest_once(
-    store: Store,
-    document: Document,
-    job_id: int | None,
-    namespace: str,
-    authorization_id: int | None,
-    payload_hash: str | None,
-    cost_scale: int,
-    batch_size: int,
-) -> IngestResult:
     try:
-        with store.begin() as conn:
-            result = _ingest(conn, document, namespace, authorization_id, cost_scale, batch_size)
-            if job_id is not None:
-                now = time.time()
-                conn.execute(
-                    update(ingest_jobs)
-                    .where(ingest_jobs.c.id == job_id)
-                    .values(
-                        state="done",
-                        rows=result.rows,
-                        payload_hash=payload_hash,
-                        error=None,
-                        updated_at=now,
-                        finished_at=now,
-                    )  # fmt: skip
-                )
-            return result
+        return store.transaction(write, attempts=RETRY_ATTEMPTS)
     except ReconciliationError:
         raise
     except StorageError as exc:
-        raise StorageError(f"storing readings failed: {exc}") from exc
-    except DBAPIError as exc:
-        raise StorageError(f"storing readings failed: {exc.orig}") from exc
-    except store.engine.dialect.loaded_dbapi.Error as exc:  # from the raw bulk cursor
         raise StorageError(f"storing readings failed: {exc}") from exc
 
 
@@ -330,32 +305,33 @@ def _reconcile(conn: Connection, mr_id: int, cols: ReadingColumns, label: str) -
 def create_job(store: Store, resource_uri: str, *, authorization_id: int | None = None) -> int:
     """A pending job for one resource; committed at once so it survives a crash."""
     now = time.time()
-    with store.begin() as conn:
-        stmt = insert(ingest_jobs).values(
-            resource_uri=resource_uri, authorization_id=authorization_id, state="pending",
-            attempts=0, created_at=now, updated_at=now,
-        )  # fmt: skip
-        return int(conn.execute(stmt.returning(ingest_jobs.c.id)).scalar_one())
+    stmt = insert(ingest_jobs).values(
+        resource_uri=resource_uri, authorization_id=authorization_id, state="pending",
+        attempts=0, created_at=now, updated_at=now,
+    )  # fmt: skip
+    return store.transaction(
+        lambda conn: int(conn.execute(stmt.returning(ingest_jobs.c.id)).scalar_one())
+    )
 
 
 def start_job(store: Store, job_id: int) -> None:
     """Count an attempt before it is made (a crash mid-ingest still counts)."""
-    with store.begin() as conn:
-        conn.execute(
-            update(ingest_jobs)
-            .where(ingest_jobs.c.id == job_id)
-            .values(state="running", attempts=ingest_jobs.c.attempts + 1, updated_at=time.time())
-        )
+    stmt = (
+        update(ingest_jobs)
+        .where(ingest_jobs.c.id == job_id)
+        .values(state="running", attempts=ingest_jobs.c.attempts + 1, updated_at=time.time())
+    )
+    store.transaction(lambda conn: conn.execute(stmt))
 
 
 def fail_job(store: Store, job_id: int, error: str) -> None:
     """Record why an attempt failed; the job stays retryable."""
-    with store.begin() as conn:
-        conn.execute(
-            update(ingest_jobs)
-            .where(ingest_jobs.c.id == job_id)
-            .values(state="failed", error=error[:2000], updated_at=time.time())
-        )
+    stmt = (
+        update(ingest_jobs)
+        .where(ingest_jobs.c.id == job_id)
+        .values(state="failed", error=error[:2000], updated_at=time.time())
+    )
+    store.transaction(lambda conn: conn.execute(stmt))
 
 
 def pending_jobs(store: Store) -> list[tuple[int, str]]:

@@ -11,10 +11,12 @@ they upgrade a read lock.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -34,6 +36,13 @@ _PG_MIGRATION_LOCK = 0x6772_6E62  # "grnb": one migrating process at a time
 DEFAULT_LOCK_TIMEOUT = 30.0
 #: PostgreSQL SQLSTATEs after which the whole transaction may simply be run again.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+#: The server ended the session (admin shutdown, crash shutdown, cannot connect now); SQLSTATE
+#: class 08 (connection exception) is matched by prefix.
+DISCONNECT_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+#: Attempts :meth:`Store.transaction` makes before giving up.
+TRANSACTION_ATTEMPTS = 5
+
+_T = TypeVar("_T")
 
 
 class StorageError(GreenButtonError):
@@ -56,6 +65,29 @@ def sqlstate(exc: BaseException | None) -> str | None:
 def is_retryable(exc: BaseException) -> bool:
     """Whether ``exc`` is a serialization failure or deadlock (run the transaction again)."""
     return sqlstate(exc) in RETRYABLE_SQLSTATES
+
+
+def is_disconnect(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an error it was raised from) is a lost database connection.
+
+    SQLAlchemy flags the disconnects it recognises (``connection_invalidated``); the
+    SQLSTATEs also catch errors raised from a raw driver cursor."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
+        code = getattr(exc, "sqlstate", None)
+        if isinstance(code, str) and (code.startswith("08") or code in DISCONNECT_SQLSTATES):
+            return True
+        orig = getattr(exc, "orig", None)
+        exc = orig if isinstance(orig, BaseException) else exc.__cause__
+        seen += 1
+    return False
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether re-running the whole transaction may succeed (retryable or disconnected)."""
+    return is_retryable(exc) or is_disconnect(exc)
 
 
 def default_data_dir() -> Path:
@@ -147,18 +179,43 @@ class Store:
         return self.engine.dialect.name
 
     def migrate(self, revision: str = "head") -> None:
-        """Upgrade the schema in one transaction (transactional DDL on PostgreSQL, R67)."""
+        """Upgrade the schema to ``revision`` in one transaction (transactional DDL, R67).
+
+        A failing revision rolls every step back and raises :class:`StorageError`; the
+        database stays at the revision it was at."""
+        self._alembic("upgrade", revision)
+
+    def downgrade(self, revision: str) -> None:
+        """Downgrade the schema to ``revision``, all steps in one transaction."""
+        self._alembic("downgrade", revision)
+
+    def _alembic(self, direction: str, revision: str) -> None:
         from alembic import command
         from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
 
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         cfg.set_main_option("path_separator", "os")
-        with self.begin() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+        target = ScriptDirectory.from_config(cfg).as_revision_number(revision)
+        before = "its previous revision"  # replaced once read inside the transaction
+        try:
+            with self.begin() as conn:
+                if self.dialect == "postgresql":
+                    lock = text("SELECT pg_advisory_xact_lock(:k)")
+                    conn.execute(lock, {"k": _PG_MIGRATION_LOCK})
+                before = MigrationContext.configure(conn).get_current_revision() or "base"
+                cfg.attributes["connection"] = conn
+                getattr(command, direction)(cfg, revision)
+        except Exception as exc:
+            cause = exc.orig if isinstance(exc, DBAPIError) else exc
+            if isinstance(exc, StorageError) and isinstance(exc.__cause__, DBAPIError):
+                cause = exc.__cause__.orig
+            raise StorageError(
+                f"migrating the database to {target or 'base'} failed: {cause}; "
+                f"it is unchanged at {before}"
+            ) from exc
 
     def schema_revision(self) -> str | None:
         """The Alembic revision the database is at (``None`` when unmigrated)."""
@@ -171,17 +228,50 @@ class Store:
     def begin(self) -> Iterator[Connection]:
         """A write transaction: committed on success, rolled back on any exception.
 
-        A database error (locked past the lock timeout, read-only, full, unreachable)
-        raises :class:`StorageError`, the driver's error as its ``__cause__``."""
+        A database error (locked past the lock timeout, read-only, full, unreachable), also
+        one from the driver's own cursor (the bulk paths), raises :class:`StorageError`,
+        the driver's error as its ``__cause__``."""
         try:
             with self._writer.begin() as conn:
                 yield conn
         except DBAPIError as exc:
             raise StorageError(f"the database failed: {exc.orig}") from exc
+        except self.engine.dialect.loaded_dbapi.Error as exc:  # from a raw driver cursor
+            raise StorageError(f"the database failed: {exc}") from exc
 
-    def connect(self) -> Connection:
-        """A connection for reading (a deferred transaction on SQLite)."""
-        return self.engine.connect()
+    def transaction(self, fn: Callable[[Connection], _T], *, attempts: int | None = None) -> _T:
+        """Run ``fn(conn)`` in a write transaction, the whole of it again when that may help.
+
+        A serialization failure or deadlock (40001, 40P01) or a dropped connection re-runs
+        ``fn`` on a fresh connection, up to ``attempts`` times (``TRANSACTION_ATTEMPTS``)
+        with a jittered back-off; other errors, and the last one, raise at once. A commit
+        lost with its connection may have happened, so ``fn`` must be safe to repeat
+        (upserts, idempotent updates). Not for work that must never run twice, such as a
+        token refresh the authorization server has already honoured (R53)."""
+        attempts = TRANSACTION_ATTEMPTS if attempts is None else attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.begin() as conn:
+                    return fn(conn)
+            except StorageError as exc:
+                if attempt >= attempts or not is_transient(exc):
+                    raise
+            time.sleep(random.uniform(0.01, 0.05) * 2**attempt)  # noqa: S311 - jitter only
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection for reading (a deferred transaction on SQLite), as a context manager.
+
+        A database error (unreachable, locked, corrupt) raises :class:`StorageError`, the
+        driver's error as its ``__cause__``."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise StorageError(f"the database failed: {exc.orig}") from exc
+        except self.engine.dialect.loaded_dbapi.Error as exc:  # from a raw driver cursor
+            raise StorageError(f"the database failed: {exc}") from exc
 
     def check(self) -> None:
         """Raise :class:`StorageError` when SQLite's ``quick_check`` finds corruption."""
@@ -190,8 +280,9 @@ class Store:
         try:
             with self.connect() as conn:
                 result = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check")]
-        except DBAPIError as exc:  # too damaged to even run the check
-            raise StorageError(f"the database is corrupt: {exc.orig}") from exc
+        except StorageError as exc:  # too damaged to even run the check
+            orig = exc.__cause__.orig if isinstance(exc.__cause__, DBAPIError) else exc
+            raise StorageError(f"the database is corrupt: {orig}") from exc.__cause__
         if result != ["ok"]:
             raise StorageError(f"the database is corrupt: {'; '.join(result[:3])}")
 

@@ -5,7 +5,10 @@ R48); the key lives outside the database, in ``$GREENBUTTON_SECRET_KEY`` (comma-
 keys, newest first, for rotation) or a 0600 key file in the data directory. A wrong key or
 tampered ciphertext raises :class:`TokenDecryptionError`; it is never read as "no token".
 
-Token writes use their own short transactions, never an ingest's (R53, R66).
+Token writes use their own short transactions, never an ingest's (R53, R66). The plain
+writes re-run on a deadlock or a dropped connection (:meth:`Store.transaction`); the locked
+refresh never does: once the authorization server has rotated the token, a lost commit must
+end as ``reauth_required`` or an error, not as a second refresh.
 """
 
 from __future__ import annotations
@@ -135,12 +138,11 @@ class DatabaseTokenStore:
             return self._load(conn, key)
 
     def save(self, key: str, token: Token) -> None:
-        with self._store.begin() as conn:
-            self._save(conn, key, token)
+        self._store.transaction(lambda conn: self._save(conn, key, token))
 
     def delete(self, key: str) -> None:
-        with self._store.begin() as conn:
-            conn.execute(delete(authorizations).where(authorizations.c.key == key))
+        stmt = delete(authorizations).where(authorizations.c.key == key)
+        self._store.transaction(lambda conn: conn.execute(stmt))
 
     def keys(self) -> list[str]:
         with self._store.connect() as conn:
@@ -260,11 +262,14 @@ class DatabaseTokenStore:
             "client_secret_enc": self._encrypt(client_secret),
             "registration_token_enc": self._encrypt(registration_token), "updated_at": now,
         }  # fmt: skip
-        with self._store.begin() as conn:
+
+        def write(conn: Connection) -> None:
             dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
             stmt = dialect.insert(utilities).values(**values, created_at=now)
             changed = {k: v for k, v in values.items() if k != "name"}
             conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=changed))
+
+        self._store.transaction(write)
 
     def load_client(self, utility: str) -> tuple[str | None, Secret | None, Secret | None] | None:
         """``(client_id, client_secret, registration_token)`` of a utility, or ``None``."""
@@ -281,25 +286,27 @@ class DatabaseTokenStore:
 
     def rotate(self) -> int:
         """Re-encrypt every stored secret with the ring's first key; returns rows touched."""
+        return self._store.transaction(self._rotate)
+
+    def _rotate(self, conn: Connection) -> int:
         count = 0
-        with self._store.begin() as conn:
-            for table, cols in (
-                (authorizations, ("access_token_enc", "refresh_token_enc")),
-                (utilities, ("client_secret_enc", "registration_token_enc")),
-            ):
-                for row in conn.execute(select(table)).mappings().all():
-                    new: dict[str, Any] = {}
-                    for c in cols:
-                        if row[c] is not None:
-                            try:
-                                new[c] = self._fernet.rotate(bytes(row[c]))
-                            except InvalidToken:
-                                raise TokenDecryptionError(
-                                    "a stored secret cannot be decrypted with any key"
-                                ) from None
-                    if new:
-                        conn.execute(update(table).where(table.c.id == row["id"]).values(**new))
-                        count += 1
+        for table, cols in (
+            (authorizations, ("access_token_enc", "refresh_token_enc")),
+            (utilities, ("client_secret_enc", "registration_token_enc")),
+        ):
+            for row in conn.execute(select(table)).mappings().all():
+                new: dict[str, Any] = {}
+                for c in cols:
+                    if row[c] is not None:
+                        try:
+                            new[c] = self._fernet.rotate(bytes(row[c]))
+                        except InvalidToken:
+                            raise TokenDecryptionError(
+                                "a stored secret cannot be decrypted with any key"
+                            ) from None
+                if new:
+                    conn.execute(update(table).where(table.c.id == row["id"]).values(**new))
+                    count += 1
         return count
 
     def __repr__(self) -> str:
