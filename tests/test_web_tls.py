@@ -268,22 +268,45 @@ def test_config_and_cli_validation(tmp_path: Path) -> None:
     r = runner.invoke(cli, ["serve", "--https"])
     assert r.exit_code == 2 and "--cert and --key" in r.output
     r = runner.invoke(cli, ["serve", "--client-ca", str(pem)])
-    assert r.exit_code == 2 and "need --https" in r.output
+    assert r.exit_code == 2 and "--client-ca needs --https" in r.output
+    # R32 proxy mode: inconsistent combinations are one clear line each
+    for args, message in (
+        (["--client-subject", "x"], "--client-subject needs --client-ca"),
+        (["--trusted-proxy", "10.0.0.1"], "--trusted-proxy needs --client-cert-header"),
+        (["--client-cert-header", "Client-Cert"], "needs --trusted-proxy and --client-ca"),
+        (
+            ["--client-cert-header", "Client-Cert", "--trusted-proxy", "10.0.0.1"],
+            "needs --trusted-proxy and --client-ca",
+        ),
+    ):
+        r = runner.invoke(cli, ["serve", *args])
+        assert r.exit_code == 2 and message in r.output, (args, r.output)
+    for bad in (
+        {"trusted_proxies": ("10.0.0.1",)},  # a proxy for nothing
+        {"trusted_proxies": ("not-an-ip",), "notify_allow": ("10.0.0.0/8",)},
+        {"notify_allow": ("10.0.0.0/33",)},
+        {"client_cert_header": "Client-Cert", "client_ca": pem},  # no trusted proxy
+        {"client_cert_header": "Bad Header", "client_ca": pem, "trusted_proxies": ("::1",)},
+    ):
+        with pytest.raises(ConfigurationError):
+            WebConfig(profile=None, credentials=None, **bad)  # type: ignore[arg-type]
 
 
 def test_zone_records_and_totals() -> None:
     from greenbutton.models import Document, LocalTimeParameters, UsagePoint
-    from greenbutton.web._app import _total, _zone_of, _zone_record
+    from greenbutton.storage import local_time_record, time_zone_of
+    from greenbutton.web._app import _total
 
     ltp = LocalTimeParameters(
         tz_offset=-18000, dst_offset=3600, dst_start_rule="360E2000", dst_end_rule="B40E2000"
     )
     doc = Document(usage_points=(UsagePoint(id="1", href="https://dc/UsagePoint/1"),))
-    assert _zone_record(doc) == {}  # no LocalTimeParameters: charts stay in UTC
+    (up,) = doc.usage_points
+    assert local_time_record(doc, up) is None  # no LocalTimeParameters: charts stay in UTC
     doc = Document(usage_points=doc.usage_points, local_time_parameters=(ltp,))
-    (raw,) = _zone_record(doc).values()  # the document's only one is lent to the point
-    tz, label = _zone_of(raw)
+    raw = local_time_record(doc, up)  # the document's only one is lent to the point
+    tz, label = time_zone_of(raw)
     assert label == "America/New_York" and str(tz) == "America/New_York"
-    assert _zone_of(None)[1] == "UTC" and _zone_of("not json")[1] == "UTC"
+    assert time_zone_of(None)[1] == "UTC" and time_zone_of("not json")[1] == "UTC"
     assert _total("forward", "Wh", 531_002.6) == "forward: 531.0 kWh"
     assert _total("", "therm", 12.34) == "total: 12.3 therms"

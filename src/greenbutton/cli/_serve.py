@@ -52,7 +52,34 @@ __all__ = ["serve_command"]
     "--client-ca",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="CA bundle the utility's client certificate must chain to; notifications from "
-    "connections without such a certificate get 403 (browsers need none). Needs --https.",
+    "connections without such a certificate get 403 (browsers need none). Needs --https "
+    "(or --client-cert-header behind a trusted proxy).",
+)
+@click.option(
+    "--client-subject",
+    metavar="NAME",
+    help="Pin the client certificate further: its RFC 4514 subject or common name. "
+    "Needs --client-ca.",
+)
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    metavar="ADDR",
+    multiple=True,
+    help="IP or CIDR of a reverse proxy whose forwarding headers count (repeatable); "
+    "other peers sending them get 403 on notifications.",
+)
+@click.option(
+    "--client-cert-header",
+    metavar="NAME",
+    help="Header a trusted proxy puts the utility's certificate in (RFC 9440 "
+    "Client-Cert, :base64-DER:); verified against --client-ca.",
+)
+@click.option(
+    "--notify-allow",
+    metavar="CIDR",
+    multiple=True,
+    help="Accept notifications only from these source addresses (repeatable).",
 )
 def serve_command(
     state_dir: Path | None,
@@ -63,18 +90,32 @@ def serve_command(
     cert: Path | None,
     key: Path | None,
     client_ca: Path | None,
+    client_subject: str | None,
+    trusted_proxies: tuple[str, ...],
+    client_cert_header: str | None,
+    notify_allow: tuple[str, ...],
 ) -> None:
     """Run the third-party web app: connect a utility account, see its charts, receive
     notifications. Ctrl-C stops it.
 
     Tokens are stored encrypted with $GREENBUTTON_SECRET_KEY (or a 0600 key file in the
     data folder). With --https --cert --key it serves TLS; add --client-ca to accept
-    notifications only over connections presenting a certificate from that CA.
+    notifications only over connections presenting a certificate from that CA. Behind a
+    TLS-terminating proxy, --trusted-proxy and --client-cert-header take the certificate
+    from the proxy's header instead; --notify-allow limits callers by address.
     """
     if https and (cert is None or key is None):
         raise click.UsageError("--https needs --cert and --key")
-    if not https and (cert is not None or key is not None or client_ca is not None):
-        raise click.UsageError("--cert, --key and --client-ca need --https")
+    if not https and (cert is not None or key is not None):
+        raise click.UsageError("--cert and --key need --https")
+    if client_ca is not None and not https and client_cert_header is None:
+        raise click.UsageError("--client-ca needs --https (or --client-cert-header)")
+    if client_subject is not None and client_ca is None:
+        raise click.UsageError("--client-subject needs --client-ca")
+    if client_cert_header is not None and (not trusted_proxies or client_ca is None):
+        raise click.UsageError("--client-cert-header needs --trusted-proxy and --client-ca")
+    if trusted_proxies and client_cert_header is None and not notify_allow:
+        raise click.UsageError("--trusted-proxy needs --client-cert-header or --notify-allow")
     try:
         import uvicorn
 
@@ -90,7 +131,15 @@ def serve_command(
             f"--state-dir {folder}` first, or pass --simulator DIR"
         )
     config = WebConfig.for_simulator(
-        folder, database_url=database, tls_cert=cert, tls_key=key, client_ca=client_ca
+        folder,
+        database_url=database,
+        tls_cert=cert,
+        tls_key=key,
+        client_ca=client_ca,
+        client_subject=client_subject,
+        trusted_proxies=trusted_proxies,
+        client_cert_header=client_cert_header,
+        notify_allow=notify_allow,
     )
     scheme = "https" if https else "http"
     url = f"{scheme}://{host}:{port}"
@@ -101,7 +150,7 @@ def serve_command(
             f"--third-party-url {url} to connect through this server",
             err=True,
         )
-    if https and client_ca is None:
+    if client_ca is None and not notify_allow:
         click.echo(
             "warning: without --client-ca the notification endpoint does not check who "
             "calls it (SECURITY R40)",

@@ -12,10 +12,9 @@ Blocking database work runs in worker threads, never on the event loop.
 
 from __future__ import annotations
 
-import json
+import ipaddress
 import logging
 import re
-import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -29,18 +28,7 @@ from urllib.parse import unquote
 import anyio
 import anyio.to_thread
 from markupsafe import Markup
-from sqlalchemy import (
-    Column,
-    MetaData,
-    Table,
-    Text,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    text,
-)
+from sqlalchemy import func, insert, or_, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
@@ -52,12 +40,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._analysis import display_unit, scaled, time_zone_for
+from .._analysis import display_unit, scaled
 from .._client import AsyncClient
 from .._errors import CallbackError, GreenButtonError, ParseError
-from ..models import Document, LocalTimeParameters
+from ..models import Document
 from ..oauth import parse_callback
-from ..parse import Limits, parse, series_key
+from ..parse import Limits, parse
 from ..storage import (
     DatabaseTokenStore,
     StorageError,
@@ -65,13 +53,15 @@ from ..storage import (
     export_readings,
     fail_job,
     ingest_document,
+    load_fernet,
     start_job,
+    time_zone_of,
 )
 from ..storage._schema import authorizations, ingest_jobs, readings, usage_points
 from ._config import WebConfig
 from ._notify import NotifiedURI, RejectedURI, validate_notified_uri
-from ._sessions import COOKIE_NAME, Session, Sessions
-from ._tls import client_certificate
+from ._sessions import COOKIE_NAME, Session, Sessions, derived_cookie_key
+from ._tls import client_certificate, forwarded_certificate, load_client_cas
 
 __all__ = ["create_app"]
 
@@ -81,6 +71,8 @@ _HERE = Path(__file__).resolve().parent
 _XML_TYPES = frozenset({"application/atom+xml", "application/xml"})
 _RESOURCES_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?resources[\s>/]")
 _DUPLICATE_WINDOW = 86400.0  # a done job absorbs the same URI for a day (R45)
+_FORWARDING = ("x-forwarded-for", "forwarded", "x-real-ip", "client-cert", "client-cert-chain")
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -114,46 +106,7 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_headers)
 
 
-#: The web app's own table (not part of the storage schema, so not in its migrations): the
-#: LocalTimeParameters each usage point came with, so charts show its local days.
-_web_metadata = MetaData()
-_zones = Table(
-    "web_usage_point_zones",
-    _web_metadata,
-    Column("namespace", Text, primary_key=True),
-    Column("key", Text, primary_key=True),
-    Column("local_time", Text, nullable=False),  # JSON: LocalTimeParameters fields + label
-)
-_LTP_FIELDS = ("tz_offset", "dst_offset", "dst_start_rule", "dst_end_rule")
 _UNITS = {"therm": ("therms", 0)}  # beside display_unit's kWh for Wh
-
-
-def _zone_record(doc: Document) -> dict[str, str]:
-    """{usage point key: JSON of its LocalTimeParameters} for the points that have one."""
-    found = {}
-    for up in doc.usage_points:
-        ltp = up.local_time_parameters
-        if ltp is None and len(doc.local_time_parameters) == 1:
-            ltp = doc.local_time_parameters[0]
-        if ltp is None:
-            continue
-        record: dict[str, Any] = {f: getattr(ltp, f) for f in _LTP_FIELDS}
-        record["label"] = time_zone_for(doc, up)[1]
-        found[series_key(up)] = json.dumps(record)
-    return found
-
-
-def _zone_of(raw: str | None) -> tuple[tzinfo, str]:
-    """The time zone and its label from a stored record (UTC without one)."""
-    if raw is None:
-        return UTC, "UTC"
-    try:
-        record = json.loads(raw)
-        ltp = LocalTimeParameters(**{f: record.get(f) for f in _LTP_FIELDS})
-        info = ltp.time_zone
-        return info.tzinfo, info.iana or str(record.get("label") or "local time")
-    except (ValueError, TypeError, AttributeError):
-        return UTC, "UTC"
 
 
 def _total(flow: str, uom: str, value: float) -> str:
@@ -203,24 +156,32 @@ class _Web:
         self.client = AsyncClient(
             config.profile, config.credentials, token_store=self.tokens, transport=config.transport
         )
-        self.sessions = Sessions(config.session_key or secrets.token_bytes(32))
+        fernet = load_fernet(store.data_dir)  # the token store's key material (R48)
+        self.sessions = Sessions(store, fernet, config.session_key or derived_cookie_key(store))
         self.templates = Jinja2Templates(directory=str(_HERE / "templates"))
         self.namespace = config.profile.name
         self.resource_url = config.profile.resource_url.rstrip("/")
         self.redirect_uri = config.redirect_uri or config.credentials.redirect_uri
         self._wake: anyio.Event | None = None
-        _web_metadata.create_all(store.engine, checkfirst=True)
+        self.proxies = config.proxy_networks
+        self.allow = config.allow_networks
+        self.cert_header = (config.client_cert_header or "").lower()
+        self.client_cas = (
+            load_client_cas(config.client_ca)
+            if config.client_ca is not None and config.client_cert_header
+            else []
+        )
 
     # -- sessions and pages ---------------------------------------------------------------
 
-    def session_of(self, request: Request) -> Session | None:
-        return self.sessions.get(request.cookies.get(COOKIE_NAME))
+    async def session_of(self, request: Request) -> Session | None:
+        return await anyio.to_thread.run_sync(self.sessions.get, request.cookies.get(COOKIE_NAME))
 
-    def _session(self, request: Request) -> tuple[Session, str | None]:
-        session = self.session_of(request)
+    async def _session(self, request: Request) -> tuple[Session, str | None]:
+        session = await self.session_of(request)
         if session is not None:
             return session, None
-        return self.sessions.create()
+        return await anyio.to_thread.run_sync(self.sessions.create)
 
     def _set_cookie(self, request: Request, response: Response, cookie: str | None) -> None:
         if cookie is not None:
@@ -243,26 +204,27 @@ class _Web:
         return self.page(request, "error.html", {"title": title, "detail": detail}, status)
 
     async def home(self, request: Request) -> Response:
-        session = self.session_of(request)
+        session = await self.session_of(request)
         connected = bool(session and session.accounts)
         return self.page(request, "home.html", {"connected": connected})
 
     # -- authorization (R01-R11) ----------------------------------------------------------
 
-    def _start(self, request: Request) -> tuple[str, Session, str | None]:
-        session, cookie = self._session(request)
+    async def _start(self, request: Request) -> tuple[str, str | None]:
+        session, cookie = await self._session(request)
         pending = self.client.authorization_url(self.redirect_uri)
-        session.pending = pending  # replaces an older flow of this browser
-        return pending.url, session, cookie
+        # replaces an older flow of this browser
+        await anyio.to_thread.run_sync(self.sessions.set_pending, session.id, pending)
+        return pending.url, cookie
 
     async def connect(self, request: Request) -> Response:
-        url, _, cookie = self._start(request)
+        url, cookie = await self._start(request)
         response = RedirectResponse(url, status_code=302)
         self._set_cookie(request, response, cookie)
         return response
 
     async def get_auth_code(self, request: Request) -> Response:
-        url, _, cookie = self._start(request)
+        url, cookie = await self._start(request)
         wants_json = "application/json" in request.headers.get("accept", "")
         response: Response = (
             JSONResponse({"url": url}) if wants_json else PlainTextResponse(url + "\n")
@@ -271,10 +233,10 @@ class _Web:
         return response
 
     async def callback(self, request: Request) -> Response:
-        session = self.session_of(request)
-        pending = session.pending if session is not None else None
-        if session is not None:
-            session.pending = None  # state is single-use whatever the outcome (R01, R11)
+        session = await self.session_of(request)
+        pending = None
+        if session is not None:  # state is single-use whatever the outcome (R01, R11)
+            pending = await anyio.to_thread.run_sync(self.sessions.take_pending, session.id)
         if session is None or pending is None:
             return self.error(
                 request,
@@ -310,8 +272,7 @@ class _Web:
                 "The utility did not accept the authorization",
                 "Please try connecting again.",
             )
-        if key not in session.accounts:
-            session.accounts.append(key)
+        await anyio.to_thread.run_sync(self.sessions.add_account, session.id, key)
         try:
             await self.first_pull(key)
         except GreenButtonError as exc:  # the account stays connected; data can follow
@@ -335,35 +296,16 @@ class _Web:
                 authorization_id=auth_id,
             )
         )
-        await anyio.to_thread.run_sync(self._remember_zones, doc)
-
-    def _remember_zones(self, doc: Document) -> None:
-        """Keep each usage point's LocalTimeParameters for its charts (the newest wins)."""
-        found = _zone_record(doc)
-        if not found:
-            return
-        try:
-            with self.store.begin() as conn:
-                for key, raw in found.items():
-                    conn.execute(
-                        delete(_zones).where(
-                            _zones.c.namespace == self.namespace, _zones.c.key == key
-                        )
-                    )
-                    conn.execute(
-                        insert(_zones).values(namespace=self.namespace, key=key, local_time=raw)
-                    )
-        except (StorageError, SQLAlchemyError) as exc:  # charts fall back to UTC days
-            log.warning("time zones not stored: %s", type(exc).__name__)
 
     def _zone(self, key: str) -> tuple[tzinfo, str]:
+        """The usage point's local time as ingest stored it (UTC without one)."""
         with self.store.connect() as conn:
             raw = conn.execute(
-                select(_zones.c.local_time).where(
-                    _zones.c.namespace == self.namespace, _zones.c.key == key
+                select(usage_points.c.local_time).where(
+                    usage_points.c.namespace == self.namespace, usage_points.c.key == key
                 )
             ).scalar()
-        return _zone_of(None if raw is None else str(raw))
+        return time_zone_of(None if raw is None else str(raw))
 
     def _authorization_id(self, key: str) -> int | None:
         with self.store.connect() as conn:
@@ -375,7 +317,7 @@ class _Web:
     # -- account pages --------------------------------------------------------------------
 
     async def account(self, request: Request) -> Response:
-        session = self.session_of(request)
+        session = await self.session_of(request)
         if session is None or not session.accounts:
             return RedirectResponse("/", status_code=303)
         views = await anyio.to_thread.run_sync(self._account_views, list(session.accounts))
@@ -467,7 +409,7 @@ class _Web:
         point.chart = Markup(charts.inline_svg(charts.render(fig, "svg")))  # noqa: S704 - our SVG
 
     async def disconnect(self, request: Request) -> Response:
-        session = self.session_of(request)
+        session = await self.session_of(request)
         form = await request.form(max_files=0, max_fields=8)
         token = form.get("csrf")
         if session is None or not session.csrf_ok(token if isinstance(token, str) else None):
@@ -485,17 +427,63 @@ class _Web:
                 request, 502, "The utility did not confirm the disconnection", "Please retry."
             )
         await anyio.to_thread.run_sync(self.tokens.delete, key)
-        session.accounts.remove(key)
+        await anyio.to_thread.run_sync(self.sessions.remove_account, session.id, key)
         return RedirectResponse("/", status_code=303)
 
     # -- notifications (R39-R45) ----------------------------------------------------------
 
-    async def notification(self, request: Request) -> Response:
-        if self.config.client_ca is not None:  # R32, R40: the channel is the only origin proof
+    def _trusted(self, address: IPAddress | None) -> bool:
+        return address is not None and any(address in net for net in self.proxies)
+
+    def _source(self, request: Request, peer: IPAddress | None) -> IPAddress | None:
+        """The caller's address: the TCP peer, or behind a trusted proxy the rightmost
+        X-Forwarded-For entry that is not a trusted proxy (None if malformed)."""
+        if not self._trusted(peer):
+            return peer
+        hops = [h.strip() for v in request.headers.getlist("x-forwarded-for") for h in v.split(",")]
+        for hop in reversed(hops):
+            try:
+                address = ipaddress.ip_address(hop)
+            except ValueError:
+                return None
+            if not self._trusted(address):
+                return address
+        return peer
+
+    def _refusal(self, request: Request) -> str | None:
+        """Why the caller may not notify (R32, R40), or None: the channel is the only
+        origin proof of an unsigned BatchList."""
+        try:
+            peer = ipaddress.ip_address(request.client.host) if request.client else None
+        except ValueError:
+            peer = None
+        via_proxy = self._trusted(peer)
+        if self.proxies and not via_proxy:
+            names = {*_FORWARDING, self.cert_header} - {""}
+            if any(name in request.headers for name in names):
+                return "forwarding headers from a peer that is not a trusted proxy"
+        if self.allow:
+            source = self._source(request, peer)
+            if source is None or not any(source in net for net in self.allow):
+                return "source address not in the notification allowlist"
+        if self.config.client_ca is None:
+            return None
+        if via_proxy and self.cert_header:
+            subject = forwarded_certificate(
+                request.headers.get(self.cert_header),
+                self.client_cas,
+                datetime.now(UTC),
+                self.config.client_subject,
+            )
+        else:
             subject = client_certificate(request.scope, self.config.client_subject)
-            if subject is None:
-                log.warning("notification refused: no verified client certificate")
-                return PlainTextResponse("client certificate required\n", status_code=403)
+        return None if subject is not None else "no verified client certificate"
+
+    async def notification(self, request: Request) -> Response:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            log.warning("notification refused: %s", refusal)
+            return PlainTextResponse("forbidden\n", status_code=403)
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media not in _XML_TYPES:
             return PlainTextResponse("unsupported media type\n", status_code=415)
@@ -627,7 +615,6 @@ class _Web:
                     authorization_id=auth_id,
                 )  # fmt: skip
             )
-            await anyio.to_thread.run_sync(self._remember_zones, doc)
         except (GreenButtonError, RejectedURI) as exc:
             log.warning("ingest job %d failed: %s", job_id, type(exc).__name__)
             await anyio.to_thread.run_sync(fail_job, self.store, job_id, str(exc)[:500])

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -15,6 +18,19 @@ from .._profile import Credentials, UtilityProfile
 
 __all__ = ["WebConfig"]
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
+
+
+def _networks(values: Sequence[str], what: str) -> tuple[Network, ...]:
+    out = []
+    for value in values:
+        try:
+            out.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise ConfigurationError(f"{what} {value!r} is not an IP address or CIDR") from None
+    return tuple(out)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WebConfig:
@@ -22,8 +38,9 @@ class WebConfig:
 
     ``database_url`` is a SQLAlchemy URL (default: ``$GREENBUTTON_DATABASE_URL``, else
     SQLite in the data directory); tokens are encrypted with ``$GREENBUTTON_SECRET_KEY``
-    or the key file (SECURITY R48). ``session_key`` signs session cookies (default: fresh
-    random bytes per process, so sessions end with the process, as pending flows do).
+    or the key file (SECURITY R48). ``session_key`` signs session cookies (default: derived
+    from that secret key, so every process on the database accepts them; sessions live in
+    the database, see ``_sessions``).
     ``transport`` replaces the network for the utility client (tests count requests).
 
     ``tls_cert``/``tls_key`` serve the app over HTTPS (session cookies then get
@@ -31,6 +48,14 @@ class WebConfig:
     notification endpoint answers 403 unless the connection presented one verified
     against that CA (SECURITY R32, R40); ``client_subject`` (an RFC 4514 subject or a
     common name) pins it further.
+
+    Behind a TLS-terminating reverse proxy (R32): ``trusted_proxies`` (IPs or CIDRs) are
+    the only TCP peers whose forwarding headers count; ``client_cert_header`` names the
+    header (RFC 9440 ``Client-Cert``) carrying the custodian's certificate, verified
+    against ``client_ca`` and the pin like a direct one. A peer that is not a trusted proxy
+    sending such headers is refused. ``notify_allow`` (CIDRs) restricts the notification
+    endpoint to source addresses (R40): the TCP peer, or behind a trusted proxy the
+    rightmost ``X-Forwarded-For`` address that is not one.
     """
 
     profile: UtilityProfile
@@ -49,14 +74,46 @@ class WebConfig:
     tls_key: Path | None = None
     client_ca: Path | None = None
     client_subject: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    client_cert_header: str | None = None
+    notify_allow: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigurationError("HTTPS needs both a certificate and its key")
-        if self.client_ca is not None and self.tls_cert is None:
-            raise ConfigurationError("a client CA needs HTTPS (a certificate and key)")
+        if self.client_ca is not None and self.tls_cert is None and not self.client_cert_header:
+            raise ConfigurationError(
+                "a client CA needs HTTPS (a certificate and key) or a client-certificate "
+                "header from a trusted proxy"
+            )
         if self.client_subject is not None and self.client_ca is None:
             raise ConfigurationError("a client-certificate subject pin needs a client CA")
+        if self.client_cert_header is not None:
+            if not _HEADER_NAME.fullmatch(self.client_cert_header):
+                raise ConfigurationError("the client-certificate header name is not a token")
+            if not self.trusted_proxies:
+                raise ConfigurationError("a client-certificate header needs a trusted proxy")
+            if self.client_ca is None:
+                raise ConfigurationError(
+                    "a client-certificate header needs a client CA to verify it against"
+                )
+        if self.trusted_proxies and self.client_cert_header is None and not self.notify_allow:
+            raise ConfigurationError(
+                "a trusted proxy is only used with a client-certificate header or a "
+                "notification allowlist"
+            )
+        _networks(self.trusted_proxies, "trusted proxy")
+        _networks(self.notify_allow, "notification allowlist entry")
+
+    @property
+    def proxy_networks(self) -> tuple[Network, ...]:
+        """``trusted_proxies`` parsed."""
+        return _networks(self.trusted_proxies, "trusted proxy")
+
+    @property
+    def allow_networks(self) -> tuple[Network, ...]:
+        """``notify_allow`` parsed."""
+        return _networks(self.notify_allow, "notification allowlist entry")
 
     @property
     def https(self) -> bool:

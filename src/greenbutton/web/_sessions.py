@@ -1,75 +1,229 @@
-"""Browser sessions kept server-side: a random id in a signed cookie, the rest in memory.
+"""Browser sessions kept server-side, in the database: a signed random id in the cookie.
 
 The cookie carries only the session id (256 random bits, signed so a forged or truncated
-id is dropped before any lookup); the pending authorization (state + PKCE verifier, R01,
-R03), the CSRF token and which accounts this browser connected stay on the server, so no
-token or verifier ever reaches the browser (R51). One pending flow per session: a new
-``/connect`` replaces the old one, and a callback consumes it whatever the outcome (R01).
+id is dropped before any lookup). The row is keyed by the SHA-256 of the id (a database
+dump names no live cookie) and holds the session as Fernet ciphertext under the app's
+secret key (SECURITY R48): the CSRF token, the pending authorization (state + PKCE
+verifier, R01, R03) and the accounts this browser connected. No token or verifier reaches
+the browser (R51), and every process sharing the database sees the same sessions, so a
+callback may land on another worker or after a restart.
+
+Writes are compare-and-swap on the ciphertext read (Fernet ciphertext is never the same
+twice), so taking the pending authorization is atomic across threads and processes: of
+two callbacks racing with the same state, exactly one gets it (R01, R11). Blocking: call
+these methods from a worker thread.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
+import os
 import secrets
-import threading
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TypeVar
 
+from cryptography.fernet import InvalidToken, MultiFernet
 from itsdangerous import BadSignature, TimestampSigner
+from sqlalchemy import delete, insert, select, update
 
 from ..oauth import AuthorizationRequest
+from ..storage import SECRET_KEY_ENV, Store, default_data_dir
+from ..storage._schema import web_sessions
+from ..storage._tokens import KEY_FILE_NAME
 
-__all__ = ["COOKIE_NAME", "Session", "Sessions"]
+__all__ = ["COOKIE_NAME", "Session", "Sessions", "derived_cookie_key"]
 
 COOKIE_NAME = "gb_session"
+_CAS_ATTEMPTS = 8
+_CLEANUP_EVERY = 300.0  # s between opportunistic deletions of expired rows
+_TOUCH_EVERY = 60.0  # s: seen_at is refreshed at most this often (no write per page view)
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
 class Session:
-    """What the server remembers about one browser."""
+    """What the server remembers about one browser (a snapshot as read)."""
 
     id: str
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     pending: AuthorizationRequest | None = None
     accounts: list[str] = field(default_factory=list)  # token-store keys, in connect order
-    seen: float = field(default_factory=time.time)
 
     def csrf_ok(self, value: str | None) -> bool:
         """Constant-time comparison with the form's token."""
         return value is not None and hmac.compare_digest(value.encode(), self.csrf.encode())
 
 
+def derived_cookie_key(store: Store) -> bytes:
+    """A cookie-signing key derived from the secret key the token store uses, so every
+    process with that key (and a restarted one) accepts the same cookies."""
+    value = os.environ.get(SECRET_KEY_ENV, "").strip()
+    if value:
+        material = value.split(",")[0].strip().encode()
+    else:
+        material = ((store.data_dir or default_data_dir()) / KEY_FILE_NAME).read_bytes().strip()
+    return hmac.new(material, b"greenbutton.web.session-cookie", hashlib.sha256).digest()
+
+
+def _id_hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
 class Sessions:
-    """Sessions by id, least recently used dropped first beyond ``max_sessions``."""
+    """Sessions in the ``web_sessions`` table, expiring ``max_age`` seconds after last use."""
 
-    def __init__(self, key: bytes, *, max_age: float = 7 * 86400, max_sessions: int = 10_000):
-        self._signer = TimestampSigner(key, salt="greenbutton.web.session")
+    def __init__(
+        self,
+        store: Store,
+        fernet: MultiFernet,
+        cookie_key: bytes,
+        *,
+        max_age: float = 7 * 86400,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._fernet = fernet
+        self._signer = TimestampSigner(cookie_key, salt="greenbutton.web.session")
         self.max_age = max_age
-        self._max = max_sessions
-        self._items: OrderedDict[str, Session] = OrderedDict()
-        self._lock = threading.Lock()
+        self._clock = clock
+        self._last_cleanup = 0.0
 
-    def get(self, cookie: str | None) -> Session | None:
-        """The live session named by a cookie value, or None (bad signature, expired, gone)."""
+    # -- encoding -------------------------------------------------------------------------
+
+    def _encode(self, session: Session) -> bytes:
+        pending = None if session.pending is None else asdict(session.pending)
+        data = {"csrf": session.csrf, "pending": pending, "accounts": session.accounts}
+        return self._fernet.encrypt(json.dumps(data).encode())
+
+    def _decode(self, sid: str, blob: bytes) -> Session | None:
+        try:
+            data = json.loads(self._fernet.decrypt(blob))
+            pending = data.get("pending")
+            return Session(
+                id=sid,
+                csrf=str(data["csrf"]),
+                pending=None if pending is None else AuthorizationRequest(**pending),
+                accounts=[str(k) for k in data.get("accounts", [])],
+            )
+        except (InvalidToken, ValueError, TypeError, KeyError):
+            return None  # another key, or tampered: an unknown browser, not an error page
+
+    def _sid(self, cookie: str | None) -> str | None:
         if not cookie or len(cookie) > 512:
             return None
         try:
-            sid = self._signer.unsign(cookie, max_age=int(self.max_age)).decode()
+            return self._signer.unsign(cookie, max_age=int(self.max_age)).decode()
         except (BadSignature, UnicodeDecodeError):
             return None
-        with self._lock:
-            session = self._items.get(sid)
-            if session is not None:
-                session.seen = time.time()
-                self._items.move_to_end(sid)
-            return session
+
+    # -- operations -----------------------------------------------------------------------
+
+    def get(self, cookie: str | None) -> Session | None:
+        """The live session named by a cookie value, or None (bad signature, expired, gone)."""
+        sid = self._sid(cookie)
+        if sid is None:
+            return None
+        now = self._clock()
+        with self._store.connect() as conn:
+            row = conn.execute(
+                select(web_sessions.c.data_enc, web_sessions.c.seen_at).where(
+                    web_sessions.c.id_hash == _id_hash(sid),
+                    web_sessions.c.seen_at > now - self.max_age,
+                )
+            ).first()
+        if row is None:
+            return None
+        if row.seen_at < now - _TOUCH_EVERY:
+            with self._store.begin() as conn:
+                conn.execute(
+                    update(web_sessions)
+                    .where(web_sessions.c.id_hash == _id_hash(sid))
+                    .values(seen_at=now)
+                )
+        return self._decode(sid, bytes(row.data_enc))
 
     def create(self) -> tuple[Session, str]:
-        """A new session and its signed cookie value."""
+        """A new session (stored) and its signed cookie value."""
         session = Session(id=secrets.token_urlsafe(32))
-        with self._lock:
-            self._items[session.id] = session
-            while len(self._items) > self._max:
-                self._items.popitem(last=False)
+        now = self._clock()
+        with self._store.begin() as conn:
+            if now - self._last_cleanup > _CLEANUP_EVERY:
+                self._last_cleanup = now
+                conn.execute(
+                    delete(web_sessions).where(web_sessions.c.seen_at < now - self.max_age)
+                )
+            conn.execute(
+                insert(web_sessions).values(
+                    id_hash=_id_hash(session.id),
+                    data_enc=self._encode(session),
+                    created_at=now,
+                    seen_at=now,
+                )
+            )
         return session, self._signer.sign(session.id).decode()
+
+    def _modify(self, sid: str, change: Callable[[Session], tuple[bool, T]]) -> T | None:
+        """Apply ``change`` to the stored session, compare-and-swap on the ciphertext read;
+        ``change`` returns (write it?, result). None when the session is gone."""
+        key = _id_hash(sid)
+        for _ in range(_CAS_ATTEMPTS):
+            with self._store.begin() as conn:
+                blob = conn.execute(
+                    select(web_sessions.c.data_enc).where(web_sessions.c.id_hash == key)
+                ).scalar()
+                if blob is None:
+                    return None
+                session = self._decode(sid, bytes(blob))
+                if session is None:
+                    return None
+                write, result = change(session)
+                if not write:
+                    return result
+                done = conn.execute(
+                    update(web_sessions)
+                    .where(web_sessions.c.id_hash == key, web_sessions.c.data_enc == blob)
+                    .values(data_enc=self._encode(session), seen_at=self._clock())
+                ).rowcount
+            if done == 1:
+                return result
+        raise RuntimeError("the session kept changing under us")  # pragma: no cover
+
+    def set_pending(self, sid: str, pending: AuthorizationRequest) -> None:
+        """Remember ``pending`` for this browser, replacing an older flow."""
+
+        def change(session: Session) -> tuple[bool, None]:
+            session.pending = pending
+            return True, None
+
+        self._modify(sid, change)
+
+    def take_pending(self, sid: str) -> AuthorizationRequest | None:
+        """The pending authorization, removed atomically: single-use across processes."""
+
+        def change(session: Session) -> tuple[bool, AuthorizationRequest | None]:
+            pending, session.pending = session.pending, None
+            return pending is not None, pending
+
+        return self._modify(sid, change)
+
+    def add_account(self, sid: str, key: str) -> None:
+        def change(session: Session) -> tuple[bool, None]:
+            if key in session.accounts:
+                return False, None
+            session.accounts.append(key)
+            return True, None
+
+        self._modify(sid, change)
+
+    def remove_account(self, sid: str, key: str) -> None:
+        def change(session: Session) -> tuple[bool, None]:
+            if key not in session.accounts:
+                return False, None
+            session.accounts.remove(key)
+            return True, None
+
+        self._modify(sid, change)

@@ -5,17 +5,23 @@ verifies any certificate presented against the configured CA, so a certificate f
 CA fails the handshake. uvicorn does not put the TLS details into the ASGI scope, so
 :class:`ClientCertProtocol` (an h11 protocol) adds the ASGI TLS extension,
 ``scope["extensions"]["tls"]``, from the connection itself. Nothing in it comes from request
-headers: a forwarded-certificate header is never trusted (R32).
+headers. Behind a TLS-terminating proxy, :func:`forwarded_certificate` reads the RFC 9440
+``Client-Cert`` header instead; the app calls it only for a trusted proxy's requests (R32).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import ssl
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -23,7 +29,14 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from .._errors import ConfigurationError
 from ._config import WebConfig
 
-__all__ = ["ClientCertProtocol", "client_certificate", "server_ssl_context", "uvicorn_config"]
+__all__ = [
+    "ClientCertProtocol",
+    "client_certificate",
+    "forwarded_certificate",
+    "load_client_cas",
+    "server_ssl_context",
+    "uvicorn_config",
+]
 
 CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!DSS"
 
@@ -109,21 +122,61 @@ def client_certificate(scope: Scope, pin: str | None = None) -> str | None:
     name = tls.get("client_cert_name")
     if not isinstance(name, str):
         return None
-    if pin is not None and pin != name:
+    return name if _pinned(name, pin) else None
+
+
+def _pinned(name: str, pin: str | None) -> bool:
+    """Whether subject ``name`` matches ``pin`` (a full RFC 4514 subject or a common name)."""
+    if pin is None or pin == name:
+        return True
+    try:
+        parsed = x509.Name.from_rfc4514_string(name)
+    except ValueError:
+        return False
+    return [a.value for a in parsed.get_attributes_for_oid(NameOID.COMMON_NAME)] == [pin]
+
+
+def load_client_cas(path: Path) -> list[x509.Certificate]:
+    """The CA certificates of a PEM bundle (for forwarded certificates)."""
+    try:
+        cas = x509.load_pem_x509_certificates(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot load the client CA bundle {path}: {exc}") from exc
+    return cas
+
+
+def forwarded_certificate(
+    value: str | None, cas: list[x509.Certificate], now: datetime, pin: str | None = None
+) -> str | None:
+    """The subject of the certificate in an RFC 9440 ``Client-Cert`` header value
+    (``:base64-DER:``) when a CA of ``cas`` issued it directly, it is valid at ``now`` and
+    matches ``pin``; else None. Only for requests from a trusted proxy (R32)."""
+    if value is None or len(value) > 16384:
+        return None
+    value = value.strip()
+    if len(value) < 3 or value[0] != ":" or value[-1] != ":":
+        return None
+    try:
+        cert = x509.load_der_x509_certificate(base64.b64decode(value[1:-1], validate=True))
+    except (binascii.Error, ValueError):
+        return None
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        return None
+    for ca in cas:
         try:
-            parsed = x509.Name.from_rfc4514_string(name)
-        except ValueError:
-            return None
-        common = [a.value for a in parsed.get_attributes_for_oid(NameOID.COMMON_NAME)]
-        if common != [pin]:
-            return None
-    return name
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        name = cert.subject.rfc4514_string()
+        return name if _pinned(name, pin) else None
+    return None
 
 
 def uvicorn_config(app: ASGIApp, config: WebConfig, **options: Any) -> uvicorn.Config:
     """An uvicorn config serving ``app``: over HTTPS when ``config`` has a certificate.
 
-    Proxy headers are off: the app is the TLS end point and trusts no forwarded header.
+    uvicorn's proxy headers are off: the scope's client stays the TCP peer, and the app
+    itself decides which forwarded headers count (``WebConfig.trusted_proxies``).
     """
     options.setdefault("log_level", "warning")
     options.setdefault("proxy_headers", False)
