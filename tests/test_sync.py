@@ -301,3 +301,121 @@ def test_accounts_lists_file_ingests(tmp_path: Path) -> None:
         stored = len(list(export_readings(s)))
     assert files.key is None and files.usage_points
     assert sum(p.readings for p in files.usage_points) == stored > 0
+
+
+def _job_states(store: Store) -> dict[str, int]:
+    with store.connect() as conn:
+        rows = conn.execute(text("SELECT state, count(*) FROM ingest_jobs GROUP BY state")).all()
+    return {str(s): int(n) for s, n in rows}
+
+
+def _delete_day(store: Store, day: datetime) -> None:
+    lo = int(day.timestamp())
+    with store.begin() as conn:
+        gone = conn.execute(
+            text("DELETE FROM readings WHERE start >= :lo AND start < :hi"),
+            {"lo": lo, "hi": lo + 86400},
+        ).rowcount
+    assert gone > 0
+
+
+def test_a_job_out_of_attempts_is_abandoned_reported_once_and_its_data_recovered(
+    gb: SimulatorHandle, store: Store, store_url: str, tmp_path: Path
+) -> None:
+    tokens = DatabaseTokenStore(store)
+    key = authorize(gb, tokens)
+    gb.sim.faults.retry_after = 0  # the 503s say "retry at once": the test never waits
+    common = (
+        "--simulator", str(gb.state_dir), "--database", store_url,
+        "--store", str(tmp_path / "none.json"),
+    )  # fmt: skip
+    with client_for(gb, tokens) as client:
+        assert sync(store, client, since=SINCE).ok
+        full = _snapshot(store)
+        _delete_day(store, SINCE + timedelta(days=40))  # a hole in both usage points
+
+        # run A: every request after planning answers 503, so every job uses its attempts
+        def outage(done: int, total: int, _what: str) -> None:
+            if total and not done and not gb.sim.faults.status_burst:
+                gb.sim.faults.status_burst = 10**6
+
+        slept: list[float] = []
+        report = sync(store, client, since=SINCE, progress=outage, sleep=slept.append)
+    gb.sim.faults.status_burst = 0
+    assert not report.ok and not report.unfinished and not report.skipped
+    n = len(report.abandoned)
+    assert n == 4  # per usage point: the catch-up poll and the hole
+    assert {j.authorization for j in report.abandoned} == {key}
+    assert all(j.attempts == 5 and "ServerError" in (j.error or "") for j in report.abandoned)
+    assert all("503" in (j.error or "") for j in report.abandoned)
+    assert slept == [0, 0, 0, 0]  # four retry rounds, waiting what Retry-After said
+    assert _job_states(store).get("abandoned") == n
+    assert set(_job_states(store)) == {"done", "abandoned"}  # nothing left to poison a run
+    assert _snapshot(store) != full
+
+    # run B: nothing new fails -> exit 0; the hole is still re-requested, with a fresh job
+    b = run("sync", *common)
+    assert b.exit_code == 0, b.output
+    assert "gaps re-requested: 2" in b.stdout and "abandoned" not in b.output
+    assert _snapshot(store) == full
+
+    # accounts lists the abandoned jobs with their last error (JSON and text)
+    (account,) = json.loads(run("accounts", "--database", store_url, "--json").stdout)
+    assert account["key"] == key and len(account["abandoned"]) == n
+    assert all(j["attempts"] == 5 and "503" in j["error"] for j in account["abandoned"])
+    listing = run("accounts", "--database", store_url)
+    assert listing.exit_code == 0
+    assert f"{n} abandoned" in listing.stdout
+    assert listing.stdout.count("last error: ServerError") == n
+    assert "sync --retry-failed" in listing.stdout
+
+    # run C: --retry-failed during an outage that hits exactly the re-queued jobs' requests
+    # (5 attempts x 4 requests each): the run that gives up says so and exits 1
+    gb.sim.faults.status_burst = n * 5 * 4
+    c = run("sync", *common, "--retry-failed")
+    assert c.exit_code == 1, c.output
+    assert gb.sim.faults.status_burst == 0
+    assert f"abandoned jobs re-queued: {n}" in c.stdout
+    assert f"{n} job(s) abandoned after 5 failed attempts" in c.stderr
+    assert "--retry-failed" in c.stderr and c.stderr.count("  abandoned ") == n
+    assert "Traceback" not in c.output
+
+    # run D: the same abandoned jobs do not fail later runs
+    d = run("sync", *common)
+    assert d.exit_code == 0, d.output
+
+    # run E: the custodian is back; --retry-failed completes them
+    e = run("sync", *common, "--retry-failed")
+    assert e.exit_code == 0, e.output
+    assert f"abandoned jobs re-queued: {n}" in e.stdout
+    assert set(_job_states(store)) == {"done"}
+    (account,) = json.loads(run("accounts", "--database", store_url, "--json").stdout)
+    assert account["abandoned"] == []
+    assert _snapshot(store) == full
+
+
+def test_a_job_left_out_of_attempts_by_an_older_version_is_abandoned_not_fatal_forever(
+    gb: SimulatorHandle, store: Store
+) -> None:
+    # the reported bug: a job at MAX_ATTEMPTS made every later sync exit 1
+    from greenbutton.storage import create_job
+
+    tokens = DatabaseTokenStore(store)
+    authorize(gb, tokens)
+    with client_for(gb, tokens) as client:
+        assert sync(store, client, since=SINCE).ok
+        with store.connect() as conn:
+            auth_id = conn.execute(text("SELECT id FROM authorizations")).scalar_one()
+        job = create_job(store, "https://stale.example/window", authorization_id=auth_id)
+        with store.begin() as conn:
+            conn.execute(
+                text("UPDATE ingest_jobs SET state = 'failed', attempts = 5, error = 'boom'"
+                     " WHERE id = :id"),
+                {"id": job},
+            )  # fmt: skip
+        first = sync(store, client)
+        assert not first.ok and first.jobs_run == 2  # the catch-up polls; the stale job not
+        assert [(j.uri, j.attempts, j.error) for j in first.abandoned] == [
+            ("https://stale.example/window", 5, "boom")
+        ]
+        assert sync(store, client).ok

@@ -6,15 +6,21 @@ authorizations for the utility into the database when the database has no copy o
 older one (a new ``authorize``); after that the database copy is the one refreshed. The
 JSON copy is not updated: where the custodian rotates refresh tokens, ``fetch`` with it may
 then need a new ``authorize``, which ``sync`` picks up again.
+
+A database that fails (read-only, locked past the lock timeout, corrupt, unreachable) is
+one ``error:`` line saying what to do, not a traceback: the operator can act on the file,
+not on the stack.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,6 +35,9 @@ from ._sdk import (
     _utility_options,
     default_store_path as _default_store_path,
 )
+
+if TYPE_CHECKING:
+    from ..storage import SyncReport
 
 __all__ = ["accounts", "sync"]
 
@@ -70,6 +79,49 @@ def _import_tokens(store: Any, tokens: Any, path: Path, utility: str) -> int:
     return count
 
 
+_HINTS = (  # (words in the driver's message, what to do), first match wins
+    (("readonly", "read-only", "read only"), "make the database file and its folder writable"),
+    (
+        ("locked", "lock timeout", "lock_timeout"),
+        "another program holds the database lock: "
+        "let it finish (or stop it), then run the command again",
+    ),  # fmt: skip
+    (
+        ("malformed", "not a database", "corrupt"),
+        "the file is damaged: restore it from a "
+        "backup or use a new --database (the next sync fetches the data again)",
+    ),  # fmt: skip
+    (("disk", "full"), "free some disk space, then run the command again"),
+)
+
+
+def _hint(message: str) -> str:
+    low = message.lower()
+    for words, hint in _HINTS:
+        if any(w in low for w in words):
+            return hint
+    return "check the --database URL and that the database is reachable and writable"
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """A failing database as one ``error: ...`` line with what to do (``--debug``: raise)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from ..storage import StorageError
+
+    try:
+        yield
+    except (StorageError, DBAPIError) as exc:
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None and ctx.meta.get("greenbutton.debug"):
+            raise
+        cause = exc.orig if isinstance(exc, DBAPIError) else exc
+        detail = " ".join(str(cause).split()) or type(exc).__name__
+        detail = detail.removeprefix("the database failed: ")
+        raise click.ClickException(f"the database failed ({detail}); {_hint(detail)}") from exc
+
+
 def _when(epoch: float | int | None) -> str:
     if epoch is None:
         return "-"
@@ -93,6 +145,11 @@ def _when(epoch: float | int | None) -> str:
     help="History start (UTC) for usage points with nothing stored; earlier than the stored "
     "data, it also backfills. [default: 365 days ago]",
 )
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Run again the jobs earlier syncs gave up on (listed by greenbutton accounts).",
+)
 def sync(
     simulator_dir: Path | None,
     config_path: Path | None,
@@ -101,6 +158,7 @@ def sync(
     store_path: Path | None,
     keys: tuple[str, ...],
     since: datetime | None,
+    retry_failed: bool,
 ) -> None:
     """Fetch new and missing readings of every stored authorization into the database.
 
@@ -108,12 +166,17 @@ def sync(
     reading up to now (catching up on missed notifications), and re-requests holes in
     the stored readings. Safe to interrupt: every window commits with its job, and the
     next run finishes the rest. Progress on stderr (when it is a terminal); a summary on
-    stdout; exit 1 when some job or authorization failed.
+    stdout; exit 1 when some job or authorization failed in this run.
+
+    A job that fails 5 times is abandoned: that run lists it and exits 1, later runs do
+    not retry it (missing data is still re-requested as a catch-up or a hole). `accounts`
+    lists abandoned jobs; --retry-failed runs them again.
 
     \b
     Examples:
       greenbutton sync --simulator DIR --since 2024-01-01
       greenbutton sync --profile pge --database postgresql://gb@localhost/gb
+      greenbutton sync --retry-failed
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -122,7 +185,12 @@ def sync(
 
     utility = _utility(simulator_dir, config_path, profile)
     console = Console(stderr=True)
-    with Store.open(database_url) as store:
+    options: dict[str, Any] = {
+        "authorizations": keys or None,
+        "since": _utc(since),
+        "retry_failed": retry_failed,
+    }
+    with _database_errors(), Store.open(database_url) as store:
         tokens = DatabaseTokenStore(store)
         imported = _import_tokens(
             store, tokens, store_path or _default_store_path(), utility[0].resource_url
@@ -138,24 +206,40 @@ def sync(
                     def show(done: int, total: int, _what: str) -> None:
                         bar.update(task, completed=done, total=total or None)
 
-                    report = run_sync(
-                        store, client, authorizations=keys or None, since=_utc(since),
-                        progress=show,
-                    )  # fmt: skip
+                    report = run_sync(store, client, progress=show, **options)
             else:
-                report = run_sync(store, client, authorizations=keys or None, since=_utc(since))
+                report = run_sync(store, client, **options)
+    _print_report(report)
+    if not report.ok:
+        sys.exit(1)
+
+
+def _print_report(report: SyncReport) -> None:
+    if report.requeued:
+        click.echo(f"abandoned jobs re-queued: {report.requeued}")
     click.echo(f"jobs run: {report.jobs_run} (resumed from an earlier run: {report.resumed})")
     click.echo(f"gaps re-requested: {report.gaps}")
     for point, added in report.readings.items():
         click.echo(f"readings added: {added:,} {point}")
     for key, why in report.skipped.items():
         click.echo(f"skipped {key}: {why}", err=True)
+    if report.abandoned:
+        click.echo(
+            f"{len(report.abandoned)} job(s) abandoned after {report.abandoned[0].attempts} "
+            "failed attempts; missing data is re-requested by later syncs, "
+            "`greenbutton sync --retry-failed` runs them again",
+            err=True,
+        )
+        for job in report.abandoned[:5]:
+            click.echo(f"  abandoned {job.authorization} {job.uri}: {job.error or '-'}", err=True)
+        if len(report.abandoned) > 5:
+            click.echo(
+                f"  ... and {len(report.abandoned) - 5} more (greenbutton accounts)", err=True
+            )
     if report.unfinished:
         click.echo(f"{len(report.unfinished)} job(s) unfinished; run sync again", err=True)
         for error in report.errors[-3:]:
             click.echo(f"  {error}", err=True)
-    if not report.ok:
-        sys.exit(1)
 
 
 @cli.command()
@@ -175,7 +259,7 @@ def accounts(database_url: str | None, as_json: bool) -> None:
     """
     from ..storage import Store, accounts as stored_accounts
 
-    with Store.open(database_url) as store:
+    with _database_errors(), Store.open(database_url) as store:
         found = stored_accounts(store)
     if as_json:
         click.echo(json.dumps([a.as_dict() for a in found], indent=1))
@@ -192,8 +276,16 @@ def accounts(database_url: str | None, as_json: bool) -> None:
                 f"  status {account.status}, subscription {account.subscription or '-'}, "
                 f"updated {_when(account.updated_at)}"
             )
-            if account.pending_jobs or account.failed_jobs:
-                click.echo(f"  jobs: {account.pending_jobs} pending, {account.failed_jobs} failed")
+            if account.pending_jobs or account.failed_jobs or account.abandoned:
+                click.echo(
+                    f"  jobs: {account.pending_jobs} pending, {account.failed_jobs} failed, "
+                    f"{len(account.abandoned)} abandoned"
+                )
+            for job in account.abandoned:
+                click.echo(f"  abandoned after {job.attempts} attempts: {job.uri}")
+                click.echo(f"    last error: {job.error or '-'}")
+            if account.abandoned:
+                click.echo("  (greenbutton sync --retry-failed runs them again)")
         for point in account.usage_points:
             title = f" ({point.title})" if point.title else ""
             click.echo(f"  usage point {point.key}{title}: {point.readings:,} readings")

@@ -21,6 +21,15 @@ Planning, per usage point the custodian lists for the authorization:
 Jobs left by earlier runs (pending, interrupted while running, failed) run first, before
 the high-water marks are read; failed jobs are retried with backoff until a job has used
 ``max_attempts`` attempts in total (counted before each attempt, so a crash counts too).
+The backoff honours the custodian's ``Retry-After`` and waits on the monotonic clock, so a
+wall clock set back or forward neither stalls nor hurries it.
+
+A job out of attempts becomes ``abandoned``, its last error kept: the run that gives up
+reports it (not ``ok``), later runs neither retry it nor fail because of it. Its data is
+not written off: the catch-up starts from the stored high-water mark, which the failed
+window did not move, and a window missing between stored readings is a hole, re-requested
+with a fresh job. ``accounts`` lists abandoned jobs; ``sync(retry_failed=True)`` re-queues
+them.
 """
 
 from __future__ import annotations
@@ -33,13 +42,19 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, update
 
-from .._errors import AuthorizationError, ConfigurationError, GreenButtonError, OAuthError
+from .._errors import (
+    AuthorizationError,
+    ConfigurationError,
+    GreenButtonError,
+    OAuthError,
+    ServerError,
+)
 from ..espi._paths import TimeLike, format_time, split_windows, to_datetime
 from ..models import Document
 from ..parse import parse, series_key
-from ._ingest import create_job, fail_job, ingest_document, start_job
+from ._ingest import ReconciliationError, create_job, fail_job, ingest_document, start_job
 from ._schema import authorizations, ingest_jobs, meter_readings, readings, usage_points
 from ._store import StorageError, Store
 
@@ -48,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_HISTORY_DAYS",
+    "AbandonedJob",
     "AccountSummary",
     "SeriesCoverage",
     "SyncReport",
@@ -59,6 +75,10 @@ __all__ = [
 #: History fetched for a usage point with nothing stored, when ``since`` is not given.
 DEFAULT_HISTORY_DAYS = 365
 MAX_ATTEMPTS = 5
+#: Longest wait between two attempts of a job within one run, seconds.
+MAX_RETRY_DELAY = 30.0
+#: Job states a run picks up again; ``done`` and ``abandoned`` are terminal.
+_OPEN = ("pending", "running", "failed")
 
 #: ``progress(done, total, what)`` after each job (``total`` grows as jobs are planned).
 Progress = Callable[[int, int, str], None]
@@ -76,10 +96,23 @@ class SyncReport:
     unfinished: list[str] = field(default_factory=list)  # job URIs still not done
     skipped: dict[str, str] = field(default_factory=dict)  # authorization -> why
     errors: list[str] = field(default_factory=list)
+    abandoned: list[AbandonedJob] = field(default_factory=list)  # given up in this run
+    requeued: int = 0  # abandoned jobs put back by ``retry_failed``
 
     @property
     def ok(self) -> bool:
-        return not self.unfinished and not self.skipped
+        """Nothing failed for good in this run (jobs abandoned earlier do not count)."""
+        return not self.unfinished and not self.skipped and not self.abandoned
+
+
+@dataclass(frozen=True, slots=True)
+class AbandonedJob:
+    """A job that used all its attempts: what it asked for and why it last failed."""
+
+    authorization: str
+    uri: str
+    attempts: int
+    error: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +129,7 @@ class _Job:
     uri: str
     auth: _Auth
     attempts: int
+    error: str | None = None  # of the last failed attempt
 
 
 def _utc(value: TimeLike) -> datetime:
@@ -138,15 +172,18 @@ def _unfinished(store: Store, auths: list[_Auth]) -> list[_Job]:
     j = ingest_jobs
     with store.connect() as conn:
         rows = conn.execute(
-            select(j.c.id, j.c.resource_uri, j.c.authorization_id, j.c.attempts)
-            .where(j.c.state != "done", j.c.authorization_id.in_(list(by_id)))
+            select(j.c.id, j.c.resource_uri, j.c.authorization_id, j.c.attempts, j.c.error)
+            .where(j.c.state.in_(_OPEN), j.c.authorization_id.in_(list(by_id)))
             .order_by(j.c.id)
         ).all()
-    return [_Job(int(i), str(u), by_id[int(a)], int(n)) for i, u, a, n in rows]
+    return [_Job(int(i), str(u), by_id[int(a)], int(n), e) for i, u, a, n, e in rows]
 
 
 def _enqueue(store: Store, uri: str, auth: _Auth, *, once: bool) -> _Job | None:
-    """The unfinished job for ``uri`` or a new one; with ``once``, none if it was done."""
+    """The unfinished job for ``uri`` or a new one; with ``once``, none if it was done.
+
+    An abandoned job is not reused: the window is asked for because its data is still
+    missing, so it gets a fresh job with fresh attempts."""
     j = ingest_jobs
     with store.connect() as conn:
         row = conn.execute(
@@ -155,9 +192,9 @@ def _enqueue(store: Store, uri: str, auth: _Auth, *, once: bool) -> _Job | None:
             .order_by(j.c.id.desc())
             .limit(1)
         ).first()
-    if row is not None and row.state != "done":
+    if row is not None and row.state in _OPEN:
         return _Job(int(row.id), uri, auth, int(row.attempts))
-    if row is not None and once:
+    if row is not None and row.state == "done" and once:
         return None
     return _Job(create_job(store, uri, authorization_id=auth.id), uri, auth, 0)
 
@@ -264,7 +301,11 @@ def _plan(
         first, low_mark, _high = coverage.get(up_key, (None, None, None))
         start = floor
         if low_mark is not None:
-            start = max(floor, datetime.fromtimestamp(low_mark, UTC))
+            # Without an explicit ``since`` the stored data alone says where to go on:
+            # the default floor follows the clock, and a clock set ahead (or a database
+            # left alone for longer than the default history) must not skip a stretch.
+            mark = datetime.fromtimestamp(low_mark, UTC)
+            start = max(floor, mark) if backfill else mark
         if backfill and first is not None and floor.timestamp() < first:
             for lo, hi in split_windows(floor, datetime.fromtimestamp(first, UTC), days):
                 add(up_id, lo, hi, once=True)
@@ -310,38 +351,63 @@ class _Runner:
         self.done = 0
         self.total = 0
         self.broken: set[int] = set()
+        self.retry_after: float | None = None  # of the last failure, when the custodian said
 
     def run(self, jobs: list[_Job]) -> None:
         attempts = {job.id: job.attempts for job in jobs}
-        queue = [j for j in {j.id: j for j in jobs}.values() if attempts[j.id] < self.max_attempts]
+        unique = list({j.id: j for j in jobs}.values())
+        for job in unique:  # out of attempts already (a crash during the last one)
+            if attempts[job.id] >= self.max_attempts:
+                self._abandon(job, attempts[job.id], job.error)
+        queue = [j for j in unique if attempts[j.id] < self.max_attempts]
         self.total += len(queue)
         self._tick("")
-        round_ = 0
+        round_, wait = 0, 0.0
         while queue:
             if round_:
-                self.sleep(min(self.retry_delay * 2 ** (round_ - 1), 30.0))
+                # A relative sleep: time.sleep runs on the monotonic clock, so a wall
+                # clock set back or forward during the run changes nothing here.
+                self.sleep(wait)
             retry: list[_Job] = []
+            wait = 0.0
             for job in queue:
                 if job.auth.id in self.broken:
                     continue
                 attempts[job.id] += 1
-                if self._one(job):
-                    self.done += 1
-                    self._tick(job.uri)
-                elif attempts[job.id] < self.max_attempts and job.auth.id not in self.broken:
+                failure = self._one(job)
+                delay = None if failure is None else self._delay(round_)
+                if failure is not None and job.auth.id in self.broken:
+                    pass  # left failed: the next run retries it once re-authorized
+                elif failure is not None and attempts[job.id] >= self.max_attempts:
+                    self._abandon(job, attempts[job.id], failure)
+                elif failure is not None and delay is not None:
                     retry.append(job)
-                else:
-                    self.done += 1
-                    self._tick(job.uri)
+                    wait = max(wait, delay)
+                    continue
+                self.done += 1  # succeeded, given up on, or deferred to a later run
+                self._tick(job.uri)
             queue, round_ = retry, round_ + 1
+
+    def _delay(self, round_: int) -> float | None:
+        """Seconds before the next attempt; ``None``: not in this run (R57)."""
+        after = self.retry_after
+        if after is not None:  # the custodian said when; past the cap, a later run
+            return after if after <= MAX_RETRY_DELAY else None
+        return min(self.retry_delay * 2.0**round_, MAX_RETRY_DELAY)
 
     def _tick(self, what: str) -> None:
         if self.progress is not None:
             self.progress(self.done, self.total, what)
 
-    def _one(self, job: _Job) -> bool:
+    def _abandon(self, job: _Job, attempts: int, error: str | None) -> None:
+        _set_abandoned(self.store, job.id)
+        self.report.abandoned.append(AbandonedJob(job.auth.key, job.uri, attempts, error))
+
+    def _one(self, job: _Job) -> str | None:
+        """One attempt: ``None`` when the job is done, else the error (recorded on the job)."""
         start_job(self.store, job.id)
         self.report.jobs_run += 1
+        self.retry_after = None
         try:
             body = self.client.get(job.uri, job.auth.key, raw=True)
             assert isinstance(body, bytes)
@@ -351,16 +417,43 @@ class _Runner:
                 authorization_id=job.auth.id, payload_hash=hashlib.sha256(body).hexdigest(),
                 cost_scale=self.client.profile.cost_scale,
             )  # fmt: skip
-            return True
+            return None
         except GreenButtonError as exc:
+            if isinstance(exc, StorageError) and not isinstance(exc, ReconciliationError):
+                raise  # the database itself failed: retrying jobs will not help
             self.report.jobs_failed += 1
             message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
             self.report.errors.append(message)
             fail_job(self.store, job.id, message)
+            if isinstance(exc, ServerError):
+                self.retry_after = exc.retry_after
             if isinstance(exc, OAuthError | AuthorizationError):
                 self.broken.add(job.auth.id)
                 self.report.skipped[job.auth.key] = message
-            return False
+            return message
+
+
+def _set_abandoned(store: Store, job_id: int) -> None:
+    """Terminal: later runs neither retry the job nor report it as a failure."""
+    j = ingest_jobs
+    with store.begin() as conn:
+        conn.execute(
+            update(j)
+            .where(j.c.id == job_id, j.c.state.in_(_OPEN))
+            .values(state="abandoned", updated_at=time.time())
+        )
+
+
+def _requeue(store: Store, auths: list[_Auth]) -> int:
+    """Abandoned jobs of ``auths`` back to pending with fresh attempts (their error kept)."""
+    j = ingest_jobs
+    with store.begin() as conn:
+        result = conn.execute(
+            update(j)
+            .where(j.c.state == "abandoned", j.c.authorization_id.in_([a.id for a in auths]))
+            .values(state="pending", attempts=0, updated_at=time.time())
+        )
+    return int(result.rowcount)
 
 
 def sync(
@@ -374,21 +467,30 @@ def sync(
     max_attempts: int = MAX_ATTEMPTS,
     retry_delay: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
+    retry_failed: bool = False,
 ) -> SyncReport:
     """Bring the database up to date for the stored authorizations of ``client``'s custodian.
 
     ``client`` must use a :class:`~greenbutton.storage.DatabaseTokenStore` over ``store`` (or
     another store holding the same keys). ``authorizations`` limits the run to those keys;
     ``since`` is where history starts when nothing is stored (an explicit ``since`` before
-    the stored data also backfills); ``until`` defaults to now.
+    the stored data also backfills); ``until`` defaults to now. ``retry_failed`` re-queues
+    the abandoned jobs of those authorizations first.
+
+    Raises :class:`StorageError` when the database fails (not a job failure: retrying the
+    job would not help).
     """
-    now = _utc(until) if until is not None else datetime.now(UTC)
+    # The wall clock only bounds the newest window; where windows start comes from the
+    # stored readings, so a clock set wrong cannot make a run skip data (b9).
+    now = _utc(until) if until is not None else datetime.fromtimestamp(time.time(), UTC)
     floor = _utc(since) if since is not None else now - timedelta(days=DEFAULT_HISTORY_DAYS)
     namespace = client.profile.name
     report = SyncReport()
     auths = _authorizations(store, client, authorizations)
     before = _readings_by_point(store, namespace)
     runner = _Runner(store, client, report, progress, max_attempts, retry_delay, sleep)
+    if retry_failed:
+        report.requeued = _requeue(store, auths)
 
     left = _unfinished(store, auths)
     report.resumed = len(left)
@@ -454,7 +556,8 @@ class AccountSummary:
     updated_at: float | None
     usage_points: tuple[UsagePointSummary, ...]
     pending_jobs: int = 0
-    failed_jobs: int = 0
+    failed_jobs: int = 0  # failed at least once, attempts left: the next sync retries them
+    abandoned: tuple[AbandonedJob, ...] = ()  # out of attempts; ``sync --retry-failed``
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -504,6 +607,15 @@ def accounts(store: Store) -> list[AccountSummary]:
                 .group_by(j.c.authorization_id, j.c.state)
             )
         }
+        given_up: dict[int, list[AbandonedJob]] = {}
+        for aid, key, uri, n, error in conn.execute(
+            select(j.c.authorization_id, a.c.key, j.c.resource_uri, j.c.attempts, j.c.error)
+            .select_from(j.join(a, a.c.id == j.c.authorization_id))
+            .where(j.c.state == "abandoned")
+            .order_by(j.c.id)
+        ):
+            job = AbandonedJob(str(key), str(uri), int(n), None if error is None else str(error))
+            given_up.setdefault(int(aid), []).append(job)
     points: dict[int | None, dict[int, UsagePointSummary]] = {}
     for row in series:
         owner = points.setdefault(row.authorization_id, {})
@@ -522,6 +634,7 @@ def accounts(store: Store) -> list[AccountSummary]:
             usage_points=tuple(points.pop(int(aid), {}).values()),
             pending_jobs=jobs.get((int(aid), "pending"), 0) + jobs.get((int(aid), "running"), 0),
             failed_jobs=jobs.get((int(aid), "failed"), 0),
+            abandoned=tuple(given_up.get(int(aid), ())),
         )  # fmt: skip
         for aid, key, status, uri, updated in auth_rows
     ]
