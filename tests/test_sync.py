@@ -26,7 +26,14 @@ from sqlalchemy import select, text
 from greenbutton import Client
 from greenbutton.cli import _sdk, cli
 from greenbutton.oauth import TokenStore
-from greenbutton.storage import DatabaseTokenStore, Store, accounts, export_readings, sync
+from greenbutton.storage import (
+    DatabaseTokenStore,
+    StorageError,
+    Store,
+    accounts,
+    export_readings,
+    sync,
+)
 from greenbutton.storage._schema import ingest_jobs
 
 from . import test_storage
@@ -419,3 +426,98 @@ def test_a_job_left_out_of_attempts_by_an_older_version_is_abandoned_not_fatal_f
             ("https://stale.example/window", 5, "boom")
         ]
         assert sync(store, client).ok
+
+
+class _JumpingClock:
+    """The ``time`` module as the storage code sees it, with a wall clock set wrong."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
+
+
+@pytest.mark.parametrize("jump", [-3600.0, 3600.0], ids=["back", "forward"])
+def test_wall_clock_jumping_during_a_sync_changes_nothing(
+    gb: SimulatorHandle,
+    store: Store,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    jump: float,
+) -> None:
+    from greenbutton.storage import _ingest, _sync, _tokens
+
+    tokens = DatabaseTokenStore(store)
+    key = authorize(gb, tokens)
+    since = SINCE - timedelta(days=40)  # 5 windows x 2 usage points
+    clean = Store.open(f"sqlite:///{tmp_path / 'clean.db'}", data_dir=tmp_path)
+    token = tokens.load(key)
+    assert token is not None
+    DatabaseTokenStore(clean).save(key, token)
+    with client_for(gb, DatabaseTokenStore(clean)) as client:
+        assert sync(clean, client, since=since).ok
+    expected = sorted(export_readings(clean))
+    clean.close()
+
+    clock = _JumpingClock()
+    for module in (_sync, _ingest, _tokens):
+        monkeypatch.setattr(module, "time", clock)
+
+    def jump_after_planning(done: int, total: int, _what: str) -> None:
+        if total and not done and not clock.offset:
+            clock.offset = jump
+            gb.sim.faults.status_burst = 4  # the first job's first attempt: 4 x 503
+
+    http_slept: list[float] = []
+    slept: list[float] = []
+    registration = gb.state_dir / "registration.json"
+    with Client.for_simulator(registration, token_store=tokens, sleep=http_slept.append) as client:
+        report = sync(store, client, since=since, progress=jump_after_planning, sleep=slept.append)
+        assert report.ok and report.jobs_failed == 1, report
+        assert clock.offset == jump
+        assert http_slept == [1, 1, 1] and slept == [1]  # Retry-After: 1, not a clock difference
+        assert sorted(export_readings(store)) == expected
+
+        # the next run with the clock still wrong: nothing skipped, nothing refetched wrongly
+        again = sync(store, client)
+        assert again.ok and not again.abandoned and again.gaps == 0
+    assert sorted(export_readings(store)) == expected
+    assert set(_job_states(store)) == {"done"}
+
+
+def test_sync_on_a_database_it_cannot_use_is_one_error_line_saying_what_to_do(
+    gb: SimulatorHandle, tmp_path: Path
+) -> None:
+    path = tmp_path / "gb.db"
+    with Store.open(f"sqlite:///{path}", data_dir=tmp_path) as s:
+        authorize(gb, DatabaseTokenStore(s))
+    sim = ("--simulator", str(gb.state_dir), "--store", str(tmp_path / "none.json"))
+
+    # mode=ro: read-only even for root; opening works (at head), the first write fails
+    result = run("sync", *sim, "--database", f"sqlite:///file:{path}?mode=ro&uri=true")
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # no traceback
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: the database failed (") and "readonly" in line
+    assert "make the database file and its folder writable" in line
+    with Store.open(f"sqlite:///{path}", data_dir=tmp_path) as s:
+        assert _job_states(s) == {}  # nothing half-done
+
+    damaged = tmp_path / "damaged.db"
+    damaged.write_bytes(b"this is not an SQLite file " * 200)
+    result = run("sync", *sim, "--database", f"sqlite:///{damaged}")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    (line,) = result.stderr.splitlines()
+    assert "not a database" in line and "restore it from a backup" in line
+    result = run("accounts", "--database", f"sqlite:///{damaged}")
+    assert result.exit_code == 1 and "restore it from a backup" in result.stderr
+
+    with pytest.raises(StorageError):  # --debug: the real exception, for a bug report
+        CliRunner().invoke(
+            cli, ["--debug", "sync", *sim, "--database", f"sqlite:///{damaged}"],
+            catch_exceptions=False,
+        )  # fmt: skip
