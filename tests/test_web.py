@@ -8,6 +8,7 @@ a rejected notified URI).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -63,12 +64,32 @@ class Counting(httpx2.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+class Gated(Counting):
+    """Token-endpoint requests wait until ``open`` is set (a refresh held in flight); the
+    bearer of every notified fetch is recorded."""
+
+    def __init__(self, gb: SimulatorHandle) -> None:
+        super().__init__(gb)
+        self.token_url = str(gb.registration["token_url"])
+        self.arrived = anyio.Event()
+        self.open = anyio.Event()
+        self.bearers: list[str] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if str(request.url).startswith(self.token_url):
+            self.arrived.set()
+            await self.open.wait()
+        if "correlationID" in str(request.url):
+            self.bearers.append(request.headers.get("authorization", ""))
+        return await super().handle_async_request(request)
+
+
 @asynccontextmanager
 async def running(
-    gb: SimulatorHandle, tmp_path: Path, **options: Any
+    gb: SimulatorHandle, tmp_path: Path, counting: Counting | None = None, **options: Any
 ) -> AsyncIterator[tuple[Any, httpx2.AsyncClient, Counting]]:
     """The app with its lifespan (ingest worker) and a browser on it."""
-    counting = Counting(gb)
+    counting = counting or Counting(gb)
     config = WebConfig.for_simulator(
         gb.state_dir,
         database_url=f"sqlite:///{tmp_path / 'web.db'}",
@@ -337,3 +358,109 @@ async def test_notification_endpoint(gb: SimulatorHandle, tmp_path: Path) -> Non
         assert fetched == [uri]
         again = await browser.post("/espi/1_1/Notification", content=body, headers=XML)
         assert again.status_code == 200 and "queued 0" in again.text
+
+
+def _refreshes(gb: SimulatorHandle) -> int:
+    return sum(c.grant_type == "refresh_token" for c in token_calls(gb.sim))
+
+
+@pytest.mark.anyio
+async def test_notification_arriving_during_a_refresh(gb: SimulatorHandle, tmp_path: Path) -> None:
+    """b10: a BatchList POST while the authorization's token refresh is in flight is
+    acknowledged only once its job is committed; the worker then fetches with the refreshed
+    token, and the custodian sees exactly one refresh."""
+    gate = Gated(gb)
+    gate.open.set()
+    async with running(gb, tmp_path, gate, job_poll_seconds=60) as (web, browser, _):
+        _, done = await connect(gb, browser)
+        assert done.status_code == 303
+        (key,) = [k for k in web.tokens.keys() if "Authorization" in k]
+        old = web.tokens.load(key)
+        web.tokens.save(key, dataclasses.replace(old, expires_at=time.time() - 10))
+        (grant,) = gb.sim.state.grants.values()
+        end = int(time.time()) // 86400 * 86400
+        uri = gb.sim.notifier.prepare(
+            f"Batch/Subscription/{grant.subscription_id}",
+            Window(published_min=end - 60 * 86400, published_max=end - 55 * 86400),
+        )
+        refreshes = _refreshes(gb)
+        gate.arrived, gate.open = anyio.Event(), anyio.Event()
+        answers: list[tuple[int, int]] = []
+
+        async def notify() -> None:
+            r = await browser.post(
+                "/espi/1_1/Notification", content=batch_list_xml([uri]), headers=XML
+            )
+            # the job is committed by the time the 2xx is seen (R44)
+            answers.append((r.status_code, len(await anyio.to_thread.run_sync(_jobs, web))))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(web.first_pull, key)  # needs the token: the refresh starts
+            await gate.arrived.wait()  # ... and is now held open at the token endpoint
+            tg.start_soon(notify)
+            await anyio.sleep(0.3)  # pacing only: let the POST reach the app
+            gate.open.set()
+        assert answers == [(200, 1)]
+
+        with anyio.fail_after(20):
+            while _jobs(web)[0][1] != "done":
+                await anyio.sleep(0.05)
+        fresh = web.tokens.load(key)
+        assert fresh.access_token.reveal() != old.access_token.reveal()
+        assert gate.bearers == [f"Bearer {fresh.access_token.reveal()}"]
+        assert _refreshes(gb) == refreshes + 1
+
+
+@pytest.mark.anyio
+async def test_two_notifications_in_the_same_second_make_one_job(
+    gb: SimulatorHandle, tmp_path: Path
+) -> None:
+    """b10 / R45: the same BatchList POSTed twice at once for one subscription: one job."""
+    async with running(gb, tmp_path, job_poll_seconds=60) as (web, browser, counting):
+        _, done = await connect(gb, browser)
+        assert done.status_code == 303
+        (grant,) = gb.sim.state.grants.values()
+        end = int(time.time()) // 86400 * 86400
+        uri = gb.sim.notifier.prepare(
+            f"Batch/Subscription/{grant.subscription_id}",
+            Window(published_min=end - 50 * 86400, published_max=end - 45 * 86400),
+        )
+        body = batch_list_xml([uri])
+        texts: list[str] = []
+
+        async def notify() -> None:
+            r = await browser.post("/espi/1_1/Notification", content=body, headers=XML)
+            assert r.status_code == 200
+            texts.append(r.text)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(notify)
+            tg.start_soon(notify)
+        assert sorted(texts) == ["queued 0, unmatched 0\n", "queued 1, unmatched 0\n"]
+        with anyio.fail_after(20):
+            while _jobs(web)[0][1] != "done":
+                await anyio.sleep(0.05)
+        assert len(_jobs(web)) == 1
+        assert [u for u in counting.urls if "correlationID" in u] == [uri]
+
+
+_SWATCH = re.compile(
+    r'<g id="patch_\d+">\s*<path [^>]*style="([^"]*)"/>\s*</g>\s*<g id="text_\d+">\s*<!-- (.+?) -->'
+)
+
+
+@pytest.mark.anyio
+async def test_daily_chart_legend_matches_the_bars(gb: SimulatorHandle, tmp_path: Path) -> None:
+    """The import swatch has the full import colour of the bars; only "partial day" is faded
+    (the first bar of a 30-day window is a partial day, whose colour the legend took)."""
+    async with running(gb, tmp_path) as (_, browser, _counting):
+        await connect(gb, browser)
+        page = (await browser.get("/account")).text
+    legend = page[page.index('id="legend_1"') :]
+    legend = legend[: legend.index('id="axes_2"')]
+    swatches = {label: style for style, label in _SWATCH.findall(legend)}
+    assert swatches["import"].startswith("fill: #2b6cb0")
+    assert "opacity" not in swatches["import"], swatches
+    assert "fill-opacity: 0.35" in swatches["partial day"]
+    # and the bars do use both: full colour for whole days, faded for partial ones
+    assert 'style="fill: #2b6cb0"' in page and "fill: #2b6cb0; fill-opacity: 0.35" in page
