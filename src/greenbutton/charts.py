@@ -285,11 +285,16 @@ def _day_bars(ax: Axes, group: ChartGroup) -> list[date]:
     width = 0.5 if len(days) < 4 else 0.8
     top = max(abs(v) for totals in by_flow.values() for v in totals.values())
     fmt = _value_format([top])
+    from matplotlib.patches import Patch
+
+    extra = []
     for i, (flow, totals) in enumerate(by_flow.items()):
         sign = -1.0 if group.net_metered and flow == "export" else 1.0
         heights = [sign * totals.get(d, 0.0) for d in days]
         colors = [_color(flow, i, faded=d in partial) for d in days]
-        bars = ax.bar(x, heights, width=width, color=colors, label=flow, linewidth=0)
+        bars = ax.bar(x, heights, width=width, color=colors, linewidth=0)
+        # the legend shows the flow's colour, not its first bar's (faded if a partial day)
+        extra.append(Patch(color=_color(flow, i), label=flow))
         if len(days) <= 14:  # few bars: print the numbers too (export without its sign)
             labels = [fmt % abs(h) if abs(h) >= 0.02 * top else "" for h in heights]
             ax.bar_label(bars, labels=labels, padding=2, fontsize="small", color="#4a5568")
@@ -312,10 +317,7 @@ def _day_bars(ax: Axes, group: ChartGroup) -> list[date]:
                 label="net (import − export)")  # fmt: skip
     title = f"Daily {_what(group)} ({group.unit} per local day)"
     ax.set_title(title, loc="left")
-    extra = []
     if partial:
-        from matplotlib.patches import Patch
-
         extra.append(Patch(color=_color("import", 0, faded=True), label="partial day"))
     _legend_above(ax, extra)
     ax.margins(y=0.12)
