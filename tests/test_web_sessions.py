@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 from sqlalchemy import select
 
 from greenbutton.simulator._oauth import token_calls
@@ -147,3 +147,35 @@ async def test_racing_callbacks_take_the_pending_flow_once(
             tg.start_soon(hit, b2)
         assert sorted(statuses) == [303, 400]
         assert len(token_calls(gb.sim)) == calls + 1
+
+
+def test_sessions_expire_and_old_rows_are_cleaned_up(
+    store_url: str,  # noqa: F811
+) -> None:
+    """A session unused for ``max_age`` is gone; a later ``create`` deletes its row."""
+    from greenbutton.web._sessions import Sessions
+
+    now = [1_000_000.0]
+    with Store.open(store_url) as store:
+        sessions = Sessions(
+            store,
+            MultiFernet([Fernet(Fernet.generate_key())]),
+            b"k" * 32,
+            max_age=3600,
+            clock=lambda: now[0],
+        )
+        old, old_cookie = sessions.create()
+        assert sessions.get(old_cookie) is not None
+        now[0] += 3601
+        assert sessions.get(old_cookie) is None  # expired by the server's clock
+        _, cookie = sessions.create()  # opportunistic cleanup
+        assert len(_rows(store_url)) == 1 and sessions.get(cookie) is not None
+        # another app's key cannot read the rows: an unknown browser, not an error
+        other = Sessions(
+            store,
+            MultiFernet([Fernet(Fernet.generate_key())]),
+            b"k" * 32,
+            max_age=3600,
+            clock=lambda: now[0],
+        )
+        assert other.get(cookie) is None
