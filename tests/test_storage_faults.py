@@ -11,13 +11,18 @@ Wrong Fernet keys and tampered ciphertext are covered in ``test_storage.py``.
 from __future__ import annotations
 
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pytest
 
@@ -26,6 +31,7 @@ pytest.importorskip("sqlalchemy", reason="the db extra is not installed")
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from greenbutton import iter_readings, parse
 from greenbutton._secret import Secret
@@ -36,65 +42,31 @@ from greenbutton.storage import (
     Store,
     _ingest,
     create_job,
+    fail_job,
     ingest_document,
     ingest_file,
+    pending_jobs,
+    start_job,
 )
 from tests.conftest import FIXTURES
-from tests.test_storage import PG_ENV, _pg_unavailable
+from tests.storage_harness import checksums, count, database_url, job_state, postgres_url, shape
 
 FIXTURE = FIXTURES / "gba_demo_15min_15days.xml"
 OTHER = FIXTURES / "gba_demo_hourly_2011-03_dst_spring.xml"
 
 
-def _postgres_url() -> Iterator[str]:
-    import os
-
-    base = os.environ.get(PG_ENV)
-    if not base:
-        _pg_unavailable(f"set {PG_ENV}=postgresql+psycopg://user:pw@host/db")
-    assert base is not None
-    admin = create_engine(base)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # any failure to reach the server
-        admin.dispose()
-        _pg_unavailable(f"{base!r} is unreachable: {exc}")
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+_count = count
+_job_state = job_state
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'gb.db'}"
-    else:
-        yield from _postgres_url()
+    yield from database_url(request.param, tmp_path)
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    yield from _postgres_url()
-
-
-def _count(store: Store, table: str) -> int:
-    with store.connect() as conn:
-        return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())  # noqa: S608
-
-
-def _job_state(store: Store, job_id: int) -> str:
-    with store.connect() as conn:
-        return str(
-            conn.execute(
-                text("SELECT state FROM ingest_jobs WHERE id = :i"), {"i": job_id}
-            ).scalar_one()
-        )
+    yield from postgres_url()
 
 
 def _token(expires_at: float = 1.0) -> Token:
@@ -386,3 +358,291 @@ def test_same_resource_ingested_concurrently_gives_one_correct_result(
     assert all(_job_state(stores[0], j) == "done" for j in jobs)
     for s in stores:
         s.close()
+
+
+# --- dropped connections, kill -9, clock jumps (b9, R62) ------------------------------------
+
+MULTI = FIXTURES / "gba_one_usagepoint_three_readingtypes.xml"  # three series, one resource
+_RECONCILE = "coalesce(sum(readings.raw_value)"  # the per-series check after its readings
+
+
+def _clean(tmp_path: Path, *paths: Path) -> tuple[list[Any], dict[str, int]]:
+    """Checksums and row counts of a clean, fault-free run of ``paths``."""
+    with Store.open(f"sqlite:///{tmp_path / f'clean-{len(paths)}.db'}") as reference:
+        for path in paths:
+            ingest_file(reference, path)
+        return checksums(reference), shape(reference)
+
+
+class _Terminator:
+    """Ends the server process of the connection running a statement containing ``marker``,
+    from a second connection, as an administrator, a fail-over or a pooler restart would."""
+
+    def __init__(self, store: Store, url: str, marker: str, *, times: int, after: bool) -> None:
+        self.admin = create_engine(url)
+        self.marker = marker
+        self.times = times
+        self.calls = 0
+        when = "after_cursor_execute" if after else "before_cursor_execute"
+        event.listen(store.engine, when, self)
+
+    def __call__(self, conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if self.marker not in statement or self.calls >= self.times:
+            return
+        self.calls += 1
+        pid = conn.connection.dbapi_connection.info.backend_pid
+        with self.admin.connect() as admin:  # waits (up to 5 s) until the backend is gone
+            ended = admin.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": pid})
+            assert ended.scalar_one() is True
+
+    def close(self) -> None:
+        self.admin.dispose()
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["mid-statement", "next-on-raw-cursor"])
+def test_postgresql_connection_dropped_mid_ingest_reruns_on_a_fresh_connection(
+    pg_url: str, tmp_path: Path, after: bool
+) -> None:
+    # Dropped once the first series' readings are merged: either while its reconciliation
+    # query runs, or just after it, so the next series' COPY meets the dead connection.
+    with Store.open(pg_url, data_dir=tmp_path) as store:
+        job = create_job(store, MULTI.as_uri())
+        drop = _Terminator(store, pg_url, _RECONCILE, times=1, after=after)
+        try:
+            result = ingest_document(store, parse(MULTI), job_id=job)
+        finally:
+            drop.close()
+        assert drop.calls == 1
+        expected_sums, expected_shape = _clean(tmp_path, MULTI)
+        assert checksums(store) == expected_sums
+        assert shape(store) == expected_shape
+        assert result.rows == expected_shape["readings"]
+        assert _job_state(store, job) == "done"
+
+
+def test_postgresql_connection_dropped_on_every_attempt_stores_nothing(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_ingest, "RETRY_ATTEMPTS", 3)
+    with Store.open(pg_url, data_dir=tmp_path) as store:
+        job = create_job(store, MULTI.as_uri())
+        drop = _Terminator(store, pg_url, _RECONCILE, times=1000, after=False)
+        try:
+            with pytest.raises(StorageError, match="storing readings failed"):
+                ingest_document(store, parse(MULTI), job_id=job)
+        finally:
+            drop.close()
+        assert drop.calls == 3  # bounded: one drop per attempt
+        assert shape(store) == {"usage_points": 0, "meter_readings": 0, "readings": 0}
+        assert _job_state(store, job) == "pending"
+
+
+_CHILD = """
+import os, signal, sys
+from sqlalchemy import event
+from greenbutton.storage import Store, _ingest, ingest_file
+
+url, point, first, second = sys.argv[1:]
+store = Store.open(url)
+ingest_file(store, first)  # committed before the crash
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def on_statement(conn, cursor, statement, *rest):
+    if point == "after-usage-point" and statement.startswith("INSERT INTO meter_readings"):
+        die()
+    if point == "before-done-marker" and "payload_hash" in statement:
+        die()
+
+
+def killing(write):
+    calls = []
+
+    def wrapper(*args):
+        write(*args)
+        calls.append(1)
+        if point == "mid-readings" and len(calls) == 2:  # the second series half-written
+            die()
+
+    return wrapper
+
+
+_ingest._write_batch = killing(_ingest._write_batch)
+_ingest._copy_batch = killing(_ingest._copy_batch)
+event.listen(store.engine, "before_cursor_execute", on_statement)
+ingest_file(store, second)
+sys.exit(3)  # the crash point was never reached
+"""
+
+
+@pytest.mark.parametrize("point", ["after-usage-point", "mid-readings", "before-done-marker"])
+def test_kill_9_mid_ingest_leaves_whole_resources_and_the_pending_job_reruns(
+    store_url: str, tmp_path: Path, point: str
+) -> None:
+    # R62: a process SIGKILLed inside a resource's transaction; a restart finds the earlier
+    # resource whole, nothing of the interrupted one, its job pending; re-running converges.
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    child = subprocess.run(
+        [sys.executable, str(script), store_url, point, str(FIXTURE), str(MULTI)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    first_sums, first_shape = _clean(tmp_path, FIXTURE)
+    with Store.open(store_url, data_dir=tmp_path) as store:
+        store.check()
+        assert checksums(store) == first_sums
+        assert shape(store) == first_shape
+        [(job, uri)] = pending_jobs(store)
+        assert uri == MULTI.resolve().as_uri()
+        assert _job_state(store, job) == "running"  # the attempt was counted, not finished
+        ingest_file(store, Path(url2pathname(urlparse(uri).path)))  # the restart re-runs it
+        assert pending_jobs(store) == []
+        assert _job_state(store, job) == "done"
+        assert _count(store, "ingest_jobs") == 2  # the same job, not a new one
+        both_sums, both_shape = _clean(tmp_path, FIXTURE, MULTI)
+        assert checksums(store) == both_sums
+        assert shape(store) == both_shape
+
+
+def test_clock_jumping_back_and_forward_during_jobs(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # b9: the wall clock steps back an hour (NTP, a VM resume) and forward again between a
+    # job's steps; jobs still complete and are taken in id order, never by timestamps.
+    real = time.time
+    offset = [0.0]
+    monkeypatch.setattr(time, "time", lambda: real() + offset[0])
+
+    def at(hours: float) -> None:
+        offset[0] = hours * 3600
+
+    with Store.open(store_url, data_dir=tmp_path) as store:
+        at(0)
+        job = create_job(store, FIXTURE.as_uri())
+        at(-1)
+        start_job(store, job)
+        at(+1)
+        ingest_document(store, parse(FIXTURE), job_id=job)
+        assert _job_state(store, job) == "done"
+
+        at(0)
+        older = create_job(store, OTHER.resolve().as_uri())
+        at(-1)
+        newer = create_job(store, OTHER.resolve().as_uri())  # created "before" the older one
+        assert pending_jobs(store) == [(older, OTHER.resolve().as_uri())] + [
+            (newer, OTHER.resolve().as_uri())
+        ]
+        start_job(store, older)
+        at(-2)
+        fail_job(store, older, "interrupted")
+        at(+1)
+        ingest_file(store, OTHER)  # picks the newest job by id, whatever the clock said
+        assert _job_state(store, newer) == "done"
+        assert _job_state(store, older) == "failed"
+        expected_sums, expected_shape = _clean(tmp_path, FIXTURE, OTHER)
+        assert checksums(store) == expected_sums
+        assert shape(store) == expected_shape
+
+
+def test_postgresql_concurrent_upsert_of_the_same_rows_waits_then_converges(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # b9: the second writer's INSERT of the same usage point meets the first's uncommitted
+    # row on the unique index; ON CONFLICT makes it wait and then update, never a unique
+    # violation. The interleaving is forced: A pauses inside its transaction until B waits.
+    name = f"gb-b-{uuid.uuid4().hex[:8]}"
+    a = Store.open(pg_url, data_dir=tmp_path)
+    b = Store.open(
+        pg_url, data_dir=tmp_path, migrate=False, connect_args={"application_name": name}
+    )
+    doc = parse(FIXTURE)
+    jobs = [create_job(a, FIXTURE.as_uri()) for _ in range(2)]
+    paused, release = threading.Event(), threading.Event()
+
+    def pause(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if statement.startswith("INSERT INTO meter_readings") and not paused.is_set():
+            paused.set()
+            release.wait(30)
+
+    event.listen(a.engine, "after_cursor_execute", pause)
+    errors: list[BaseException] = []
+
+    def run(store: Store, job: int) -> None:
+        try:
+            ingest_document(store, doc, job_id=job)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    first = threading.Thread(target=run, args=(a, jobs[0]))
+    first.start()
+    assert paused.wait(30)
+    second = threading.Thread(target=run, args=(b, jobs[1]))
+    second.start()
+    with a.connect() as conn:  # until B is blocked on A's row lock
+        query = text("SELECT wait_event_type FROM pg_stat_activity WHERE application_name = :n")
+        for _ in range(300):
+            if conn.execute(query, {"n": name}).scalar() == "Lock":
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the second writer never waited for the first")
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert errors == []
+    expected_sums, expected_shape = _clean(tmp_path, FIXTURE)
+    assert checksums(a) == expected_sums
+    assert shape(a) == expected_shape
+    assert [_job_state(a, j) for j in jobs] == ["done", "done"]
+    a.close()
+    b.close()
+
+
+def test_postgresql_dropped_connection_retries_token_writes_never_the_locked_refresh(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # R53: a plain token write is re-run on a fresh connection; the refresh is not: the
+    # custodian has already rotated the token, so a lost commit must not refresh twice.
+    with Store.open(pg_url, data_dir=tmp_path) as store:
+        tokens = DatabaseTokenStore(store, Fernet.generate_key())
+        drop = _Terminator(store, pg_url, "INSERT INTO authorizations", times=1, after=False)
+        try:
+            tokens.save("g", _token())
+            assert drop.calls == 1
+            assert tokens.load("g") == _token()
+            drop.times = 2  # the next upsert of the row, the one inside the locked refresh
+            calls: list[Token] = []
+
+            def refresh(old: Token) -> Token:
+                calls.append(old)
+                return _token(expires_at=2e9)
+
+            with pytest.raises(StorageError, match="administrator command|connection"):
+                tokens.refresh("g", refresh, now=lambda: 100.0)
+            assert drop.calls == 2
+            assert len(calls) == 1  # refreshed once, not again on a new connection
+            assert tokens.load("g") == _token()  # rolled back; the next refresh meets R53
+        finally:
+            drop.close()
+
+
+def test_connect_failure_is_a_storage_error(store_url: str, tmp_path: Path) -> None:
+    if store_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'missing-dir' / 'gb.db'}"
+    else:  # a port nothing listens on
+        url = make_url(store_url).set(port=1).render_as_string(hide_password=False)
+    store = Store.open(url, migrate=False)
+    try:
+        with pytest.raises(StorageError, match="the database failed") as info:
+            with store.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        assert isinstance(info.value.__cause__, DBAPIError)
+    finally:
+        store.close()

@@ -170,7 +170,11 @@ class Store:
             )
         store = cls(engine, data_dir=data_dir)
         if migrate:
-            store.migrate()
+            try:
+                store.migrate()
+            except BaseException:
+                store.close()  # no pooled connection outlives a failed open
+                raise
         return store
 
     @property

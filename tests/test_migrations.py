@@ -1,0 +1,183 @@
+"""Schema migrations with data present, on SQLite and PostgreSQL (SECURITY R67, b9).
+
+A database at the previous release's revision (0001) holding tokens, client secrets, jobs,
+usage points, readings and the web app's legacy zone table is upgraded to head: every row
+survives and the zones move onto ``usage_points.local_time``. A revision failing halfway
+rolls back as a whole (transactional DDL, on SQLite too) and says so; downgrading works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sqlalchemy", reason="the db extra is not installed")
+
+from cryptography.fernet import Fernet
+from sqlalchemy import inspect, text
+
+from greenbutton._secret import Secret
+from greenbutton.oauth import Token
+from greenbutton.storage import DatabaseTokenStore, StorageError, Store, create_job
+from tests.storage_harness import database_url
+
+KEY = Fernet.generate_key()
+TOKEN = Token(
+    kind="access",
+    access_token=Secret("access-0001"),
+    refresh_token=Secret("refresh-0001"),
+    expires_at=2e9,
+    scope="FB=1_3_4_5_13_14_39",
+)
+ZONE = '{"tz_offset": -18000, "dst_offset": 3600, "label": "EST5EDT"}'
+OLD_TABLES = (
+    "utilities", "authorizations", "ingest_jobs", "usage_points", "meter_readings", "readings",
+)  # fmt: skip
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from database_url(request.param, tmp_path)
+
+
+def _at_0001_with_data(url: str, tmp_path: Path) -> Store:
+    """A database as the previous release left it: at 0001, rows in every table."""
+    store = Store.open(url, data_dir=tmp_path, migrate=False)
+    store.migrate("0001")
+    tokens = DatabaseTokenStore(store, KEY)
+    tokens.save("alice", TOKEN)
+    tokens.save_client("sim", "client-1", Secret("client-secret"), Secret("reg-token"))
+    done = create_job(store, "https://dc.example/espi/1_1/resource/Batch/Subscription/1")
+    create_job(store, "https://dc.example/espi/1_1/resource/Batch/Subscription/2")
+    with store.begin() as conn:
+        conn.execute(
+            text("UPDATE ingest_jobs SET state = 'done', rows = 48 WHERE id = :i"), {"i": done}
+        )
+        for key in ("up-1", "up-2"):
+            up = conn.execute(
+                text("INSERT INTO usage_points (namespace, key) VALUES ('', :k) RETURNING id"),
+                {"k": key},
+            ).scalar_one()
+            mr = conn.execute(
+                text(
+                    "INSERT INTO meter_readings (usage_point_id, key, uom)"
+                    " VALUES (:u, 'mr-1', 72) RETURNING id"
+                ),
+                {"u": up},
+            ).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO readings (meter_reading_id, start, usage_point_id, duration,"
+                    " raw_value, multiplier, uom) VALUES (:m, :s, :u, 3600, :v, 0, 72)"
+                ),
+                [{"m": mr, "u": up, "s": 1_300_000_000 + 3600 * i, "v": i} for i in range(24)],
+            )  # fmt: skip
+        conn.execute(
+            text(
+                "CREATE TABLE web_usage_point_zones (namespace TEXT, key TEXT,"
+                " local_time TEXT NOT NULL, PRIMARY KEY (namespace, key))"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO web_usage_point_zones VALUES ('', 'up-1', :z), ('', 'gone', :z)"),
+            {"z": ZONE},
+        )
+    return store
+
+
+def _columns(store: Store, table: str) -> list[str]:
+    with store.connect() as conn:
+        return [c["name"] for c in inspect(conn).get_columns(table)]
+
+
+def _tables(store: Store) -> set[str]:
+    with store.connect() as conn:
+        return set(inspect(conn).get_table_names())
+
+
+def _dump(store: Store, columns: dict[str, list[str]]) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the 0001 tables, in those tables' 0001 columns."""
+    out = {}
+    with store.connect() as conn:
+        for table, cols in columns.items():
+            names = ", ".join(cols)
+            query = f"SELECT {names} FROM {table} ORDER BY {names}"  # noqa: S608
+            out[table] = [tuple(r) for r in conn.execute(text(query))]
+    return out
+
+
+def _zones(store: Store) -> dict[str, str | None]:
+    with store.connect() as conn:
+        rows = conn.execute(text("SELECT key, local_time FROM usage_points ORDER BY key"))
+        return {k: z for k, z in rows}  # noqa: C416
+
+
+def test_upgrade_with_data_present_keeps_every_row_and_downgrade_works(
+    store_url: str, tmp_path: Path
+) -> None:
+    store = _at_0001_with_data(store_url, tmp_path)
+    columns = {t: _columns(store, t) for t in OLD_TABLES}
+    before = _dump(store, columns)
+    assert "local_time" not in columns["usage_points"]
+    assert len(before["readings"]) == 48 and len(before["ingest_jobs"]) == 2
+
+    store.migrate()
+    assert store.schema_revision() == "0002"
+    assert _dump(store, columns) == before
+    assert _zones(store) == {"up-1": ZONE, "up-2": None}  # moved; the orphan zone dropped
+    assert "web_usage_point_zones" not in _tables(store)
+    assert "web_sessions" in _tables(store)
+    tokens = DatabaseTokenStore(store, KEY)
+    assert tokens.load("alice") == TOKEN  # still decrypts
+    assert tokens.load_client("sim") == ("client-1", Secret("client-secret"), Secret("reg-token"))
+
+    store.downgrade("0001")
+    assert store.schema_revision() == "0001"
+    assert "local_time" not in _columns(store, "usage_points")
+    assert "web_sessions" not in _tables(store)
+    assert _dump(store, columns) == before
+    store.migrate()  # and up again
+    assert store.schema_revision() == "0002"
+    assert _dump(store, columns) == before
+    store.close()
+
+
+def test_a_migration_failing_halfway_leaves_the_database_unchanged(
+    store_url: str, tmp_path: Path
+) -> None:
+    # b9/R67: an index name r0002 creates in its LAST step is taken, so the upgrade fails
+    # after it has added the column, moved the zones and dropped the legacy table.
+    store = _at_0001_with_data(store_url, tmp_path)
+    columns = {t: _columns(store, t) for t in OLD_TABLES}
+    with store.begin() as conn:
+        conn.execute(text("CREATE TABLE obstacle (x INTEGER)"))
+        conn.execute(text("CREATE INDEX ix_web_sessions_seen_at ON obstacle (x)"))
+    before = _dump(store, columns)
+    tables = _tables(store)
+    store.close()
+
+    with pytest.raises(StorageError) as info:
+        Store.open(store_url, data_dir=tmp_path)
+    message = str(info.value)
+    assert message.startswith("migrating the database to 0002 failed: ")
+    assert "ix_web_sessions_seen_at" in message
+    assert message.endswith("; it is unchanged at 0001")
+
+    with Store.open(store_url, data_dir=tmp_path, migrate=False) as store:
+        assert store.schema_revision() == "0001"
+        assert _tables(store) == tables  # the legacy table is back, web_sessions is not there
+        assert _columns(store, "usage_points") == columns["usage_points"]  # no local_time
+        assert _dump(store, columns) == before
+        with store.connect() as conn:
+            legacy = conn.execute(text("SELECT count(*) FROM web_usage_point_zones"))
+            assert legacy.scalar_one() == 2
+        with store.begin() as conn:  # the operator removes the obstacle
+            conn.execute(text("DROP INDEX ix_web_sessions_seen_at"))
+            conn.execute(text("DROP TABLE obstacle"))
+
+    with Store.open(store_url, data_dir=tmp_path) as store:
+        assert store.schema_revision() == "0002"
+        assert _dump(store, columns) == before
+        assert _zones(store) == {"up-1": ZONE, "up-2": None}
