@@ -2,8 +2,14 @@
 
 SQLite: a writer holding the lock past the lock timeout, a read-only file, a copy without
 its ``-wal`` file, a corrupted page. PostgreSQL: serialization failures and deadlocks are
-retried, ``statement_timeout`` leaves nothing half-written. Both: a token row locked by
-another connection, the same resource ingested concurrently.
+retried, ``statement_timeout`` leaves nothing half-written, a connection dropped mid-ingest
+(``pg_terminate_backend``) re-runs the resource on a fresh one, a concurrent upsert of the
+same rows waits instead of failing, the locked token refresh is never re-run. Both: a token
+row locked by another connection, the same resource ingested concurrently, ``kill -9`` of an
+ingesting process at chosen points (R62: per-day checksums equal a clean run's after the
+restart), the wall clock jumping during jobs, an unreachable database.
+
+Migrations with data present and failing halfway are in ``test_migrations.py``.
 
 Wrong Fernet keys and tampered ciphertext are covered in ``test_storage.py``.
 """
