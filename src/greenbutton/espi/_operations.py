@@ -25,9 +25,9 @@ the drivers), the lock must be taken and released by the same object that reads 
 under it (a second database connection would wait for our own row lock), and the drivers
 close every flow when a run ends, so an error or a cancellation during the request exits the
 ``with`` and rolls back, releasing the lock without saving. The in-process lock is taken
-first, so one process holds at most one connection waiting for the row. (Under
-``run_async`` that wait blocks the event loop while another process refreshes, as the
-store's other calls do.) A process that dies after the custodian rotated but before the
+first, so one process holds at most one connection waiting for the row. (``run_async``
+advances flows in a worker thread, so that wait and the store's other calls leave the event
+loop free.) A process that dies after the custodian rotated but before the
 commit leaves the old set stored; its next refresh is refused (``invalid_grant``), which
 the database store records as ``reauth_required`` (R53).
 """

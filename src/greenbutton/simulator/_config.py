@@ -39,6 +39,7 @@ class Faults:
     duplicate_notifications: bool = False  # POST every BatchList twice
     expire_tokens: bool = False  # every access token is treated as expired
     revoke_all: bool = False  # every authorization is treated as revoked
+    body_stall_ms: int = 0  # pause after a response body's first chunk (a slow download)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

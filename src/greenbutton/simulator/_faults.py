@@ -3,7 +3,9 @@
 
 :class:`FaultMiddleware` wraps the whole API app (token endpoint and resources): latency per
 request and per new connection, 429 + Retry-After above a request rate, a burst of N error
-statuses, truncated XML bodies.
+statuses, truncated XML bodies, and a stall in the middle of a body (``body_stall_ms``: the
+headers and the first chunk arrive, then the rest after the pause, as on a slow download
+during which a token may expire).
 
 Modelling a WAN: ``latency_ms`` is one request's round trip; ``connect_latency_ms`` is what a
 *new* connection costs before its first request can go, charged on that first request. A new
@@ -99,6 +101,8 @@ class FaultMiddleware:
             retry = faults.retry_after if status in (429, 503) else None
             await _plain(send, status, "injected fault", retry_after=retry)
             return
+        if faults.body_stall_ms > 0:
+            send = _stalling(send, faults.body_stall_ms / 1000)
         if faults.malformed_xml:
             await self.app(scope, receive, _truncating(send))
             return
@@ -216,6 +220,27 @@ def _truncating(send: Send) -> Send:
             await send({"type": "http.response.body", "body": body[: max(1, len(body) // 2)]})
             return
         await send(message)
+
+    return wrapped
+
+
+def _stalling(send: Send, pause: float) -> Send:
+    """Wrap ``send`` so a body pauses once, after its first non-empty chunk has gone out
+    (a one-chunk body is split in two for that)."""
+    stalled = False
+
+    async def wrapped(message: Message) -> None:
+        nonlocal stalled
+        body = message.get("body", b"")
+        if stalled or message["type"] != "http.response.body" or not body:
+            await send(message)
+            return
+        stalled = True
+        head, tail = body[: max(1, len(body) // 2)], body[max(1, len(body) // 2) :]
+        more = message.get("more_body", False)
+        await send({"type": "http.response.body", "body": head, "more_body": True})
+        await anyio.sleep(pause)
+        await send({"type": "http.response.body", "body": tail, "more_body": more})
 
     return wrapped
 
