@@ -179,6 +179,21 @@ def _wait_for(path: Path, proc: subprocess.Popen[str], what: str) -> None:
         time.sleep(0.01)
 
 
+def _hold_row(url: str, key: str, tmp_path: Path) -> tuple[subprocess.Popen[str], Path, Path]:
+    """Start a HOLDER process and wait until it has the row: (process, release, released)."""
+    held, release, released = tmp_path / "held", tmp_path / "release", tmp_path / "released"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, url, key, str(held), str(release), str(released)],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(held, holder, "the holder did not take the row lock")
+    return holder, release, released
+
+
 @pytest.mark.anyio
 async def test_async_client_waits_for_the_row_lock_off_the_event_loop(
     gb: SimulatorHandle, store: Store, store_url: str, tmp_path: Path
@@ -188,17 +203,8 @@ async def test_async_client_waits_for_the_row_lock_off_the_event_loop(
     running all along, and the task then refreshes once."""
     tokens = DatabaseTokenStore(store)
     key = _authorize_expired(gb, tokens)
-    held, release, released = tmp_path / "held", tmp_path / "release", tmp_path / "released"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, store_url, key, str(held), str(release), str(released)],
-        cwd=ROOT,
-        env=dict(os.environ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    holder, release, released = _hold_row(store_url, key, tmp_path)
     try:
-        _wait_for(held, holder, "the holder did not take the row lock")
         ticks_while_waiting = 0
         call_done = False
 
@@ -239,6 +245,44 @@ async def test_async_client_waits_for_the_row_lock_off_the_event_loop(
         assert waiting >= 1  # our task really was queued on the row lock when it let go
     assert _grants(gb) == [200]  # and the waiting task refreshed exactly once
     assert tokens.status(key) == "active"
+
+
+@pytest.mark.anyio
+async def test_task_cancelled_while_waiting_for_the_row_lock_sends_nothing(
+    gb: SimulatorHandle, store: Store, store_url: str, tmp_path: Path
+) -> None:
+    """A task cancelled while its worker thread waits for the row: once the thread has the
+    lock the task stops before sending the refresh, and closing the flow (off the loop,
+    shielded) rolls back and releases the row, so the next call refreshes normally."""
+    tokens = DatabaseTokenStore(store)
+    key = _authorize_expired(gb, tokens)
+    holder, release, released = _hold_row(store_url, key, tmp_path)
+    try:
+        async with AsyncClient.for_simulator(_registration(gb), token_store=tokens) as client:
+            with anyio.CancelScope() as scope:
+
+                async def cancel_later() -> None:
+                    for _ in range(TICKS):
+                        await anyio.sleep(0.005)
+                    scope.cancel()  # the call is waiting for the row now
+                    release.touch()
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(cancel_later)
+                    await client.usage_points(key)
+            assert scope.cancelled_caught
+            _, err = holder.communicate(timeout=30)
+            assert holder.returncode == 0, err
+            assert _grants(gb) == []  # the cancelled task sent no refresh
+
+            with anyio.fail_after(30):  # a row left locked would make this wait, then fail
+                doc = await client.usage_points(key)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.communicate()
+    assert isinstance(doc, Document) and doc.usage_points
+    assert _grants(gb) == [200] and tokens.status(key) == "active"
 
 
 # -- 2. R52: 50 coroutines + 8 threads + 2 processes, one refresh -------------------------------

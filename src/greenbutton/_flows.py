@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import httpx2
 
@@ -454,6 +455,9 @@ async def run_async(
         value: Any = None
         while True:
             done, step = await anyio.to_thread.run_sync(_advance, flow, value)
+            # The thread is not abandoned on cancellation (the flow may hold a store lock);
+            # a task cancelled meanwhile stops here, before its next step is sent.
+            await anyio.lowlevel.checkpoint_if_cancelled()
             if done:
                 return step  # type: ignore[no-any-return]
             if isinstance(step, Lock):
