@@ -8,7 +8,9 @@ paging, retries, rate limit, deadline, body cap) exists once.
 An *authorization* is named by its token-store key (by default the token's
 ``authorizationURI``, as returned by :meth:`Client.exchange_code`) or given as a
 :class:`~greenbutton.oauth.Token`. Data methods return a parsed
-:class:`~greenbutton.models.Document`, or the body bytes with ``raw=True``.
+:class:`~greenbutton.models.Document`, or the body bytes with ``raw=True``. A call on an
+authorization the token store marks ``reauth_required`` (see
+:class:`~greenbutton.oauth.SupportsStatus`) raises ``InvalidGrantError`` before any request.
 """
 
 from __future__ import annotations
@@ -399,7 +401,8 @@ class Client(_Base):
 
 class AsyncClient(_Base):
     """The same methods as :class:`Client`, awaitable; token refresh is single-flight
-    across tasks (SECURITY R52)."""
+    across tasks (SECURITY R52). Token-store I/O, including a wait for another process's
+    lock on a token, runs in worker threads, never on the event loop."""
 
     def __init__(
         self,
