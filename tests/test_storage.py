@@ -289,6 +289,12 @@ def test_failure_mid_ingest_leaves_nothing_and_retry_completes(
         ingest_file(store, path)
     jobs = pending_jobs(store)
     assert len(jobs) == 1 and jobs[0][1] == path.resolve().as_uri()
+    with store.begin() as conn:  # a job given up on by sync is not pending
+        conn.execute(text("UPDATE ingest_jobs SET state = 'abandoned'"))
+    assert pending_jobs(store) == []
+    with store.begin() as conn:
+        conn.execute(text("UPDATE ingest_jobs SET state = 'failed'"))
+    assert pending_jobs(store) == jobs
 
     monkeypatch.setattr(_ingest, seam, real)
     result = ingest_file(store, path)  # the retry picks up the same job

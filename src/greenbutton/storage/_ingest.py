@@ -335,11 +335,13 @@ def fail_job(store: Store, job_id: int, error: str) -> None:
 
 
 def pending_jobs(store: Store) -> list[tuple[int, str]]:
-    """Jobs not yet done (pending, interrupted while running, or failed), oldest first."""
+    """Jobs still to run (pending, interrupted while running, or failed), oldest first.
+
+    Jobs that ran out of attempts (``abandoned``, see ``sync``) are not among them."""
     with store.connect() as conn:
         rows = conn.execute(
             select(ingest_jobs.c.id, ingest_jobs.c.resource_uri)
-            .where(ingest_jobs.c.state != "done")
+            .where(ingest_jobs.c.state.not_in(("done", "abandoned")))
             .order_by(ingest_jobs.c.id)
         )
         return [(int(i), str(u)) for i, u in rows]
