@@ -308,5 +308,7 @@ def test_zone_records_and_totals() -> None:
     tz, label = time_zone_of(raw)
     assert label == "America/New_York" and str(tz) == "America/New_York"
     assert time_zone_of(None)[1] == "UTC" and time_zone_of("not json")[1] == "UTC"
-    assert _total("forward", "Wh", 531_002.6) == "forward: 531.0 kWh"
+    assert _total("forward", "Wh", 531_002.6) == "import: 531.0 kWh"  # the charts' words
+    assert _total("reverse", "Wh", 1_000.0) == "export: 1.0 kWh"
+    assert _total("net", "Wh", 1_000.0) == "net: 1.0 kWh"
     assert _total("", "therm", 12.34) == "total: 12.3 therms"

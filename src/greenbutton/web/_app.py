@@ -107,11 +107,13 @@ class _SecurityHeaders:
 
 
 _UNITS = {"therm": ("therms", 0)}  # beside display_unit's kWh for Wh
+#: The charts' words for ESPI flow directions (forward = delivered to the customer).
+_FLOWS = {"forward": "import", "reverse": "export"}
 
 
 def _total(flow: str, uom: str, value: float) -> str:
     unit, shift = _UNITS.get(uom) or display_unit(uom)
-    return f"{flow or 'total'}: {scaled(value, shift):,.1f} {unit}"
+    return f"{_FLOWS.get(flow, flow) or 'total'}: {scaled(value, shift):,.1f} {unit}"
 
 
 @dataclass(slots=True)
