@@ -360,11 +360,12 @@ def test_a_job_out_of_attempts_is_abandoned_reported_once_and_its_data_recovered
     assert set(_job_states(store)) == {"done", "abandoned"}  # nothing left to poison a run
     assert _snapshot(store) != full
 
-    # run B: nothing new fails -> exit 0; the hole is still re-requested, with a fresh job
+    # run B: nothing new fails -> exit 0; the catch-up polls again, the given-up holes
+    # wait for retry_abandoned_after (a day) instead of failing every run meanwhile
     b = run("sync", *common)
     assert b.exit_code == 0, b.output
-    assert "gaps re-requested: 2" in b.stdout and "abandoned" not in b.output
-    assert _snapshot(store) == full
+    assert "gaps re-requested: 0" in b.stdout and "abandoned" not in b.output
+    assert _snapshot(store) != full
 
     # accounts lists the abandoned jobs with their last error (JSON and text)
     (account,) = json.loads(run("accounts", "--database", store_url, "--json").stdout)
@@ -375,6 +376,19 @@ def test_a_job_out_of_attempts_is_abandoned_reported_once_and_its_data_recovered
     assert f"{n} abandoned" in listing.stdout
     assert listing.stdout.count("last error: ServerError") == n
     assert "sync --retry-failed" in listing.stdout
+
+    # run B2: the wall clock was set back since they were given up (their last update lies
+    # in the future), so the holes are due at once: re-requested with the same jobs
+    with store.begin() as conn:
+        conn.execute(text("UPDATE ingest_jobs SET updated_at = updated_at + 3600"))
+    b2 = run("sync", *common)
+    assert b2.exit_code == 0, b2.output
+    assert "gaps re-requested: 2" in b2.stdout
+    assert "abandoned windows asked for again: 2" in b2.stdout
+    assert _snapshot(store) == full
+    n -= 2  # the catch-up windows stay listed: later polls fetched their data
+    (account,) = json.loads(run("accounts", "--database", store_url, "--json").stdout)
+    assert len(account["abandoned"]) == n
 
     # run C: --retry-failed during an outage that hits exactly the re-queued jobs' requests
     # (5 attempts x 4 requests each): the run that gives up says so and exits 1

@@ -168,9 +168,10 @@ def sync(
     next run finishes the rest. Progress on stderr (when it is a terminal); a summary on
     stdout; exit 1 when some job or authorization failed in this run.
 
-    A job that fails 5 times is abandoned: that run lists it and exits 1, later runs do
-    not retry it (missing data is still re-requested as a catch-up or a hole). `accounts`
-    lists abandoned jobs; --retry-failed runs them again.
+    A job that fails 5 times is abandoned: that run lists it and exits 1. A window given
+    up on whose data is still missing is asked for again once a day; failing again there
+    is reported but does not make the run exit 1. `accounts` lists abandoned jobs;
+    --retry-failed runs them all again now.
 
     \b
     Examples:
@@ -219,6 +220,8 @@ def _print_report(report: SyncReport) -> None:
         click.echo(f"abandoned jobs re-queued: {report.requeued}")
     click.echo(f"jobs run: {report.jobs_run} (resumed from an earlier run: {report.resumed})")
     click.echo(f"gaps re-requested: {report.gaps}")
+    if report.retried:
+        click.echo(f"abandoned windows asked for again: {report.retried}")
     for point, added in report.readings.items():
         click.echo(f"readings added: {added:,} {point}")
     for key, why in report.skipped.items():
@@ -235,6 +238,16 @@ def _print_report(report: SyncReport) -> None:
         if len(report.abandoned) > 5:
             click.echo(
                 f"  ... and {len(report.abandoned) - 5} more (greenbutton accounts)", err=True
+            )
+    if report.still_abandoned:
+        click.echo(
+            f"{len(report.still_abandoned)} abandoned window(s) failed again; asked for "
+            "again in a day, or now with `greenbutton sync --retry-failed`",
+            err=True,
+        )
+        for job in report.still_abandoned[:5]:
+            click.echo(
+                f"  still failing {job.authorization} {job.uri}: {job.error or '-'}", err=True
             )
     if report.unfinished:
         click.echo(f"{len(report.unfinished)} job(s) unfinished; run sync again", err=True)

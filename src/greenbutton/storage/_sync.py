@@ -25,11 +25,17 @@ The backoff honours the custodian's ``Retry-After`` and waits on the monotonic c
 wall clock set back or forward neither stalls nor hurries it.
 
 A job out of attempts becomes ``abandoned``, its last error kept: the run that gives up
-reports it (not ``ok``), later runs neither retry it nor fail because of it. Its data is
-not written off: the catch-up starts from the stored high-water mark, which the failed
-window did not move, and a window missing between stored readings is a hole, re-requested
-with a fresh job. ``accounts`` lists abandoned jobs; ``sync(retry_failed=True)`` re-queues
-them.
+reports it (not ``ok``), later runs do not fail because of it. Its data is not written
+off: an abandoned window still missing its data is asked for again, automatically, once
+per ``retry_abandoned_after`` (default a day, from the job's last update; a job updated
+"in the future" by a clock set back is due at once). That covers a hole between stored
+readings, an explicit backfill, and a window starting before the first stored reading,
+such as the very first one of a usage point (the catch-up starts after the stored data,
+holes lie between it). Such a re-request gives the job fresh attempts; failing again, it
+is abandoned again and reported (``still_abandoned``) without making the run fail: only
+new data failing does. Windows a later catch-up covers are never waited for.
+``accounts`` lists abandoned jobs; ``sync(retry_failed=True)`` re-queues them all at
+once, and their failure fails the run.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from sqlalchemy import and_, func, select, update
 
@@ -63,6 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_HISTORY_DAYS",
+    "RETRY_ABANDONED_AFTER",
     "AbandonedJob",
     "AccountSummary",
     "SeriesCoverage",
@@ -75,6 +82,8 @@ __all__ = [
 #: History fetched for a usage point with nothing stored, when ``since`` is not given.
 DEFAULT_HISTORY_DAYS = 365
 MAX_ATTEMPTS = 5
+#: Seconds before an abandoned window whose data is still missing is asked for again.
+RETRY_ABANDONED_AFTER = 24 * 3600.0
 #: Longest wait between two attempts of a job within one run, seconds.
 MAX_RETRY_DELAY = 30.0
 #: Job states a run picks up again; ``done`` and ``abandoned`` are terminal.
@@ -98,10 +107,13 @@ class SyncReport:
     errors: list[str] = field(default_factory=list)
     abandoned: list[AbandonedJob] = field(default_factory=list)  # given up in this run
     requeued: int = 0  # abandoned jobs put back by ``retry_failed``
+    retried: int = 0  # abandoned windows asked for again (``retry_abandoned_after``)
+    still_abandoned: list[AbandonedJob] = field(default_factory=list)  # ... failing again
 
     @property
     def ok(self) -> bool:
-        """Nothing failed for good in this run (jobs abandoned earlier do not count)."""
+        """Nothing new failed for good in this run: jobs abandoned earlier, and their
+        automatic re-requests failing again (``still_abandoned``), do not count."""
         return not self.unfinished and not self.skipped and not self.abandoned
 
 
@@ -130,6 +142,7 @@ class _Job:
     auth: _Auth
     attempts: int
     error: str | None = None  # of the last failed attempt
+    retry: bool = False  # an abandoned window asked for again: failing, it is not new
 
 
 def _utc(value: TimeLike) -> datetime:
@@ -179,15 +192,25 @@ def _unfinished(store: Store, auths: list[_Auth]) -> list[_Job]:
     return [_Job(int(i), str(u), by_id[int(a)], int(n), e) for i, u, a, n, e in rows]
 
 
-def _enqueue(store: Store, uri: str, auth: _Auth, *, once: bool) -> _Job | None:
+def _due(updated_at: float, now: float, after: float) -> bool:
+    """Whether an abandoned job may be asked for again; a wall clock set back since its
+    last update makes it due at once rather than never."""
+    return updated_at > now or now - updated_at >= after
+
+
+def _enqueue(
+    store: Store, uri: str, auth: _Auth, *, once: bool, now: float, after: float
+) -> _Job | None:
     """The unfinished job for ``uri`` or a new one; with ``once``, none if it was done.
 
-    An abandoned job is not reused: the window is asked for because its data is still
-    missing, so it gets a fresh job with fresh attempts."""
+    A catch-up window (not ``once``: it ends now, so it asks for new data) is always asked
+    for, with a fresh job if an earlier one was abandoned. Any other abandoned window comes
+    back (fresh attempts, same row, so ``accounts`` shows one entry per window) only when
+    due (:func:`_due`); until then it is not asked for."""
     j = ingest_jobs
     with store.connect() as conn:
         row = conn.execute(
-            select(j.c.id, j.c.state, j.c.attempts)
+            select(j.c.id, j.c.state, j.c.attempts, j.c.updated_at)
             .where(j.c.resource_uri == uri, j.c.authorization_id == auth.id)
             .order_by(j.c.id.desc())
             .limit(1)
@@ -196,7 +219,55 @@ def _enqueue(store: Store, uri: str, auth: _Auth, *, once: bool) -> _Job | None:
         return _Job(int(row.id), uri, auth, int(row.attempts))
     if row is not None and row.state == "done" and once:
         return None
+    if row is not None and row.state == "abandoned" and once:
+        if not _due(float(row.updated_at), now, after):
+            return None
+        _revive(store, int(row.id))
+        return _Job(int(row.id), uri, auth, 0, retry=True)
     return _Job(create_job(store, uri, authorization_id=auth.id), uri, auth, 0)
+
+
+def _revive(store: Store, job_id: int) -> None:
+    j = ingest_jobs
+    with store.begin() as conn:
+        conn.execute(
+            update(j)
+            .where(j.c.id == job_id, j.c.state == "abandoned")
+            .values(state="pending", attempts=0, updated_at=time.time())
+        )
+
+
+def _bound(text: str) -> int:
+    """A ``published-min/max`` value as written by :func:`_uri` (either format)."""
+    if text.isdigit():
+        return int(text)
+    return int(datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
+
+
+def _abandoned_windows(store: Store, auth: _Auth) -> dict[str, tuple[int, int]]:
+    """URI -> window of the jobs whose window was last given up on (not since fetched)."""
+    j = ingest_jobs
+    given_up = select(j.c.resource_uri).where(
+        j.c.state == "abandoned", j.c.authorization_id == auth.id
+    )
+    latest: dict[str, str] = {}
+    with store.connect() as conn:
+        for uri, state in conn.execute(
+            select(j.c.resource_uri, j.c.state)
+            .where(j.c.authorization_id == auth.id, j.c.resource_uri.in_(given_up))
+            .order_by(j.c.id)
+        ):
+            latest[str(uri)] = str(state)
+    windows: dict[str, tuple[int, int]] = {}
+    for uri, state in latest.items():
+        query = parse_qs(urlsplit(uri).query)
+        try:
+            lo, hi = (_bound(query[k][0]) for k in ("published-min", "published-max"))
+        except (KeyError, ValueError):
+            continue  # not a window this module planned
+        if state == "abandoned":
+            windows[uri] = (lo, hi)
+    return windows
 
 
 def _coverage(store: Store, namespace: str, auth: _Auth) -> dict[str, tuple[int, int, int]]:
@@ -278,8 +349,10 @@ def _plan(
     until: datetime,
     backfill: bool,
     report: SyncReport,
+    retry_after: float,
 ) -> list[_Job]:
-    """Catch-up, gap and backfill jobs for one authorization (one listing request)."""
+    """Catch-up, gap, backfill and abandoned-window jobs for one authorization (one
+    listing request)."""
     if not auth.subscription:
         raise ConfigurationError("the token names no subscription (resourceURI)")
     listing = client.usage_points(auth.key)
@@ -289,13 +362,21 @@ def _plan(
     coverage = _coverage(store, namespace, auth)
     holes = _holes(store, namespace, auth)
     days = client.profile.window_days
+    abandoned = _abandoned_windows(store, auth)
+    wall = time.time()
     jobs: list[_Job] = []
+    seen: set[int] = set()
+
+    def add_uri(uri: str, *, once: bool) -> bool:
+        job = _enqueue(store, uri, auth, once=once, now=wall, after=retry_after)
+        if job is not None and job.id not in seen:  # planned twice: keep the first
+            seen.add(job.id)
+            jobs.append(job)
+            report.retried += job.retry
+        return job is not None
 
     def add(up_id: str, lo: TimeLike, hi: TimeLike, *, once: bool) -> bool:
-        job = _enqueue(store, _uri(client, auth.subscription or "", up_id, lo, hi), auth, once=once)
-        if job is not None:
-            jobs.append(job)
-        return job is not None
+        return add_uri(_uri(client, auth.subscription or "", up_id, lo, hi), once=once)
 
     for up_key, up_id in ids.items():
         first, low_mark, _high = coverage.get(up_key, (None, None, None))
@@ -306,6 +387,16 @@ def _plan(
             # left alone for longer than the default history) must not skip a stretch.
             mark = datetime.fromtimestamp(low_mark, UTC)
             start = max(floor, mark) if backfill else mark
+        # A given-up window before the first stored reading and behind the catch-up (the
+        # first window of a usage point, say): no hole or catch-up would ask for it again.
+        prefix = client.paths.batch_usage_point(auth.subscription, up_id) + "?"
+        for uri, (lo_s, hi_s) in abandoned.items():
+            if (
+                uri.startswith(prefix)
+                and hi_s <= start.timestamp()
+                and (first is None or lo_s < first)
+            ):
+                add_uri(uri, once=True)
         if backfill and first is not None and floor.timestamp() < first:
             for lo, hi in split_windows(floor, datetime.fromtimestamp(first, UTC), days):
                 add(up_id, lo, hi, once=True)
@@ -401,7 +492,8 @@ class _Runner:
 
     def _abandon(self, job: _Job, attempts: int, error: str | None) -> None:
         _set_abandoned(self.store, job.id)
-        self.report.abandoned.append(AbandonedJob(job.auth.key, job.uri, attempts, error))
+        given_up = AbandonedJob(job.auth.key, job.uri, attempts, error)
+        (self.report.still_abandoned if job.retry else self.report.abandoned).append(given_up)
 
     def _one(self, job: _Job) -> str | None:
         """One attempt: ``None`` when the job is done, else the error (recorded on the job)."""
@@ -468,6 +560,7 @@ def sync(
     retry_delay: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
     retry_failed: bool = False,
+    retry_abandoned_after: float = RETRY_ABANDONED_AFTER,
 ) -> SyncReport:
     """Bring the database up to date for the stored authorizations of ``client``'s custodian.
 
@@ -475,7 +568,8 @@ def sync(
     another store holding the same keys). ``authorizations`` limits the run to those keys;
     ``since`` is where history starts when nothing is stored (an explicit ``since`` before
     the stored data also backfills); ``until`` defaults to now. ``retry_failed`` re-queues
-    the abandoned jobs of those authorizations first.
+    the abandoned jobs of those authorizations first; otherwise an abandoned window whose
+    data is still missing is asked for again once per ``retry_abandoned_after`` seconds.
 
     Raises :class:`StorageError` when the database fails (not a job failure: retrying the
     job would not help).
@@ -504,7 +598,18 @@ def sync(
         if auth.id in runner.broken:
             continue
         try:
-            planned.extend(_plan(store, client, auth, floor, now, since is not None, report))
+            planned.extend(
+                _plan(
+                    store,
+                    client,
+                    auth,
+                    floor,
+                    now,
+                    since is not None,
+                    report,
+                    retry_abandoned_after,
+                )  # fmt: skip
+            )
         except StorageError:
             raise
         except GreenButtonError as exc:
