@@ -27,6 +27,7 @@ import httpx2
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from greenbutton import ConfigurationError
@@ -566,3 +567,90 @@ def test_ipv6_loopback_listeners(tmp_path: Path) -> None:
             assert client.get("/").status_code == 200
         with gb.client(client_cert=False) as client:
             _no_http_answer(client, gb.api_url + "/")
+
+
+# -- certificate-bound tokens (R31, RFC 8705 §3) -------------------------------------------------
+
+
+def _client_token(http: httpx2.Client, reg: dict[str, Any]) -> str:
+    r = http.post(
+        reg["token_url"],
+        data={"grant_type": "client_credentials"},
+        auth=(reg["client_id"], reg["client_secret"]),
+    )
+    assert r.status_code == 200, r.text
+    token = r.json()["client_access_token"]
+    assert isinstance(token, str)
+    return token
+
+
+def _second_client_cert(gb: SimulatorHandle, tmp_path: Path) -> tuple[httpx2.Client, str]:
+    """An API client presenting another certificate from the simulator's CA, and its
+    x5t#S256 thumbprint."""
+    from greenbutton.simulator._binding import thumbprint
+
+    files = PKIFiles.in_dir(gb.state_dir)
+    ca = load_pair(files.ca_cert, files.ca_key)
+    assert ca is not None
+    other = issue_certificate(ca, "another third party", client=True)
+    cert, key = tmp_path / "other-cert.pem", tmp_path / "other-key.pem"
+    write_cert(cert, other)
+    write_key(key, other)
+    ctx = ssl.create_default_context(cafile=gb.registration["ca_cert"])
+    ctx.load_cert_chain(cert, key)
+    http = httpx2.Client(verify=ctx, trust_env=False, timeout=10.0)
+    return http, thumbprint(other.cert.public_bytes(serialization.Encoding.DER))
+
+
+@pytest.mark.parametrize("bind", [False, True])
+def test_bound_token_is_refused_over_another_certificate(tmp_path: Path, bind: bool) -> None:
+    from greenbutton.simulator._binding import thumbprint
+    from greenbutton.simulator._oauth import token_calls
+
+    with start_simulator(tmp_path / "sim", customers=1, bind_tokens=bind) as sim:
+        reg = sim.registration
+        cert = x509.load_pem_x509_certificate(Path(reg["client_cert"]).read_bytes())
+        ours = thumbprint(cert.public_bytes(serialization.Encoding.DER))
+        with sim.api_client() as http:
+            token = _client_token(http, reg)
+            url = f"{reg['resource_url']}/ReadServiceStatus"
+            auth = {"Authorization": f"Bearer {token}"}
+            assert http.get(url, headers=auth).status_code == 200
+        assert token_calls(sim.sim)[-1].client_cert_sha256 == ours  # what the endpoint saw
+        assert sim.sim.token_bindings == ({token: ours} if bind else {})
+        other, theirs = _second_client_cert(sim, tmp_path)
+        with other:
+            r = other.get(url, headers=auth)
+        if not bind:  # default: any certificate of the CA may carry any token, as before
+            assert r.status_code == 200
+            assert sim.sim.binding_rejections == []
+            return
+        assert r.status_code == 401
+        assert 'error="invalid_token"' in r.headers["www-authenticate"]
+        assert [(x.presented, x.bound) for x in sim.sim.binding_rejections] == [(theirs, ours)]
+
+
+def test_issue_client_certificate_replaces_the_registered_files(tmp_path: Path) -> None:
+    from greenbutton.simulator._binding import issue_client_certificate
+
+    with start_simulator(
+        tmp_path / "sim", portal_app=placeholder_app, api_app=placeholder_app
+    ) as sim:
+        reg = sim.registration
+        before = load_pair(Path(reg["client_cert"]), Path(reg["client_key"]))
+        assert before is not None
+        issue_client_certificate(sim.sim, rsa_bits=None)
+        after = load_pair(Path(reg["client_cert"]), Path(reg["client_key"]))
+        assert after is not None  # a matching pair
+        assert after.cert.serial_number != before.cert.serial_number
+        assert after.cert.subject == before.cert.subject  # the same third party
+        assert after.cert.issuer == before.cert.issuer
+        assert _mode(reg["client_key"]) == 0o600
+        with sim.api_client() as http:  # the CA trusts it at the handshake
+            assert http.get("/ok").status_code == 200
+
+
+def test_cli_help_lists_bind_tokens() -> None:
+    result = CliRunner().invoke(cli, ["simulator", "--help"])
+    assert result.exit_code == 0
+    assert "--bind-tokens" in result.output

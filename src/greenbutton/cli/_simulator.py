@@ -98,6 +98,11 @@ _port = click.IntRange(0, 65535)
     is_flag=True,
     help="Allow a --host that is not loopback (fresh secrets are generated for it).",
 )
+@click.option(
+    "--bind-tokens",
+    is_flag=True,
+    help="Bind access tokens to the client certificate they were issued over (RFC 8705).",
+)
 @click.option("--access-log", is_flag=True, help="Log every request to stderr.")
 def simulator_command(
     state_dir: Path | None,
@@ -117,6 +122,7 @@ def simulator_command(
     drop_notifications: bool,
     duplicate_notifications: bool,
     allow_non_loopback: bool,
+    bind_tokens: bool,
     access_log: bool,
 ) -> None:
     """Run a Green Button data custodian on loopback: customer portal, OAuth server and ESPI
@@ -147,6 +153,7 @@ def simulator_command(
         data_dir=data_dir,
         notification_interval=notify_every,
         allow_insecure_bind=allow_non_loopback,
+        bind_tokens=bind_tokens,
         faults=Faults(
             latency_ms=latency_ms,
             rate_limit_per_s=fault_429_rate,

@@ -60,4 +60,6 @@ class SimulatorConfig:
     access_token_ttl: int = 3600  # s (PG&E: 3600)
     notification_interval: float | None = None  # s between "new daily data" notifications
     allow_insecure_bind: bool = False  # a non-loopback host needs this and fresh secrets
+    # RFC 8705 §3: bind access tokens to the client certificate they were issued over
+    bind_tokens: bool = False
     faults: Faults = field(default_factory=Faults)

@@ -28,6 +28,10 @@ no password grant: SECURITY R13). What is added here, and why:
   come under the key ``client_access_token`` as PG&E sends them (ESPI_NOTES 2.2).
 * ``Cache-Control: no-store`` and ``Pragma: no-cache`` on every token response, errors too
   (R69); token values come from ``SimulatorState.issue_token`` (>= 128 bits).
+* **Certificate-bound access tokens (R31, RFC 8705 §3)** with ``config.bind_tokens``: each
+  access or client token is bound to the thumbprint of the certificate on the connection
+  that asked for it (the token endpoint is on the mutual-TLS API listener, so there always
+  is one); refresh tokens are not bound (RFC 8705 §7.1, see ``_binding``).
 
 The server never fetches a URL it is given (R69): redirect URIs are compared as strings and
 only ever used as a ``Location``.
@@ -38,6 +42,7 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import contextvars
 import hmac
 import json
 import logging
@@ -64,6 +69,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ._binding import peer_thumbprint
 from ._config import PATHS
 from ._simulator import Simulator
 from ._state import (
@@ -87,6 +93,8 @@ _MAX_BODY = 64 * 1024  # a token request is a few hundred bytes
 _BASIC_CHALLENGE = 'Basic realm="greenbutton-simulator", charset="UTF-8"'
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+#: x5t#S256 of the client certificate of the token request being answered (None: no TLS).
+_PEER: contextvars.ContextVar[str | None] = contextvars.ContextVar("_PEER", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +107,7 @@ class TokenCall:
     grant_type: str | None
     status: int
     at: float = field(default_factory=time.time)
+    client_cert_sha256: str | None = None  # x5t#S256 of the connection's certificate
 
 
 @dataclass(slots=True)
@@ -475,6 +484,10 @@ class OAuthServer(AuthorizationEndpoint, TokenEndpoint):  # type: ignore[misc]
             ttl,
             authorization_id=None if client else request.authorization_id,
         )
+        peer = _PEER.get()
+        if self.sim.config.bind_tokens and peer is not None:
+            with self.sim.state.lock:
+                self.sim.token_bindings[token.value] = peer
         return token.value
 
     def _refresh_token(self, request: Any) -> str:
@@ -490,10 +503,17 @@ class OAuthServer(AuthorizationEndpoint, TokenEndpoint):  # type: ignore[misc]
     # -- the HTTP-facing call ------------------------------------------------------------------
 
     def token_response(
-        self, uri: str, body: str, headers: dict[str, str], grant_type: str
+        self,
+        uri: str,
+        body: str,
+        headers: dict[str, str],
+        grant_type: str,
+        client_cert_sha256: str | None = None,
     ) -> tuple[int, dict[str, str], dict[str, Any]]:
         """Status, headers and JSON body for one token request (after the checks of
-        :func:`token_route`). Runs under the state lock: redemption is atomic."""
+        :func:`token_route`). Runs under the state lock: redemption is atomic.
+        ``client_cert_sha256`` is the connection's certificate, for binding (R31)."""
+        peer = _PEER.set(client_cert_sha256)
         try:
             with self.sim.state.lock:
                 _, out_body, status = self.create_token_response(
@@ -501,6 +521,8 @@ class OAuthServer(AuthorizationEndpoint, TokenEndpoint):  # type: ignore[misc]
                 )
         except errors.OAuth2Error as exc:  # raised before dispatch, e.g. a query string (R15)
             out_body, status = exc.json, exc.status_code
+        finally:
+            _PEER.reset(peer)
         data: dict[str, Any] = json.loads(out_body) if out_body else {}
         result_headers = {"Content-Type": "application/json", **_NO_STORE}
         if status == 401:
@@ -576,6 +598,7 @@ def token_route(sim: Simulator) -> Route:
                 query=request.url.query,
                 grant_type=grant_type if isinstance(grant_type, str) else None,
                 status=response.status_code,
+                client_cert_sha256=peer_thumbprint(request.scope),
             )
         )
         return response
@@ -616,7 +639,11 @@ def token_route(sim: Simulator) -> Route:
             return _error(400, "invalid_request", "Missing grant_type parameter.")
         try:
             status, headers, data = server.token_response(
-                str(request.url), body, dict(request.headers), grant_types[0]
+                str(request.url),
+                body,
+                dict(request.headers),
+                grant_types[0],
+                peer_thumbprint(request.scope),
             )
         except ValueError:  # oauthlib refuses to decode the query string
             return _error(400, "invalid_request", "Malformed query string.")

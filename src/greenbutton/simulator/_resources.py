@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Route
 
 from .._writer import iter_feed_chunks
 from ..models import Document, UsagePoint
+from ._binding import BindingRejection, peer_thumbprint
 from ._data import DataSource, SyntheticData, Window, create_data_source, local_midnight
 from ._notify import Notifier
 from ._simulator import Simulator
@@ -285,9 +286,21 @@ class _ResourceServer:
             raise _unauthorized("the access token expired", presented=True)
         if faults.revoke_all and token.kind == "access":
             raise _unauthorized("the authorization was revoked", presented=True)
+        self._check_binding(request, token)
         if token.kind not in kinds:
             raise _forbidden(f"a {token.kind} token cannot call this resource")
         return token
+
+    def _check_binding(self, request: Request, token: Token) -> None:
+        """RFC 8705 §3: a token bound to a certificate is good only over a connection that
+        presents that certificate (R31)."""
+        bound = self.sim.token_bindings.get(token.value)
+        if bound is None:
+            return
+        presented = peer_thumbprint(request.scope)
+        if presented is None or not hmac.compare_digest(presented, bound):
+            self.sim.binding_rejections.append(BindingRejection(request.url.path, presented, bound))
+            raise _unauthorized("the token is bound to another client certificate", presented=True)
 
     def _registration_token(self, value: str) -> Token | None:
         """The registration_access_token of the registration (issued at bootstrap, and not

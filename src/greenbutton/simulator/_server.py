@@ -35,6 +35,7 @@ from typing import Any
 import uvicorn
 
 from .._errors import ConfigurationError
+from ._binding import TLSScopeProtocol
 from ._bootstrap import bootstrap
 from ._config import SimulatorConfig
 from ._simulator import Simulator
@@ -113,6 +114,11 @@ def _fixed_context(
     return lambda _config, _default: ctx
 
 
+#: The API listener tells its app which client certificate each connection presented
+#: (ASGI TLS extension: certificate-bound tokens, R31); the portal needs no such thing.
+_PROTOCOLS: tuple[Any, Any] = ("auto", TLSScopeProtocol)
+
+
 class _Server(uvicorn.Server):
     """A uvicorn server that leaves signal handling to :class:`SimulatorServer`."""
 
@@ -170,6 +176,7 @@ class SimulatorServer:
                 uvicorn.Config(
                     app,
                     ssl_context_factory=_fixed_context(ctx),
+                    http=protocol,
                     log_config=None,
                     log_level=log_level,
                     access_log=access_log,
@@ -177,7 +184,7 @@ class SimulatorServer:
                     timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
                 )
             )
-            for app, ctx in zip(apps, contexts, strict=True)
+            for app, ctx, protocol in zip(apps, contexts, _PROTOCOLS, strict=True)
         ]
         self._loop: asyncio.AbstractEventLoop | None = None
 

@@ -35,6 +35,10 @@ class Simulator:
     data: Any = None
     notifier: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # RFC 8705 certificate binding (``config.bind_tokens``, see ``_binding``): access token
+    # value -> x5t#S256 of the certificate it was issued over; refused resource requests.
+    token_bindings: dict[str, str] = field(default_factory=dict)
+    binding_rejections: list[Any] = field(default_factory=list)
 
     @property
     def authorize_url(self) -> str:
