@@ -15,6 +15,7 @@ authorization the token store marks ``reauth_required`` (see
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ import httpx2
 from ._errors import InvalidGrantError
 from ._flows import Flow, Locks, Policy, run_async, run_sync
 from ._profile import Credentials, UtilityProfile
+from ._rotation import Rotation, RotationTracker, rotation_aware, with_files
 from ._secret import Secret
 from ._transport import RateLimiter, make_async_client, make_client
 from .espi import _operations as ops
@@ -93,6 +95,7 @@ class _Base:
         leeway: float = 60.0,
         limits: Limits | None = None,
         client_scope: str | None = None,
+        cert_check_interval: float | None = 30.0,
         clock: Callable[[], float] = _wall_clock,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -101,10 +104,14 @@ class _Base:
         self.credentials = credentials
         self.token_store = token_store if token_store is not None else _memory_store()
         rate = rate_limit_per_s if rate_limit_per_s is not None else profile.rate_limit_per_s
+        # Flows see the store through the tracker: after a certificate reload, tokens from
+        # before it read as expired and are refreshed over the new certificate (R31).
+        self._tracker = RotationTracker()
+        self._cert_check_interval = cert_check_interval
         self._context = Context(
             profile=profile,
             credentials=credentials,
-            store=self.token_store,
+            store=rotation_aware(self.token_store, self._tracker),
             clock=clock,
             leeway=leeway,
             limits=limits,
@@ -119,6 +126,10 @@ class _Base:
             sleep=sleep,
         )
         self._locks = Locks()
+
+    def _use_credentials(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+        self._context = dataclasses.replace(self._context, credentials=credentials)
 
     @staticmethod
     def _simulator_config(
@@ -178,6 +189,15 @@ class Client(_Base):
         self._http = make_client(
             profile, credentials, transport=transport, timeout=_timeout(timeout)
         )
+        self._rotation: Rotation[httpx2.Client] = Rotation(
+            self._http,
+            credentials,
+            lambda creds: make_client(
+                profile, creds, transport=transport, timeout=_timeout(timeout)
+            ),
+            self._tracker,
+            self._cert_check_interval,
+        )
 
     @classmethod
     def for_simulator(cls, registration: str | PathLike[str], **options: Any) -> Client:
@@ -186,10 +206,45 @@ class Client(_Base):
         return cls(profile, creds, **options)
 
     def _run(self, flow: Flow[T]) -> T:
-        return run_sync(flow, self._http, policy=self._policy, locks=self._locks)
+        changed = self._rotation.changed()
+        if changed is not None:
+            reloaded, old = self._rotation.try_reload(changed)
+            self._after_reload(changed if reloaded else None, old)
+        http = self._rotation.leases.acquire()
+        try:
+            return run_sync(flow, http, policy=self._policy, locks=self._locks)
+        finally:
+            idle = self._rotation.leases.release(http)
+            if idle is not None:
+                idle.close()
+
+    def reload_certificate(
+        self,
+        cert: str | PathLike[str] | None = None,
+        key: str | PathLike[str] | None = None,
+    ) -> None:
+        """Use a new client certificate (R31): rebuild the SSL context and connection pool
+        from ``cert``/``key`` (default: the current paths, re-read), with the start-up
+        checks (``ConfigurationError`` leaves the old certificate in use). Access tokens
+        obtained before are refreshed over the new certificate before their next use.
+
+        The client also notices on its own when the certificate or key file changes on disk
+        (checked at most every ``cert_check_interval`` seconds, 30 by default, None: never)
+        and reloads; calls already running finish on the old connections.
+        """
+        creds = with_files(self.credentials, cert, key)
+        self._after_reload(creds, self._rotation.reload(creds))
+
+    def _after_reload(self, creds: Credentials | None, old: httpx2.Client | None) -> None:
+        if creds is not None:
+            self._use_credentials(creds)
+            self._http = self._rotation.leases.current
+        if old is not None:
+            old.close()
 
     def close(self) -> None:
-        self._http.close()
+        for http in self._rotation.leases.drain():
+            http.close()
 
     def __enter__(self) -> Client:
         return self
@@ -418,6 +473,15 @@ class AsyncClient(_Base):
         self._http = make_async_client(
             profile, credentials, transport=transport, timeout=_timeout(timeout)
         )
+        self._rotation: Rotation[httpx2.AsyncClient] = Rotation(
+            self._http,
+            credentials,
+            lambda creds: make_async_client(
+                profile, creds, transport=transport, timeout=_timeout(timeout)
+            ),
+            self._tracker,
+            self._cert_check_interval,
+        )
 
     @classmethod
     def for_simulator(cls, registration: str | PathLike[str], **options: Any) -> AsyncClient:
@@ -429,10 +493,41 @@ class AsyncClient(_Base):
         return await anyio.to_thread.run_sync(self._key, authorization)
 
     async def _run(self, flow: Flow[T]) -> T:
-        return await run_async(flow, self._http, policy=self._policy, locks=self._locks)
+        changed = self._rotation.changed()  # two stat calls at most, once per interval
+        if changed is not None:
+            reloaded, old = await anyio.to_thread.run_sync(self._rotation.try_reload, changed)
+            await self._after_reload(changed if reloaded else None, old)
+        http = self._rotation.leases.acquire()
+        try:
+            return await run_async(flow, http, policy=self._policy, locks=self._locks)
+        finally:
+            idle = self._rotation.leases.release(http)
+            if idle is not None:
+                await idle.aclose()
+
+    async def reload_certificate(
+        self,
+        cert: str | PathLike[str] | None = None,
+        key: str | PathLike[str] | None = None,
+    ) -> None:
+        """:meth:`Client.reload_certificate`; the files are read in a worker thread."""
+        creds = with_files(self.credentials, cert, key)
+        await self._after_reload(
+            creds, await anyio.to_thread.run_sync(self._rotation.reload, creds)
+        )
+
+    async def _after_reload(
+        self, creds: Credentials | None, old: httpx2.AsyncClient | None
+    ) -> None:
+        if creds is not None:
+            self._use_credentials(creds)
+            self._http = self._rotation.leases.current
+        if old is not None:
+            await old.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for http in self._rotation.leases.drain():
+            await http.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
