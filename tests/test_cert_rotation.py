@@ -240,3 +240,35 @@ def test_rotation_with_a_database_token_store(gb: SimulatorHandle, tmp_path: Pat
     assert saved is not None
     assert gb.sim.token_bindings[saved.access_token.reveal()] == new_print
     store.close()
+
+
+def test_reload_while_a_call_runs_lets_it_finish_on_the_old_pool(gb: SimulatorHandle) -> None:
+    import threading
+    import time
+
+    store = InMemoryTokenStore()
+    key, _ = gb.authorize(store)
+    client = Client.for_simulator(
+        gb.state_dir / "registration.json", token_store=store, cert_check_interval=None
+    )
+    old_http = client._http
+    results: list[object] = []
+    gb.sim.faults.latency_ms = 300  # keeps the running call on its connection a while
+    worker = threading.Thread(target=lambda: results.append(client.usage_points(key, raw=True)))
+    worker.start()
+    while worker.is_alive() and client._rotation.leases.current is old_http:
+        if client._rotation.leases._users:  # the call holds the old pool: reload now
+            new_print = issue_client_certificate(gb.sim, rsa_bits=None)
+            client.reload_certificate()
+            break
+        time.sleep(0.001)
+    worker.join(10)
+    gb.sim.faults.latency_ms = 0
+    assert results and isinstance(results[0], bytes)  # finished, not cut off by the reload
+    assert old_http.is_closed  # closed once its last call ended
+    assert client._http is not old_http and not client._http.is_closed
+    seen = len(token_calls(gb.sim))
+    assert client.usage_points(key, raw=True)
+    assert _refreshes(token_calls(gb.sim)[seen:]) == [(200, new_print)]
+    client.close()
+    assert client._http.is_closed
