@@ -366,6 +366,12 @@ def startup_message(server: SimulatorServer) -> str:
         "Demo customer logins (username  password):",
         logins,
     ]
+    if sim.config.bind_tokens:
+        lines += [
+            "",
+            "Access tokens are bound to the client certificate they were issued over "
+            "(RFC 8705): another certificate gets 401 invalid_token.",
+        ]
     if sim.config.auto_approve:
         lines += [
             "",
