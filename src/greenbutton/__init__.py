@@ -9,11 +9,13 @@ Read any Green Button file or API response::
     frame = greenbutton.read_frame("usage.xml")
 """
 
+from ._breaker import CircuitBreaker
 from ._client import AsyncClient, Client
 from ._errors import (
     APIStatusError,
     AuthorizationError,
     CallbackError,
+    CircuitOpenError,
     ConfigurationError,
     ConnectError,
     GreenButtonError,
@@ -40,6 +42,8 @@ __all__ = [
     "AuthorizationError",
     "COLUMNS",
     "CallbackError",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "Client",
     "ConfigurationError",
     "ConnectError",

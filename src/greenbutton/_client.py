@@ -27,12 +27,14 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import httpx2
 
+from ._breaker import CircuitBreaker
 from ._errors import InvalidGrantError
 from ._flows import Flow, Locks, Policy, run_async, run_sync
 from ._profile import Credentials, UtilityProfile
+from ._ratelimit import make_limiter
 from ._rotation import Rotation, RotationTracker, rotation_aware, with_files
 from ._secret import Secret
-from ._transport import RateLimiter, make_async_client, make_client
+from ._transport import make_async_client, make_client
 from .espi import _operations as ops
 from .espi._operations import Accepted, Context
 from .espi._paths import Paths, TimeLike
@@ -80,8 +82,23 @@ def _reauth_required(key: str) -> InvalidGrantError:
     return exc
 
 
+def _breaker(option: CircuitBreaker | bool, profile: UtilityProfile) -> CircuitBreaker | None:
+    if isinstance(option, CircuitBreaker):
+        return option
+    return CircuitBreaker(name=f"data custodian {profile.name!r}") if option else None
+
+
 class _Base:
-    """Configuration shared by both clients (no I/O here)."""
+    """Configuration shared by both clients (no I/O here).
+
+    ``rate_limit_per_s`` overrides the profile's limit (R58). The limit is shared by every
+    process on the machine using the same profile name and client id, through a state file
+    in ``rate_limit_dir`` (default ``GREENBUTTON_RATE_DIR``, else the user cache folder; see
+    :mod:`greenbutton._ratelimit`); ``rate_limit_shared=False`` limits this client only.
+    ``circuit_breaker`` (R59) is True for a :class:`~greenbutton.CircuitBreaker` with its
+    defaults (open after 5 failed operations in a row over at least 10 s, 30-45 s cool-down),
+    False for none, or an instance to configure or share.
+    """
 
     def __init__(
         self,
@@ -99,6 +116,9 @@ class _Base:
         clock: Callable[[], float] = _wall_clock,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        rate_limit_shared: bool = True,
+        rate_limit_dir: str | PathLike[str] | None = None,
+        circuit_breaker: CircuitBreaker | bool = True,
     ) -> None:
         self.profile = profile
         self.credentials = credentials
@@ -121,7 +141,16 @@ class _Base:
             max_attempts=max_attempts,
             deadline=deadline,
             max_body_bytes=profile.max_body_bytes,
-            limiter=RateLimiter(rate) if rate else None,
+            limiter=make_limiter(
+                rate,
+                profile_name=profile.name,
+                client_id=credentials.client_id,
+                shared=rate_limit_shared,
+                directory=None if rate_limit_dir is None else Path(rate_limit_dir),
+            )
+            if rate
+            else None,
+            breaker=_breaker(circuit_breaker, profile),
             rng=rng or random.Random(),  # noqa: S311 - backoff jitter, not cryptography
             sleep=sleep,
         )

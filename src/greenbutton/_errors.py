@@ -8,6 +8,7 @@ CLI, which turns them into one ``error: ...`` line) can catch one class::
      +- TransportError          the request did not get an HTTP answer: .url (no secrets)
      |   +- ConnectError        includes TLS failures (hint: check the client certificate)
      |   +- RequestTimeout      a timeout or the overall deadline
+     |   +- CircuitOpenError    failing fast after repeated failures: .retry_after (R59)
      +- OAuthError              RFC 6749 5.2 error: .error .description .uri .status_code
      |   +- InvalidGrantError   code or refresh token rejected: the customer must re-authorize
      |   +- InvalidClientError  client id, secret or certificate not accepted
@@ -32,6 +33,7 @@ __all__ = [
     "APIStatusError",
     "AuthorizationError",
     "CallbackError",
+    "CircuitOpenError",
     "ConfigurationError",
     "ConnectError",
     "GreenButtonError",
@@ -106,6 +108,20 @@ class ConnectError(TransportError):
 
 class RequestTimeout(TransportError):
     """A timeout, or the call's overall deadline passed."""
+
+
+class CircuitOpenError(TransportError):
+    """Not sent: the data custodian failed ``failures`` operations in a row, so the client's
+    circuit breaker fails fast instead of adding load (SECURITY R59).
+
+    ``retry_after`` is how many seconds from when it was raised until the breaker lets a
+    probe request through; a job runner should defer the work at least that long.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, retry_after: float, failures: int):
+        self.retry_after = retry_after
+        self.failures = failures
+        super().__init__(message, url=url)
 
 
 class OAuthError(GreenButtonError):

@@ -24,10 +24,12 @@ one task waits (R52); only the HTTP exchanges and the in-process locks run on th
 flow is never advanced by two threads at once, and the objects it holds across steps (a
 database connection under a row lock) are used by one thread at a time.
 
-The drivers apply the transport policy to every request: the client-side rate limit (R58),
-retries with backoff that honour ``Retry-After`` (R57, via ``retry_delay``), per-request
-timeouts clipped to an overall deadline (R56), a cap on decoded body size (R27), and the
-mapping of httpx2 errors to ours (no httpx2 type escapes).
+The drivers apply the transport policy to every request: the circuit breaker (R59, checked
+once per exchange, fed the exchange's outcome after its retries), the client-side rate limit
+(R58, shared across processes by default), retries with backoff that honour ``Retry-After``
+(R57, via ``retry_delay``), per-request timeouts clipped to an overall deadline (R56), a cap
+on decoded body size (R27), and the mapping of httpx2 errors to ours (no httpx2 type
+escapes).
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ import anyio.lowlevel
 import anyio.to_thread
 import httpx2
 
-from ._errors import RequestTimeout, TransportError
-from ._transport import RateLimiter, map_transport_error, retry_delay
+from ._breaker import CircuitBreaker
+from ._errors import ConnectError, RequestTimeout, TransportError
+from ._ratelimit import Limiter
+from ._transport import map_transport_error, retry_delay
 
 __all__ = [
     "SPOOL_MEMORY_BYTES",
@@ -173,7 +177,8 @@ class Policy:
     deadline: float | None = 300.0  # seconds for one whole operation (R56)
     max_body_bytes: int = 2 * 1024**3  # decoded bytes of one response (R27)
     spool_memory_bytes: int = SPOOL_MEMORY_BYTES  # a Download's body in memory up to this
-    limiter: RateLimiter | None = None
+    limiter: Limiter | None = None
+    breaker: CircuitBreaker | None = None
     rng: random.Random = field(default_factory=random.Random)
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
@@ -295,6 +300,22 @@ def _delay(
     )
 
 
+def _judge(
+    breaker: CircuitBreaker, probe: bool, error: BaseException | None, status: int | None
+) -> None:
+    """Feed one exchange's outcome, after its retries, to the breaker (R59): no connection,
+    a timeout, or a 5xx/429 the retries gave up on is a failure; any other answer a success;
+    anything else (a cancellation, a body over the cap) says nothing about the custodian."""
+    if isinstance(error, ConnectError | RequestTimeout) or (
+        status is not None and (status >= 500 or status == 429)
+    ):
+        breaker.failure()
+    elif status is not None:
+        breaker.success()
+    else:
+        breaker.release(probe)
+
+
 # --------------------------------------------------------------------------------------------
 # sync
 
@@ -322,6 +343,26 @@ def _exchange_sync(
     policy: Policy,
     clock: _Clock,
     download: bool = False,
+) -> Downloaded:
+    breaker = policy.breaker
+    if breaker is None:
+        return _attempts_sync(client, request, policy, clock, download)
+    probe = breaker.before(_safe_url(request))
+    try:
+        got = _attempts_sync(client, request, policy, clock, download)
+    except BaseException as exc:
+        _judge(breaker, probe, exc, None)
+        raise
+    _judge(breaker, probe, None, got.response.status_code)
+    return got
+
+
+def _attempts_sync(
+    client: httpx2.Client,
+    request: httpx2.Request,
+    policy: Policy,
+    clock: _Clock,
+    download: bool,
 ) -> Downloaded:
     attempt = 0
     while True:
@@ -411,6 +452,26 @@ async def _exchange_async(
     policy: Policy,
     clock: _Clock,
     download: bool = False,
+) -> Downloaded:
+    breaker = policy.breaker
+    if breaker is None:
+        return await _attempts_async(client, request, policy, clock, download)
+    probe = breaker.before(_safe_url(request))
+    try:
+        got = await _attempts_async(client, request, policy, clock, download)
+    except BaseException as exc:
+        _judge(breaker, probe, exc, None)
+        raise
+    _judge(breaker, probe, None, got.response.status_code)
+    return got
+
+
+async def _attempts_async(
+    client: httpx2.AsyncClient,
+    request: httpx2.Request,
+    policy: Policy,
+    clock: _Clock,
+    download: bool,
 ) -> Downloaded:
     attempt = 0
     while True:

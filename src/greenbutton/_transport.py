@@ -627,7 +627,9 @@ class RateLimiter:
     ``acquire`` reserves the next free slot under a lock and then sleeps outside it, so
     threads and asyncio tasks can share one limiter and callers are served in arrival order.
     ``burst`` requests may go back to back after an idle period (default 1: never more than
-    ``rate_per_s`` requests in any window of ``1/rate_per_s`` seconds). In-process only.
+    ``rate_per_s`` requests in any window of ``1/rate_per_s`` seconds). In-process only: a
+    client uses :class:`~greenbutton._ratelimit.SharedRateLimiter` (every process on the
+    machine) where it can, and this where it cannot or is told not to.
     """
 
     def __init__(

@@ -5,7 +5,9 @@
 request and per new connection, 429 + Retry-After above a request rate, a burst of N error
 statuses, truncated XML bodies, and a stall in the middle of a body (``body_stall_ms``: the
 headers and the first chunk arrive, then the rest after the pause, as on a slow download
-during which a token may expire).
+during which a token may expire). Every API request is first recorded in
+``sim.state.arrivals`` (monotonic time, method, path), so tests can check the rate a client
+really sent at and count requests a failing-fast client never made.
 
 Modelling a WAN: ``latency_ms`` is one request's round trip; ``connect_latency_ms`` is what a
 *new* connection costs before its first request can go, charged on that first request. A new
@@ -87,6 +89,7 @@ class FaultMiddleware:
         if scope["path"].rstrip("/") == PATHS.ADMIN_FAULTS:
             await self._admin(scope, receive, send)
             return
+        self.sim.state.record_arrival(scope["method"], scope["path"])
         faults = self.sim.faults
         delay = faults.latency_ms
         if self._new_connection(scope):

@@ -13,6 +13,7 @@ import os
 import secrets
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +38,8 @@ DEFAULT_SCOPE = (
 )
 #: Scope of client-credentials tokens (the RI's third-party admin role).
 CLIENT_SCOPE = "ThirdParty_Admin_Access"
+#: How many request arrivals :attr:`SimulatorState.arrivals` remembers.
+ARRIVALS_KEPT = 100_000
 
 
 def new_secret(nbytes: int = 24) -> str:
@@ -132,6 +135,13 @@ class SimulatorState:
         self.grants: dict[str, AuthorizationGrant] = {}
         self.tokens: dict[str, Token] = {}
         self.lock = threading.RLock()
+        #: (time.monotonic(), method, path) of every API request as it arrived, faults
+        #: included, newest last: what a custodian's rate limiter would count (R58, R59).
+        self.arrivals: deque[tuple[float, str, str]] = deque(maxlen=ARRIVALS_KEPT)
+
+    def record_arrival(self, method: str, path: str) -> None:
+        """Note one API request (called by the fault middleware before any fault)."""
+        self.arrivals.append((time.monotonic(), method, path))  # deque.append is atomic
 
     # -- persistence ----------------------------------------------------------------------
 
