@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -271,15 +272,18 @@ def test_two_limiters_on_one_file_hand_out_successive_slots(tmp_path: Path) -> N
 
 def test_state_from_another_boot_or_torn_is_ignored(tmp_path: Path) -> None:
     """A slot written under another boot id (monotonic time restarted) or a torn write does
-    not make callers wait."""
+    not make callers wait; a state folder removed meanwhile is made again."""
     clock = FakeClock()
-    path = tmp_path / "one.rate"
+    path = tmp_path / "rate" / "one.rate"
     limiter = SharedRateLimiter(1.0, path, clock=clock, sleep=clock.sleep)
     path.write_text(json.dumps({"boot": "another boot", "tat": clock.now + 500}))
     assert limiter.acquire() == 0.0
     path.write_text('{"boot": ')
     assert limiter.acquire() == 0.0
     assert limiter.acquire() == pytest.approx(1.1)  # and the state written is used again
+    shutil.rmtree(tmp_path / "rate")  # a cache clean-up while the client lives
+    clock.now += 10.0
+    assert limiter.acquire() == 0.0 and path.exists()
 
 
 def test_make_limiter_opt_out_and_fallback(

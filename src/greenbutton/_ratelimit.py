@@ -151,7 +151,11 @@ class SharedRateLimiter:
         return f"SharedRateLimiter({self.rate_per_s:g}/s, {str(self.path)!r})"
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:  # the folder was removed (a cache clean-up): make it again
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
 
     def _read(self, fd: int) -> float | None:
         raw = os.pread(fd, 256, 0)
