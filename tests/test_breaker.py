@@ -25,12 +25,14 @@ from greenbutton import (
     CircuitBreaker,
     CircuitOpenError,
     Client,
+    RequestTimeout,
     ServerError,
     TransportError,
 )
 from greenbutton._config import credentials_from_registration
 from greenbutton._profile import UtilityProfile
 from greenbutton.models import Document
+from greenbutton.oauth import InMemoryTokenStore
 
 from .simulator_harness import SimulatorHandle, start_simulator
 
@@ -255,3 +257,46 @@ async def test_async_client_fails_fast_too(gb: SimulatorHandle) -> None:
         with anyio.fail_after(10):
             assert isinstance(await client.usage_points(token), Document)
         assert breaker.state == "closed"
+
+
+def test_a_deadline_spent_queueing_for_the_rate_limit_is_not_a_failure(
+    gb: SimulatorHandle, tmp_path: Path
+) -> None:
+    """Three calls at once at 2/s with a 0.3 s deadline: the later ones wait ~0.55 s for
+    their slot and time out before sending. That is our queue, not the custodian failing,
+    so even a breaker with a threshold of 1 stays closed."""
+    clock = Clock()
+    breaker = _breaker(clock, failure_threshold=1)
+    registration = gb.state_dir / "registration.json"
+    profile = dataclasses.replace(UtilityProfile.simulator(registration), rate_limit_per_s=2.0)
+    creds = credentials_from_registration(registration)
+    tokens = InMemoryTokenStore()
+    with Client(profile, creds, token_store=tokens, rate_limit_dir=tmp_path / "rate") as setup:
+        setup.client_token()  # fetched without the short deadline, kept in ``tokens``
+    client = Client(
+        profile,
+        creds,
+        token_store=tokens,
+        circuit_breaker=breaker,
+        rate_limit_dir=tmp_path / "rate",
+        deadline=0.3,
+    )
+    with client:
+        time.sleep(0.6)  # an idle limiter again: the first call goes at once
+        outcomes: list[object] = []
+
+        def call() -> None:
+            try:
+                outcomes.append(client.service_status())
+            except Exception as exc:  # reported below
+                outcomes.append(exc)
+
+        threads = [threading.Thread(target=call) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    timeouts = [o for o in outcomes if isinstance(o, RequestTimeout)]
+    assert len(outcomes) == 3 and len(timeouts) >= 1, outcomes
+    assert all("deadline" in str(o) for o in timeouts)
+    assert breaker.state == "closed" and breaker.failures == 0

@@ -304,10 +304,15 @@ def _judge(
     breaker: CircuitBreaker, probe: bool, error: BaseException | None, status: int | None
 ) -> None:
     """Feed one exchange's outcome, after its retries, to the breaker (R59): no connection,
-    a timeout, or a 5xx/429 the retries gave up on is a failure; any other answer a success;
-    anything else (a cancellation, a body over the cap) says nothing about the custodian."""
-    if isinstance(error, ConnectError | RequestTimeout) or (
-        status is not None and (status >= 500 or status == 429)
+    a transport timeout, or a 5xx/429 the retries gave up on is a failure; any other answer
+    a success; anything else says nothing about the custodian: a cancellation, a body over
+    the cap, and our own deadline passing (a RequestTimeout without a transport cause),
+    which may have been spent queueing for the rate limit (R58) behind other requests."""
+    timed_out = isinstance(error, RequestTimeout) and error.__cause__ is not None
+    if (
+        isinstance(error, ConnectError)
+        or timed_out
+        or (status is not None and (status >= 500 or status == 429))
     ):
         breaker.failure()
     elif status is not None:
