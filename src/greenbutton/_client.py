@@ -136,6 +136,7 @@ class _Base:
             leeway=leeway,
             limits=limits,
             client_scope=client_scope,
+            refresh_deadline=getattr(self.token_store, "refresh_deadline", None),  # R63
         )
         self._policy = Policy(
             max_attempts=max_attempts,

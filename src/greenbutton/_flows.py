@@ -184,21 +184,33 @@ class Policy:
     monotonic: Callable[[], float] = time.monotonic
 
 
+#: Request extension: seconds this one request may take, retries included, when that is
+#: less than the operation has left (a token refresh holding a database lock).
+REQUEST_DEADLINE = "greenbutton.deadline"
+
+
 class _Clock:
     """The overall deadline of one run (monotonic, R55)."""
 
-    def __init__(self, policy: Policy):
+    def __init__(self, policy: Policy, deadline: float | None = None):
         self.policy = policy
-        self.end = None if policy.deadline is None else policy.monotonic() + policy.deadline
+        self.deadline = policy.deadline if deadline is None else deadline
+        self.end = None if self.deadline is None else policy.monotonic() + self.deadline
+
+    def narrowed(self, request: httpx2.Request) -> _Clock:
+        """This clock, or a shorter one for a request with a :data:`REQUEST_DEADLINE`."""
+        seconds = request.extensions.get(REQUEST_DEADLINE)
+        if seconds is None:
+            return self
+        inner = _Clock(self.policy, float(seconds))
+        return self if self.end is not None and self.end <= (inner.end or 0) else inner
 
     def remaining(self, url: str) -> float | None:
         if self.end is None:
             return None
         left = self.end - self.policy.monotonic()
         if left <= 0:
-            raise RequestTimeout(
-                f"the operation's deadline of {self.policy.deadline:g} s passed", url=url
-            )
+            raise RequestTimeout(f"the operation's deadline of {self.deadline:g} s passed", url=url)
         return left
 
     def allows(self, delay: float) -> bool:
@@ -417,7 +429,7 @@ def run_sync(flow: Flow[T], client: httpx2.Client, *, policy: Policy, locks: Loc
                 value = _exchange_sync(client, step.request, policy, clock, download=True)
                 downloads.append(value)
             else:
-                value = _exchange_sync(client, step, policy, clock).response
+                value = _exchange_sync(client, step, policy, clock.narrowed(step)).response
     finally:
         flow.close()
         for lock in reversed(held):
@@ -540,7 +552,7 @@ async def run_async(
                 value = await _exchange_async(client, step.request, policy, clock, download=True)
                 downloads.append(value)
             else:
-                value = (await _exchange_async(client, step, policy, clock)).response
+                value = (await _exchange_async(client, step, policy, clock.narrowed(step))).response
     finally:
         # Closing may roll back and release a store lock (database I/O): off the loop too,
         # and shielded, so a cancelled task still leaves the row unlocked.

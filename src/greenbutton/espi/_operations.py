@@ -50,7 +50,7 @@ from .._errors import (
     ParseError,
     ServerError,
 )
-from .._flows import Download, Downloaded, Flow, Lock, Unlock
+from .._flows import REQUEST_DEADLINE, Download, Downloaded, Flow, Lock, Unlock
 from .._profile import Credentials, UtilityProfile
 from .._secret import Secret
 from ..models import Document, MeterReading, UsagePoint
@@ -103,6 +103,8 @@ class Context:
     leeway: float = 60.0  # refresh this many seconds before expiry (R54)
     limits: Limits | None = None
     client_scope: str | None = None
+    # seconds a refresh sent under the store's lock may take (R63, DatabaseTokenStore)
+    refresh_deadline: float | None = None
 
     @property
     def paths(self) -> Paths:
@@ -161,7 +163,7 @@ def access_token(ctx: Context, key: str, stale: Token | None = None) -> Flow[Tok
     store = ctx.store
     if isinstance(store, SupportsLockedRefresh):
         with store.locked(key) as row:
-            token = yield from _refresh(ctx, key, row.load(), stale, row.save)
+            token = yield from _refresh(ctx, key, row.load(), stale, row.save, ctx.refresh_deadline)
     else:
         token = yield from _refresh(
             ctx, key, store.load(key), stale, lambda new: store.save(key, new)
@@ -176,6 +178,7 @@ def _refresh(
     token: Token | None,
     stale: Token | None,
     save: Callable[[Token], None],
+    deadline: float | None = None,
 ) -> Flow[Token]:
     """``token`` (re-read under the lock) if usable, else a refreshed one, saved first."""
     if token is None:
@@ -186,7 +189,10 @@ def _refresh(
         raise InvalidGrantError(
             "invalid_grant", "the access token expired and there is no refresh token"
         )
-    response = yield refresh_request(ctx.profile, ctx.credentials, token.refresh_token)
+    request = refresh_request(ctx.profile, ctx.credentials, token.refresh_token)
+    if deadline is not None:
+        request.extensions = {**request.extensions, REQUEST_DEADLINE: deadline}
+    response = yield request
     token = parse_token_response(response, kind="access", now=ctx.clock(), previous=token)
     save(token)
     return token

@@ -129,9 +129,16 @@ class Store:
     Use :meth:`open`; :meth:`begin` gives a write transaction, :meth:`connect` a reader.
     """
 
-    def __init__(self, engine: Engine, *, data_dir: Path | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        data_dir: Path | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    ):
         self.engine = engine
         self.data_dir = data_dir
+        self.lock_timeout = lock_timeout  # what other writers wait for a lock we hold
         self._writer = engine.execution_options(sqlite_begin="IMMEDIATE")
 
     @classmethod
@@ -168,7 +175,7 @@ class Store:
             event.listen(
                 engine, "connect", lambda dbapi, _rec: _postgresql_on_connect(dbapi, lock_timeout)
             )
-        store = cls(engine, data_dir=data_dir)
+        store = cls(engine, data_dir=data_dir, lock_timeout=lock_timeout)
         if migrate:
             try:
                 store.migrate()

@@ -41,6 +41,8 @@ __all__ = [
 
 SECRET_KEY_ENV = "GREENBUTTON_SECRET_KEY"  # noqa: S105 - the variable's name, not a secret
 KEY_FILE_NAME = "secret.key"
+#: Share of the store's lock timeout a refresh may spend on HTTP while it holds the lock.
+REFRESH_LOCK_SHARE = 0.5
 
 
 class SecretKeyError(StorageError):
@@ -195,6 +197,18 @@ class DatabaseTokenStore:
         conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_=changed))
 
     # -- single-flight refresh ----------------------------------------------------------
+
+    @property
+    def refresh_deadline(self) -> float:
+        """Seconds the refresh request sent under :meth:`locked` may take, retries included.
+
+        On SQLite the lock is the whole database's write lock, so every other writer waits
+        for the refresh's HTTP exchange; bounding it well below the store's lock timeout
+        (which is how long they wait) keeps a slow token endpoint from making them fail
+        with "database is locked" (R63). The client's flow sets it on that one request; a
+        refresh cut short fails with :class:`~greenbutton.RequestTimeout` and rolls back,
+        keeping the stored token (R53)."""
+        return REFRESH_LOCK_SHARE * self._store.lock_timeout
 
     @contextmanager
     def locked(self, key: str) -> Iterator[_LockedRow]:
