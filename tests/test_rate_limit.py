@@ -2,11 +2,11 @@
 
 The main test runs two real OS processes against the real simulator over mutual TLS: one
 drives a blocking ``Client`` from threads, the other an ``AsyncClient`` from coroutines,
-both with the profile's limit at 20/s and their state in one ``GREENBUTTON_RATE_DIR``. The
+both with the profile's limit at 8/s and their state in one ``GREENBUTTON_RATE_DIR``. The
 simulator records when each request arrived (``sim.state.arrivals``, monotonic), and no
-one-second window may hold more than 20. The limiter's burst is 1 (its default), so no
+one-second window may hold more than 8. The limiter's burst is 1 (its default), so no
 burst allowance is needed: its slots are ``1.1 / rate`` apart (10 % headroom for jitter).
-Without sharing, the two processes would send at 40/s together.
+Without sharing, the two processes would send at 16/s together.
 """
 
 from __future__ import annotations
@@ -37,8 +37,10 @@ from greenbutton.oauth import Token
 from .simulator_harness import SimulatorHandle, start_simulator
 
 ROOT = Path(__file__).resolve().parents[1]
-RATE = 20.0
-PER_PROCESS = 50
+# Low enough that the 2 shared cores leave the simulator idle between requests: a CPU-starved
+# server stamps queued requests together, which says nothing about the sender's spacing.
+RATE = 8.0
+PER_PROCESS = 20
 
 
 @pytest.fixture
@@ -135,8 +137,8 @@ print(json.dumps({"ok": ok, "limiter": limiter}))
 
 
 def test_two_processes_share_one_rate(gb: SimulatorHandle, tmp_path: Path) -> None:
-    """100 fetches queued at once by 2 processes (5 threads / 50 coroutines) at 20/s:
-    the simulator never sees more than 20 requests in a second, and all 100 succeed."""
+    """40 fetches queued at once by 2 processes (threads / coroutines) at 8/s: the
+    simulator never sees more than 8 requests in a second, and all 40 succeed."""
     token_file = tmp_path / "token.json"
     token_file.write_text(json.dumps(_authorize(gb)))
     token_file.chmod(0o600)
@@ -190,8 +192,8 @@ class WallClock:
 def test_wall_clock_jumps_while_limiting_change_nothing(
     gb: SimulatorHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The wall clock jumps an hour ahead, then back, while 8 threads queue 40 fetches at
-    20/s: the limit holds across both jumps (a wall-clock slot would let a burst through
+    """The wall clock jumps an hour ahead, then back, while 8 threads queue 24 fetches at
+    8/s: the limit holds across both jumps (a wall-clock slot would let a burst through
     after the first and stall for an hour after the second), and all 40 succeed."""
     token = _authorize(gb)
     wall = WallClock(monkeypatch)
@@ -210,14 +212,14 @@ def test_wall_clock_jumps_while_limiting_change_nothing(
     stop = threading.Event()
 
     def fetch() -> None:
-        for _ in range(5):
+        for _ in range(3):
             try:
                 results.append(client.usage_points(key))
             except Exception as exc:  # reported by the assertions below
                 results.append(exc)
 
     def jumper() -> None:
-        for at, offset in ((10, 3600.0), (25, 0.0)):
+        for at, offset in ((6, 3600.0), (14, 0.0)):
             while len(gb.sim.state.arrivals) < at and not stop.is_set():
                 time.sleep(0.005)
             if not stop.is_set():
@@ -236,9 +238,9 @@ def test_wall_clock_jumps_while_limiting_change_nothing(
         jumping.join(5)
         assert not any(t.is_alive() for t in threads), "requests stalled after the jump"
     assert jumps == [3600.0, 0.0]  # both jumps happened while requests were still queued
-    assert len(results) == 40 and all(isinstance(r, Document) for r in results), results
+    assert len(results) == 24 and all(isinstance(r, Document) for r in results), results
     arrivals = [t for t, _, _ in gb.sim.state.arrivals]
-    assert len(arrivals) == 40 and _windows(arrivals) <= RATE
+    assert len(arrivals) == 24 and _windows(arrivals) <= RATE
 
 
 # -- the limiter itself, clock injected ----------------------------------------------------

@@ -596,6 +596,7 @@ def test_postgresql_concurrent_upsert_of_the_same_rows_waits_then_converges(
         for _ in range(300):
             if conn.execute(query, {"n": name}).scalar() == "Lock":
                 break
+            conn.rollback()  # pg_stat_activity is a snapshot per transaction: take a new one
             time.sleep(0.05)
         else:
             pytest.fail("the second writer never waited for the first")
