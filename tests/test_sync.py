@@ -535,3 +535,42 @@ def test_sync_on_a_database_it_cannot_use_is_one_error_line_saying_what_to_do(
             cli, ["--debug", "sync", *sim, "--database", f"sqlite:///{damaged}"],
             catch_exceptions=False,
         )  # fmt: skip
+
+
+def test_an_open_circuit_pauses_the_run_without_spending_attempts(
+    gb: SimulatorHandle, store: Store
+) -> None:
+    """R59 in the sync loop: once the client's breaker opens, the remaining jobs are not
+    attempted (nothing more reaches the failing custodian), the job whose request was
+    refused keeps its attempt, nothing is abandoned, and the next run finishes the work."""
+    from greenbutton import CircuitBreaker
+
+    tokens = DatabaseTokenStore(store)
+    authorize(gb, tokens)
+    gb.sim.faults.retry_after = 0
+    now = [0.0]
+    breaker = CircuitBreaker(failure_threshold=2, min_span_s=0, clock=lambda: now[0])
+    client = Client.for_simulator(
+        gb.state_dir / "registration.json", token_store=tokens, circuit_breaker=breaker
+    )
+    with client:
+
+        def outage(done: int, total: int, _what: str) -> None:
+            if total and not done and not gb.sim.faults.status_burst:
+                gb.sim.faults.status_burst = 10**6  # every request after planning: 503
+
+        report = sync(store, client, since=SINCE, progress=outage, sleep=lambda _s: None)
+        gb.sim.faults.status_burst = 0
+        assert not report.ok and report.unfinished and not report.abandoned
+        assert any(e.startswith("CircuitOpenError") for e in report.errors)
+        states = _job_states(store)
+        assert "abandoned" not in states and "done" not in states
+        with store.connect() as conn:
+            attempts = sorted(r[0] for r in conn.execute(select(ingest_jobs.c.attempts)))
+        # two failed attempts opened the circuit; the refused third was taken back
+        assert sum(attempts) == 2 and max(attempts) <= 2
+
+        now[0] += 3600  # the cool-down is over: one probe, then the rest
+        again = sync(store, client, since=SINCE, sleep=lambda _s: None)
+    assert again.ok, again.errors
+    assert set(_job_states(store)) == {"done"}

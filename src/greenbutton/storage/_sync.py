@@ -52,6 +52,7 @@ from sqlalchemy import and_, func, select, update
 
 from .._errors import (
     AuthorizationError,
+    CircuitOpenError,
     ConfigurationError,
     GreenButtonError,
     OAuthError,
@@ -443,6 +444,9 @@ class _Runner:
         self.total = 0
         self.broken: set[int] = set()
         self.retry_after: float | None = None  # of the last failure, when the custodian said
+        #: Set when the client's circuit breaker opened (R59): the custodian keeps failing,
+        #: so the rest of the run's jobs wait, unattempted, for a later run.
+        self.paused: CircuitOpenError | None = None
 
     def run(self, jobs: list[_Job]) -> None:
         attempts = {job.id: job.attempts for job in jobs}
@@ -454,7 +458,7 @@ class _Runner:
         self.total += len(queue)
         self._tick("")
         round_, wait = 0, 0.0
-        while queue:
+        while queue and self.paused is None:
             if round_:
                 # A relative sleep: time.sleep runs on the monotonic clock, so a wall
                 # clock set back or forward during the run changes nothing here.
@@ -466,6 +470,8 @@ class _Runner:
                     continue
                 attempts[job.id] += 1
                 failure = self._one(job)
+                if self.paused is not None:
+                    break
                 delay = None if failure is None else self._delay(round_)
                 if failure is not None and job.auth.id in self.broken:
                     pass  # left failed: the next run retries it once re-authorized
@@ -510,6 +516,12 @@ class _Runner:
                 cost_scale=self.client.profile.cost_scale,
             )  # fmt: skip
             return None
+        except CircuitOpenError as exc:
+            # Nothing was sent: the attempt does not count, and the job stays pending.
+            _unstart(self.store, job.id)
+            self.paused = exc
+            self.report.errors.append(f"CircuitOpenError: {' '.join(str(exc).split())}")
+            return str(exc)
         except GreenButtonError as exc:
             if isinstance(exc, StorageError) and not isinstance(exc, ReconciliationError):
                 raise  # the database itself failed: retrying jobs will not help
@@ -523,6 +535,17 @@ class _Runner:
                 self.broken.add(job.auth.id)
                 self.report.skipped[job.auth.key] = message
             return message
+
+
+def _unstart(store: Store, job_id: int) -> None:
+    """Take back the attempt :func:`start_job` counted for a request that never left."""
+    j = ingest_jobs
+    with store.begin() as conn:
+        conn.execute(
+            update(j)
+            .where(j.c.id == job_id, j.c.attempts > 0)
+            .values(state="pending", attempts=j.c.attempts - 1, updated_at=time.time())
+        )
 
 
 def _set_abandoned(store: Store, job_id: int) -> None:
