@@ -444,6 +444,64 @@ async def test_two_notifications_in_the_same_second_make_one_job(
         assert [u for u in counting.urls if "correlationID" in u] == [uri]
 
 
+@pytest.mark.anyio
+async def test_an_open_circuit_pauses_the_worker_without_spending_attempts(
+    gb: SimulatorHandle, tmp_path: Path
+) -> None:
+    """R59: while the client's circuit breaker is open, a worker round stops at the first
+    refused job, which keeps its attempt; nothing is fetched. Once a probe may go out, the
+    next round fetches and stores every notified window."""
+    import dataclasses
+
+    from greenbutton import CircuitBreaker, CircuitOpenError
+
+    async with running(gb, tmp_path, job_poll_seconds=60) as (web, browser, counting):
+        _, done = await connect(gb, browser)
+        assert done.status_code == 303
+        now, refused = [0.0], []
+
+        class Counted(CircuitBreaker):
+            def before(self, url: str | None = None) -> bool:
+                try:
+                    return super().before(url)
+                except CircuitOpenError:
+                    refused.append(url)
+                    raise
+
+        breaker = Counted(failure_threshold=1, min_span_s=0, clock=lambda: now[0])
+        breaker.failure()  # the custodian just failed: open
+        web.client._policy = dataclasses.replace(web.client._policy, breaker=breaker)
+        (grant,) = gb.sim.state.grants.values()
+        end = int(time.time()) // 86400 * 86400
+        uris = [
+            gb.sim.notifier.prepare(
+                f"Batch/Subscription/{grant.subscription_id}",
+                Window(published_min=end - d * 86400, published_max=end - (d - 5) * 86400),
+            )
+            for d in (50, 40)
+        ]
+        before = len(counting.urls)
+        r = await browser.post("/espi/1_1/Notification", content=batch_list_xml(uris), headers=XML)
+        assert r.status_code == 200 and r.text == "queued 2, unmatched 0\n"
+        j = ingest_jobs
+        query = select(j.c.state, j.c.attempts, j.c.created_at, j.c.updated_at).order_by(j.c.id)
+        with anyio.fail_after(20):  # the worker, woken by the POST, meets the open circuit
+            while True:
+                with web.store.connect() as conn:
+                    rows = conn.execute(query).all()
+                if refused and [(r[0], r[1]) for r in rows] == [("pending", 0)] * 2:
+                    break
+                await anyio.sleep(0.02)
+        assert rows[1][2] == rows[1][3]  # the second job was never started: the round stopped
+        assert len(refused) == 1
+        assert not [u for u in counting.urls[before:] if "correlationID" in u]  # nothing sent
+
+        now[0] += 3600  # cool-down over: the probe succeeds and closes the circuit
+        await web.run_jobs()
+        assert sorted(state for _, state in _jobs(web)) == ["done", "done"]
+        assert sorted(u for u in counting.urls[before:] if "correlationID" in u) == sorted(uris)
+
+
 _SWATCH = re.compile(
     r'<g id="patch_\d+">\s*<path [^>]*style="([^"]*)"/>\s*</g>\s*<g id="text_\d+">\s*<!-- (.+?) -->'
 )

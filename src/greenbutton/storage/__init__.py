@@ -21,6 +21,7 @@ from ._ingest import (
     ingest_file,
     pending_jobs,
     start_job,
+    unstart_job,
 )
 from ._local_time import local_time_record, time_zone_of
 from ._store import DATABASE_URL_ENV, StorageError, Store, default_data_dir
@@ -69,4 +70,5 @@ __all__ = [
     "start_job",
     "sync",
     "time_zone_of",
+    "unstart_job",
 ]

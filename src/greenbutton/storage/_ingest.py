@@ -43,6 +43,7 @@ __all__ = [
     "ingest_file",
     "pending_jobs",
     "start_job",
+    "unstart_job",
 ]
 
 BATCH_SIZE = 10_000
@@ -320,6 +321,18 @@ def start_job(store: Store, job_id: int) -> None:
         update(ingest_jobs)
         .where(ingest_jobs.c.id == job_id)
         .values(state="running", attempts=ingest_jobs.c.attempts + 1, updated_at=time.time())
+    )
+    store.transaction(lambda conn: conn.execute(stmt))
+
+
+def unstart_job(store: Store, job_id: int) -> None:
+    """Take back the attempt :func:`start_job` counted, for a request that never left
+    (the client's circuit breaker refused it, R59); the job is pending again."""
+    j = ingest_jobs
+    stmt = (
+        update(j)
+        .where(j.c.id == job_id, j.c.attempts > 0)
+        .values(state="pending", attempts=j.c.attempts - 1, updated_at=time.time())
     )
     store.transaction(lambda conn: conn.execute(stmt))
 

@@ -61,7 +61,14 @@ from .._errors import (
 from ..espi._paths import TimeLike, format_time, split_windows, to_datetime
 from ..models import Document
 from ..parse import parse, series_key
-from ._ingest import ReconciliationError, create_job, fail_job, ingest_document, start_job
+from ._ingest import (
+    ReconciliationError,
+    create_job,
+    fail_job,
+    ingest_document,
+    start_job,
+    unstart_job,
+)
 from ._schema import authorizations, ingest_jobs, meter_readings, readings, usage_points
 from ._store import StorageError, Store
 
@@ -518,7 +525,7 @@ class _Runner:
             return None
         except CircuitOpenError as exc:
             # Nothing was sent: the attempt does not count, and the job stays pending.
-            _unstart(self.store, job.id)
+            unstart_job(self.store, job.id)
             self.paused = exc
             self.report.errors.append(f"CircuitOpenError: {' '.join(str(exc).split())}")
             return str(exc)
@@ -535,17 +542,6 @@ class _Runner:
                 self.broken.add(job.auth.id)
                 self.report.skipped[job.auth.key] = message
             return message
-
-
-def _unstart(store: Store, job_id: int) -> None:
-    """Take back the attempt :func:`start_job` counted for a request that never left."""
-    j = ingest_jobs
-    with store.begin() as conn:
-        conn.execute(
-            update(j)
-            .where(j.c.id == job_id, j.c.attempts > 0)
-            .values(state="pending", attempts=j.c.attempts - 1, updated_at=time.time())
-        )
 
 
 def _set_abandoned(store: Store, job_id: int) -> None:

@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._analysis import display_unit, scaled
 from .._client import AsyncClient
-from .._errors import CallbackError, GreenButtonError, ParseError
+from .._errors import CallbackError, CircuitOpenError, GreenButtonError, ParseError
 from ..models import Document
 from ..oauth import parse_callback
 from ..parse import Limits, parse
@@ -56,6 +56,7 @@ from ..storage import (
     load_fernet,
     start_job,
     time_zone_of,
+    unstart_job,
 )
 from ..storage._schema import authorizations, ingest_jobs, readings, usage_points
 from ._config import WebConfig
@@ -592,13 +593,18 @@ class _Web:
         return [(int(r[0]), str(r[1]), r[2], r[3]) for r in rows]
 
     async def run_jobs(self) -> int:
-        """Fetch and store every due notified job once; returns how many were tried."""
+        """Fetch and store every due notified job once; returns how many were tried.
+
+        When the client's circuit breaker is open (R59) the round stops: the refused job
+        keeps its attempt and the rest wait, unattempted, for the next round."""
         jobs = await anyio.to_thread.run_sync(self._due_jobs)
-        for job_id, uri, auth_id, key in jobs:
-            await self._run_job(job_id, uri, auth_id, key)
+        for tried, (job_id, uri, auth_id, key) in enumerate(jobs, 1):
+            if not await self._run_job(job_id, uri, auth_id, key):
+                return tried
         return len(jobs)
 
-    async def _run_job(self, job_id: int, uri: str, auth_id: int | None, key: str | None) -> None:
+    async def _run_job(self, job_id: int, uri: str, auth_id: int | None, key: str | None) -> bool:
+        """One attempt; False when the circuit breaker refused to send it."""
         await anyio.to_thread.run_sync(start_job, self.store, job_id)
         try:
             url = validate_notified_uri(uri, self.resource_url).url  # defence in depth
@@ -617,9 +623,14 @@ class _Web:
                     authorization_id=auth_id,
                 )  # fmt: skip
             )
+        except CircuitOpenError as exc:
+            log.warning("ingest paused for %.0f s: %s", exc.retry_after, exc)
+            await anyio.to_thread.run_sync(unstart_job, self.store, job_id)
+            return False
         except (GreenButtonError, RejectedURI) as exc:
             log.warning("ingest job %d failed: %s", job_id, type(exc).__name__)
             await anyio.to_thread.run_sync(fail_job, self.store, job_id, str(exc)[:500])
+        return True
 
     async def worker(self) -> None:
         """Run due jobs when a notification arrives, and every ``job_poll_seconds``."""
