@@ -8,10 +8,8 @@ where they fail: the issue requires both back ends.
 
 from __future__ import annotations
 
-import os
 import stat
 import threading
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +19,7 @@ import pytest
 pytest.importorskip("sqlalchemy", reason="the db extra is not installed")
 
 from cryptography.fernet import Fernet, MultiFernet
-from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, inspect, text
 
 from greenbutton import iter_readings, parse
 from greenbutton._errors import InvalidGrantError
@@ -50,8 +47,7 @@ from greenbutton.storage import (
     pending_jobs,
 )
 from tests.conftest import FIXTURES
-
-PG_ENV = "GREENBUTTON_TEST_POSTGRES_URL"
+from tests.storage_harness import database_url
 
 # Real fixtures with readings, of different shapes: 15-min, hourly across DST, gas,
 # several reading types, 1-minute, multi-family blocks.
@@ -67,35 +63,9 @@ READING_FIXTURES = [
 ]
 
 
-def _pg_unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"PostgreSQL is required in CI: {reason}")
-    pytest.skip(f"PostgreSQL not available: {reason}")
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'gb.db'}"
-        return
-    base = os.environ.get(PG_ENV)
-    if not base:
-        _pg_unavailable(f"set {PG_ENV}=postgresql+psycopg://user:pw@host/db")
-    admin = create_engine(base)  # type: ignore[arg-type]
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # any failure to reach the server
-        admin.dispose()
-        _pg_unavailable(f"{base!r} is unreachable: {exc}")
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})  # type: ignore[arg-type]
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    yield from database_url(request.param, tmp_path)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 client certificate so tests and users can rotate one (SECURITY R31).
 
 The API listener puts the connection's TLS details into each request scope (ASGI TLS
-extension, see :class:`TLSScopeProtocol`); nothing here reads request headers. With
+extension, see ``greenbutton._asgi_tls``); nothing here reads request headers. With
 ``SimulatorConfig.bind_tokens`` the token endpoint records, per issued access token, the
 ``x5t#S256`` thumbprint (unpadded base64url SHA-256 of the DER certificate) of the
 certificate on that connection, and the resource server answers 401 ``invalid_token`` when
@@ -15,19 +15,14 @@ which is what lets a client refresh with its *new* certificate after a rotation 
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import hashlib
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
-from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from starlette.types import Scope
 
+from .._asgi_tls import TLSScopeProtocol, thumbprint
 from ._pki import (
     CLIENT_DAYS,
     CLIENT_RSA_BITS,
@@ -58,11 +53,6 @@ class BindingRejection:
     bound: str  # thumbprint the token was issued for
 
 
-def thumbprint(der: bytes) -> str:
-    """RFC 8705 §3.1 ``x5t#S256``: unpadded base64url of SHA-256 over the DER certificate."""
-    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
-
-
 def peer_thumbprint(scope: Scope) -> str | None:
     """The thumbprint of the client certificate of this request's connection, if any."""
     tls = (scope.get("extensions") or {}).get("tls")
@@ -70,45 +60,6 @@ def peer_thumbprint(scope: Scope) -> str | None:
         return None
     value = tls.get("client_cert_sha256")
     return value if isinstance(value, str) else None
-
-
-def _tls_info(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
-    sslobj = transport.get_extra_info("ssl_object")
-    if not isinstance(sslobj, ssl.SSLObject):
-        return None
-    der = sslobj.getpeercert(binary_form=True)
-    return {
-        "server_cert": None,
-        "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
-        "client_cert_sha256": thumbprint(der) if der else None,
-        "tls_version": sslobj.version(),
-    }
-
-
-class _WithTLS:
-    def __init__(self, app: ASGIApp, info: dict[str, Any] | None) -> None:
-        self.app = app
-        self.info = info
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        extensions = dict(scope.get("extensions") or {})
-        extensions.pop("tls", None)
-        if self.info is not None:
-            extensions["tls"] = dict(self.info)
-        scope["extensions"] = extensions
-        await self.app(scope, receive, send)
-
-
-class TLSScopeProtocol(H11Protocol):
-    """uvicorn's h11 protocol, adding the connection's client certificate to every request
-    scope (uvicorn does not fill the ASGI TLS extension itself). Same idea as the web app's
-    ``ClientCertProtocol``."""
-
-    def connection_made(  # type: ignore[override]
-        self, transport: asyncio.Transport
-    ) -> None:
-        super().connection_made(transport)
-        self.app = _WithTLS(self.config.loaded_app, _tls_info(transport))
 
 
 def issue_client_certificate(

@@ -11,7 +11,6 @@ headers. Behind a TLS-terminating proxy, :func:`forwarded_certificate` reads the
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import ssl
@@ -23,9 +22,9 @@ import uvicorn
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
-from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from starlette.types import ASGIApp, Scope
 
+from .._asgi_tls import TLSScopeProtocol
 from .._errors import ConfigurationError
 from ._config import WebConfig
 
@@ -59,54 +58,8 @@ def server_ssl_context(config: WebConfig) -> ssl.SSLContext:
     return ctx
 
 
-def _tls_info(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
-    """The ASGI TLS extension for one connection (None when it is plain HTTP)."""
-    sslobj = transport.get_extra_info("ssl_object")
-    if not isinstance(sslobj, ssl.SSLObject):
-        return None
-    der = sslobj.getpeercert(binary_form=True)
-    verified = sslobj.context.verify_mode in (ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED)
-    chain: list[str] = []
-    name: str | None = None
-    if der:
-        chain = [ssl.DER_cert_to_PEM_cert(der)]
-        name = x509.load_der_x509_certificate(der).subject.rfc4514_string()
-    cipher = sslobj.cipher()
-    return {
-        "server_cert": None,
-        "client_cert_chain": chain,
-        "client_cert_name": name,
-        # a certificate the handshake did not verify is never reported as good
-        "client_cert_error": None if verified or not der else "not verified",
-        "tls_version": sslobj.version(),
-        "cipher_suite": cipher[0] if cipher else None,
-    }
-
-
-class _WithTLS:
-    """Sets ``scope["extensions"]["tls"]`` for every request of one connection."""
-
-    def __init__(self, app: ASGIApp, info: dict[str, Any] | None) -> None:
-        self.app = app
-        self.info = info
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        extensions = dict(scope.get("extensions") or {})
-        extensions.pop("tls", None)
-        if self.info is not None:
-            extensions["tls"] = dict(self.info)
-        scope["extensions"] = extensions
-        await self.app(scope, receive, send)
-
-
-class ClientCertProtocol(H11Protocol):
-    """uvicorn's h11 protocol, adding the connection's TLS details to each request scope."""
-
-    def connection_made(  # type: ignore[override]
-        self, transport: asyncio.Transport
-    ) -> None:
-        super().connection_made(transport)
-        self.app = _WithTLS(self.config.loaded_app, _tls_info(transport))
+#: The h11 protocol that puts the connection's TLS details into each request scope.
+ClientCertProtocol = TLSScopeProtocol
 
 
 def client_certificate(scope: Scope, pin: str | None = None) -> str | None:
