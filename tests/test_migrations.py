@@ -1,8 +1,9 @@
 """Schema migrations with data present, on SQLite and PostgreSQL (SECURITY R67, b9).
 
-A database at the previous release's revision (0001) holding tokens, client secrets, jobs,
+A database at an earlier release's revision (0001) holding tokens, client secrets, jobs,
 usage points, readings and the web app's legacy zone table is upgraded to head: every row
-survives and the zones move onto ``usage_points.local_time``. A revision failing halfway
+survives and the zones move onto ``usage_points.local_time``; 0002 -> 0003 adds the job
+leases (no job starts leased). A revision failing halfway
 rolls back as a whole (transactional DDL, on SQLite too) and says so; downgrading works.
 """
 
@@ -123,7 +124,7 @@ def test_upgrade_with_data_present_keeps_every_row_and_downgrade_works(
     assert "local_time" not in columns["usage_points"]
     assert len(before["readings"]) == 48 and len(before["ingest_jobs"]) == 2
 
-    store.migrate()
+    store.migrate("0002")
     assert store.schema_revision() == "0002"
     assert _dump(store, columns) == before
     assert _zones(store) == {"up-1": ZONE, "up-2": None}  # moved; the orphan zone dropped
@@ -133,13 +134,40 @@ def test_upgrade_with_data_present_keeps_every_row_and_downgrade_works(
     assert tokens.load("alice") == TOKEN  # still decrypts
     assert tokens.load_client("sim") == ("client-1", Secret("client-secret"), Secret("reg-token"))
 
+    # 0002 -> 0003: job leases; every job keeps its row and starts with no lease
+    with store.begin() as conn:
+        conn.execute(
+            text("UPDATE ingest_jobs SET state = 'running', attempts = 2 WHERE rows IS NULL")
+        )
+    columns = {t: _columns(store, t) for t in OLD_TABLES}  # now with local_time
+    at_0002 = _dump(store, columns)
+    store.migrate()
+    assert store.schema_revision() == "0003"
+    assert _dump(store, columns) == at_0002
+    assert _zones(store) == {"up-1": ZONE, "up-2": None}
+    with store.connect() as conn:
+        leases = conn.execute(
+            text("SELECT state, attempts, lease_owner, lease_until FROM ingest_jobs ORDER BY id")
+        ).all()
+    assert [tuple(r) for r in leases] == [("done", 0, None, None), ("running", 2, None, None)]
+    assert tokens.load("alice") == TOKEN
+    store.downgrade("0002")
+    assert "lease_owner" not in _columns(store, "ingest_jobs")
+    assert _dump(store, columns) == at_0002
+    with store.begin() as conn:
+        conn.execute(
+            text("UPDATE ingest_jobs SET state = 'pending', attempts = 0 WHERE rows IS NULL")
+        )
+    columns = {t: _columns(store, t) for t in OLD_TABLES if t != "usage_points"}
+    columns["usage_points"] = [c for c in _columns(store, "usage_points") if c != "local_time"]
+
     store.downgrade("0001")
     assert store.schema_revision() == "0001"
     assert "local_time" not in _columns(store, "usage_points")
     assert "web_sessions" not in _tables(store)
     assert _dump(store, columns) == before
     store.migrate()  # and up again
-    assert store.schema_revision() == "0002"
+    assert store.schema_revision() == "0003"
     assert _dump(store, columns) == before
     store.close()
 
@@ -161,7 +189,7 @@ def test_a_migration_failing_halfway_leaves_the_database_unchanged(
     with pytest.raises(StorageError) as info:
         Store.open(store_url, data_dir=tmp_path)
     message = str(info.value)
-    assert message.startswith("migrating the database to 0002 failed: ")
+    assert message.startswith("migrating the database to 0003 failed: ")
     assert "ix_web_sessions_seen_at" in message
     assert message.endswith("; it is unchanged at 0001")
 
@@ -178,6 +206,6 @@ def test_a_migration_failing_halfway_leaves_the_database_unchanged(
             conn.execute(text("DROP TABLE obstacle"))
 
     with Store.open(store_url, data_dir=tmp_path) as store:
-        assert store.schema_revision() == "0002"
+        assert store.schema_revision() == "0003"
         assert _dump(store, columns) == before
         assert _zones(store) == {"up-1": ZONE, "up-2": None}

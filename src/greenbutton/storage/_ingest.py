@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
+import socket
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from itertools import islice, repeat
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .._table import DEFAULT_COST_SCALE, Reading, Series
@@ -34,13 +36,16 @@ from ._schema import ingest_jobs, meter_readings, readings, usage_points
 from ._store import StorageError, Store
 
 __all__ = [
+    "LEASE_SECONDS",
     "IngestResult",
     "ReconciliationError",
+    "claim_job",
     "create_job",
     "export_readings",
     "fail_job",
     "ingest_document",
     "ingest_file",
+    "lease_owner",
     "pending_jobs",
     "start_job",
     "unstart_job",
@@ -50,6 +55,9 @@ BATCH_SIZE = 10_000
 #: Attempts of one resource's transaction after a serialization failure (40001), a deadlock
 #: (40P01) or a dropped connection; the transaction is rolled back, so re-running is safe.
 RETRY_ATTEMPTS = 5
+#: How long a claimed job is its claimer's (seconds): longer than one attempt can take.
+#: Every process sharing a database should use the same value (see :func:`claim_job`).
+LEASE_SECONDS = 600.0
 
 _READING_COLUMNS = (
     "meter_reading_id", "start", "usage_point_id", "duration", "raw_value", "multiplier",
@@ -214,6 +222,8 @@ def ingest_document(
                     error=None,
                     updated_at=now,
                     finished_at=now,
+                    lease_owner=None,
+                    lease_until=None,
                 )  # fmt: skip
             )
         return result
@@ -325,24 +335,113 @@ def start_job(store: Store, job_id: int) -> None:
     store.transaction(lambda conn: conn.execute(stmt))
 
 
-def unstart_job(store: Store, job_id: int) -> None:
-    """Take back the attempt :func:`start_job` counted, for a request that never left
-    (the client's circuit breaker refused it, R59); the job is pending again."""
+def lease_owner() -> str:
+    """A name for this process's leases, ``host:pid:random`` (the random part tells two
+    owners in one process apart, and a reused pid from the process it had before)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def lease_free(now: float, lease_s: float) -> ColumnElement[bool]:
+    """No live lease on the job: none, expired, or ending further ahead than a lease can
+    (set by a clock that was ahead, or ours was set back since: it would never end)."""
+    until = ingest_jobs.c.lease_until
+    return or_(until.is_(None), until <= now, until > now + lease_s)
+
+
+def claim_job(
+    store: Store, job_id: int, owner: str, lease_s: float, *, now: float | None = None
+) -> bool:
+    """Take the job for ``lease_s`` seconds and count the attempt; False when it is done,
+    abandoned, or another process holds a live lease on it (it must not be run then).
+
+    One conditional UPDATE, so of several processes claiming at once exactly one wins.
+    Leases use the claimer's wall clock (``now``, default ``time.time()``): hosts sharing a
+    PostgreSQL database cannot compare monotonic clocks. A lease ending more than
+    ``lease_s`` ahead counts as expired, so a clock set back cannot keep a job held for
+    good. A clock set *forward* can take over a live lease early; the worst case is one
+    duplicate fetch, which ingest absorbs (R60). A lease held by a process of this host
+    that no longer exists (``owner`` of :func:`lease_owner`) is taken over at once, so a
+    killed run's job is not stuck until its lease ends.
+    """
+    now = time.time() if now is None else now
+    j = ingest_jobs
+    claim = (
+        update(j)
+        .where(j.c.id == job_id, j.c.state.not_in(("done", "abandoned")))
+        .values(
+            state="running",
+            attempts=j.c.attempts + 1,
+            updated_at=now,
+            lease_owner=owner,
+            lease_until=now + lease_s,
+        )  # fmt: skip
+    )
+    free = or_(lease_free(now, lease_s), j.c.lease_owner == owner)
+    if store.transaction(lambda conn: conn.execute(claim.where(free)).rowcount) == 1:
+        return True
+    with store.connect() as conn:
+        holder = conn.execute(select(j.c.lease_owner).where(j.c.id == job_id)).scalar()
+    if holder is None or not _gone(str(holder)):
+        return False
+    taken = claim.where(j.c.lease_owner == holder)  # only if still that dead holder's
+    return bool(store.transaction(lambda conn: conn.execute(taken).rowcount) == 1)
+
+
+def _gone(owner: str) -> bool:
+    """Whether ``owner`` names a process of this host that has ended."""
+    host, _, rest = owner.rpartition(":")[0].rpartition(":")
+    if host != socket.gethostname() or not rest.isdigit():
+        return False
+    try:
+        os.kill(int(rest), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive under another user (EPERM), or unknowable: assume alive
+        return False
+    return False
+
+
+def _held_by(owner: str | None) -> list[ColumnElement[bool]]:
+    """With ``owner``: only while the job is still ours (or nobody's), not a successor's."""
+    j = ingest_jobs
+    if owner is None:
+        return []
+    return [or_(j.c.lease_owner.is_(None), j.c.lease_owner == owner)]
+
+
+def unstart_job(store: Store, job_id: int, *, owner: str | None = None) -> None:
+    """Take back the attempt :func:`start_job` or :func:`claim_job` counted, for a request
+    that never left (the client's circuit breaker refused it, R59); the job is pending
+    again and its lease released."""
     j = ingest_jobs
     stmt = (
         update(j)
-        .where(j.c.id == job_id, j.c.attempts > 0)
-        .values(state="pending", attempts=j.c.attempts - 1, updated_at=time.time())
+        .where(j.c.id == job_id, j.c.attempts > 0, *_held_by(owner))
+        .values(
+            state="pending",
+            attempts=j.c.attempts - 1,
+            updated_at=time.time(),
+            lease_owner=None,
+            lease_until=None,
+        )  # fmt: skip
     )
     store.transaction(lambda conn: conn.execute(stmt))
 
 
-def fail_job(store: Store, job_id: int, error: str) -> None:
-    """Record why an attempt failed; the job stays retryable."""
+def fail_job(store: Store, job_id: int, error: str, *, owner: str | None = None) -> None:
+    """Record why an attempt failed and release the lease; the job stays retryable.
+
+    With ``owner``, a job another process has taken over since is left to it."""
     stmt = (
         update(ingest_jobs)
-        .where(ingest_jobs.c.id == job_id)
-        .values(state="failed", error=error[:2000], updated_at=time.time())
+        .where(ingest_jobs.c.id == job_id, *_held_by(owner))
+        .values(
+            state="failed",
+            error=error[:2000],
+            updated_at=time.time(),
+            lease_owner=None,
+            lease_until=None,
+        )  # fmt: skip
     )
     store.transaction(lambda conn: conn.execute(stmt))
 

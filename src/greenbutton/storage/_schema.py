@@ -155,7 +155,8 @@ readings = Table(
 )
 
 #: Work items: fetch one resource, parse, upsert. ``done`` is written in the same
-#: transaction as the resource's readings (R62).
+#: transaction as the resource's readings (R62). ``lease_owner``/``lease_until`` (r0003)
+#: say which process runs the job until when (``claim_job``), so no two run it at once.
 ingest_jobs = Table(
     "ingest_jobs",
     metadata,
@@ -170,6 +171,8 @@ ingest_jobs = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("finished_at", Float),
+    Column("lease_owner", Text),
+    Column("lease_until", Float),
     Index("ix_ingest_jobs_state", "state"),
 )
 

@@ -36,10 +36,16 @@ is abandoned again and reported (``still_abandoned``) without making the run fai
 new data failing does. Windows a later catch-up covers are never waited for.
 ``accounts`` lists abandoned jobs; ``sync(retry_failed=True)`` re-queues them all at
 once, and their failure fails the run.
+
+Several runs, and the web app's workers, may share the database: each attempt first claims
+its job (``claim_job``: a lease in the same UPDATE that counts the attempt), so no two
+processes fetch the same window at once. A job another process holds is skipped and
+reported as ``elsewhere``, neither a failure nor unfinished work of this run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Iterable
@@ -62,11 +68,14 @@ from ..espi._paths import TimeLike, format_time, split_windows, to_datetime
 from ..models import Document
 from ..parse import parse, series_key
 from ._ingest import (
+    LEASE_SECONDS,
     ReconciliationError,
+    claim_job,
     create_job,
     fail_job,
     ingest_document,
-    start_job,
+    lease_free,
+    lease_owner,
     unstart_job,
 )
 from ._schema import authorizations, ingest_jobs, meter_readings, readings, usage_points
@@ -117,6 +126,7 @@ class SyncReport:
     requeued: int = 0  # abandoned jobs put back by ``retry_failed``
     retried: int = 0  # abandoned windows asked for again (``retry_abandoned_after``)
     still_abandoned: list[AbandonedJob] = field(default_factory=list)  # ... failing again
+    elsewhere: list[str] = field(default_factory=list)  # job URIs another process was running
 
     @property
     def ok(self) -> bool:
@@ -443,8 +453,13 @@ class _Runner:
         max_attempts: int,
         retry_delay: float,
         sleep: Callable[[float], None],
+        clock: Callable[[], float] = time.time,
+        lease_s: float = LEASE_SECONDS,
     ) -> None:
         self.store, self.client, self.report = store, client, report
+        self.clock, self.lease_s, self.owner = clock, lease_s, lease_owner()
+        #: Jobs another process held when this run came to them: id -> URI.
+        self.held: dict[int, str] = {}
         self.progress = progress
         self.max_attempts, self.retry_delay, self.sleep = max_attempts, retry_delay, sleep
         self.done = 0
@@ -459,8 +474,10 @@ class _Runner:
         attempts = {job.id: job.attempts for job in jobs}
         unique = list({j.id: j for j in jobs}.values())
         for job in unique:  # out of attempts already (a crash during the last one)
-            if attempts[job.id] >= self.max_attempts:
-                self._abandon(job, attempts[job.id], job.error)
+            if attempts[job.id] >= self.max_attempts and not self._abandon(
+                job, attempts[job.id], job.error
+            ):
+                self.held[job.id] = job.uri  # its last attempt is running elsewhere
         queue = [j for j in unique if attempts[j.id] < self.max_attempts]
         self.total += len(queue)
         self._tick("")
@@ -474,6 +491,10 @@ class _Runner:
             wait = 0.0
             for job in queue:
                 if job.auth.id in self.broken:
+                    continue
+                if not self._claim(job):
+                    self.done += 1
+                    self._tick(job.uri)
                     continue
                 attempts[job.id] += 1
                 failure = self._one(job)
@@ -503,14 +524,25 @@ class _Runner:
         if self.progress is not None:
             self.progress(self.done, self.total, what)
 
-    def _abandon(self, job: _Job, attempts: int, error: str | None) -> None:
-        _set_abandoned(self.store, job.id)
+    def _abandon(self, job: _Job, attempts: int, error: str | None) -> bool:
+        """Give the job up; False (nothing changed) when another process holds it."""
+        if not _set_abandoned(self.store, job.id, self.clock(), self.lease_s):
+            return False
         given_up = AbandonedJob(job.auth.key, job.uri, attempts, error)
         (self.report.still_abandoned if job.retry else self.report.abandoned).append(given_up)
+        return True
+
+    def _claim(self, job: _Job) -> bool:
+        """Take the job's lease (counting the attempt); False: another process runs it."""
+        if claim_job(self.store, job.id, self.owner, self.lease_s, now=self.clock()):
+            self.held.pop(job.id, None)
+            return True
+        self.held[job.id] = job.uri
+        return False
 
     def _one(self, job: _Job) -> str | None:
-        """One attempt: ``None`` when the job is done, else the error (recorded on the job)."""
-        start_job(self.store, job.id)
+        """One attempt of a claimed job: ``None`` when it is done, else the error (recorded
+        on the job, its lease released)."""
         self.report.jobs_run += 1
         self.retry_after = None
         try:
@@ -525,7 +557,7 @@ class _Runner:
             return None
         except CircuitOpenError as exc:
             # Nothing was sent: the attempt does not count, and the job stays pending.
-            unstart_job(self.store, job.id)
+            unstart_job(self.store, job.id, owner=self.owner)
             self.paused = exc
             self.report.errors.append(f"CircuitOpenError: {' '.join(str(exc).split())}")
             return str(exc)
@@ -535,24 +567,31 @@ class _Runner:
             self.report.jobs_failed += 1
             message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
             self.report.errors.append(message)
-            fail_job(self.store, job.id, message)
+            fail_job(self.store, job.id, message, owner=self.owner)
             if isinstance(exc, ServerError):
                 self.retry_after = exc.retry_after
             if isinstance(exc, OAuthError | AuthorizationError):
                 self.broken.add(job.auth.id)
                 self.report.skipped[job.auth.key] = message
             return message
+        except BaseException:
+            # Interrupted (Ctrl-C, a bug): free the job for the next run at once.
+            with contextlib.suppress(StorageError):
+                fail_job(self.store, job.id, "interrupted", owner=self.owner)
+            raise
 
 
-def _set_abandoned(store: Store, job_id: int) -> None:
-    """Terminal: later runs neither retry the job nor report it as a failure."""
+def _set_abandoned(store: Store, job_id: int, now: float, lease_s: float) -> bool:
+    """Terminal: later runs neither retry the job nor report it as a failure. Not while
+    another process holds it (its attempt may yet succeed); False then."""
     j = ingest_jobs
     with store.begin() as conn:
-        conn.execute(
+        result = conn.execute(
             update(j)
-            .where(j.c.id == job_id, j.c.state.in_(_OPEN))
-            .values(state="abandoned", updated_at=time.time())
+            .where(j.c.id == job_id, j.c.state.in_(_OPEN), lease_free(now, lease_s))
+            .values(state="abandoned", updated_at=time.time(), lease_owner=None, lease_until=None)
         )
+    return int(result.rowcount) == 1
 
 
 def _requeue(store: Store, auths: list[_Auth]) -> int:
@@ -580,6 +619,8 @@ def sync(
     sleep: Callable[[float], None] = time.sleep,
     retry_failed: bool = False,
     retry_abandoned_after: float = RETRY_ABANDONED_AFTER,
+    lease_seconds: float = LEASE_SECONDS,
+    clock: Callable[[], float] = time.time,
 ) -> SyncReport:
     """Bring the database up to date for the stored authorizations of ``client``'s custodian.
 
@@ -589,6 +630,9 @@ def sync(
     the stored data also backfills); ``until`` defaults to now. ``retry_failed`` re-queues
     the abandoned jobs of those authorizations first; otherwise an abandoned window whose
     data is still missing is asked for again once per ``retry_abandoned_after`` seconds.
+    Each attempt holds its job's lease for ``lease_seconds`` on the wall clock ``clock``
+    (see :func:`~greenbutton.storage.claim_job`); jobs other processes hold are skipped
+    and listed in ``elsewhere``.
 
     Raises :class:`StorageError` when the database fails (not a job failure: retrying the
     job would not help).
@@ -601,7 +645,9 @@ def sync(
     report = SyncReport()
     auths = _authorizations(store, client, authorizations)
     before = _readings_by_point(store, namespace)
-    runner = _Runner(store, client, report, progress, max_attempts, retry_delay, sleep)
+    runner = _Runner(
+        store, client, report, progress, max_attempts, retry_delay, sleep, clock, lease_seconds
+    )
     if retry_failed:
         report.requeued = _requeue(store, auths)
 
@@ -637,7 +683,8 @@ def sync(
 
     after = _readings_by_point(store, namespace)
     report.readings = {k: n - before.get(k, 0) for k, n in sorted(after.items())}
-    report.unfinished = [j.uri for j in _unfinished(store, auths)]
+    report.unfinished = [j.uri for j in _unfinished(store, auths) if j.id not in runner.held]
+    report.elsewhere = list(runner.held.values())
     return report
 
 

@@ -47,14 +47,16 @@ from ..models import Document
 from ..oauth import parse_callback
 from ..parse import Limits, parse
 from ..storage import (
+    LEASE_SECONDS,
     DatabaseTokenStore,
     StorageError,
     Store,
+    claim_job,
     export_readings,
     fail_job,
     ingest_document,
+    lease_owner,
     load_fernet,
-    start_job,
     time_zone_of,
     unstart_job,
 )
@@ -166,6 +168,7 @@ class _Web:
         self.resource_url = config.profile.resource_url.rstrip("/")
         self.redirect_uri = config.redirect_uri or config.credentials.redirect_uri
         self._wake: anyio.Event | None = None
+        self.lease_owner = lease_owner()  # this worker's name on the jobs it runs
         self.proxies = config.proxy_networks
         self.allow = config.allow_networks
         self.cert_header = (config.client_cert_header or "").lower()
@@ -604,8 +607,14 @@ class _Web:
         return len(jobs)
 
     async def _run_job(self, job_id: int, uri: str, auth_id: int | None, key: str | None) -> bool:
-        """One attempt; False when the circuit breaker refused to send it."""
-        await anyio.to_thread.run_sync(start_job, self.store, job_id)
+        """One attempt; False when the circuit breaker refused to send it.
+
+        The job is claimed first (a lease, counting the attempt): one another worker
+        process or a ``greenbutton sync`` is running is skipped."""
+        owner = self.lease_owner
+        claim = partial(claim_job, self.store, job_id, owner, LEASE_SECONDS)
+        if not await anyio.to_thread.run_sync(claim):
+            return True
         try:
             url = validate_notified_uri(uri, self.resource_url).url  # defence in depth
             if auth_id is not None and key is None:
@@ -625,11 +634,12 @@ class _Web:
             )
         except CircuitOpenError as exc:
             log.warning("ingest paused for %.0f s: %s", exc.retry_after, exc)
-            await anyio.to_thread.run_sync(unstart_job, self.store, job_id)
+            await anyio.to_thread.run_sync(partial(unstart_job, self.store, job_id, owner=owner))
             return False
         except (GreenButtonError, RejectedURI) as exc:
             log.warning("ingest job %d failed: %s", job_id, type(exc).__name__)
-            await anyio.to_thread.run_sync(fail_job, self.store, job_id, str(exc)[:500])
+            fail = partial(fail_job, self.store, job_id, str(exc)[:500], owner=owner)
+            await anyio.to_thread.run_sync(fail)
         return True
 
     async def worker(self) -> None:
