@@ -31,7 +31,7 @@ from ._breaker import CircuitBreaker
 from ._errors import InvalidGrantError
 from ._flows import Flow, Locks, Policy, run_async, run_sync
 from ._profile import Credentials, UtilityProfile
-from ._ratelimit import make_limiter
+from ._ratelimit import make_limiter, profile_quotas
 from ._rotation import Rotation, RotationTracker, rotation_aware, with_files
 from ._secret import Secret
 from ._transport import make_async_client, make_client
@@ -95,6 +95,8 @@ class _Base:
     process on the machine using the same profile name and client id, through a state file
     in ``rate_limit_dir`` (default ``GREENBUTTON_RATE_DIR``, else the user cache folder; see
     :mod:`greenbutton._ratelimit`); ``rate_limit_shared=False`` limits this client only.
+    The profile's hourly and daily quotas are counted the same way; a request over one is
+    not sent: :class:`~greenbutton.QuotaExhaustedError` says when to try again.
     ``circuit_breaker`` (R59) is True for a :class:`~greenbutton.CircuitBreaker` with its
     defaults (open after 5 failed operations in a row over at least 10 s, 30-45 s cool-down),
     False for none, or an instance to configure or share.
@@ -148,9 +150,8 @@ class _Base:
                 client_id=credentials.client_id,
                 shared=rate_limit_shared,
                 directory=None if rate_limit_dir is None else Path(rate_limit_dir),
-            )
-            if rate
-            else None,
+                quotas=profile_quotas(profile),
+            ),
             breaker=_breaker(circuit_breaker, profile),
             rng=rng or random.Random(),  # noqa: S311 - backoff jitter, not cryptography
             sleep=sleep,

@@ -8,7 +8,9 @@ CLI, which turns them into one ``error: ...`` line) can catch one class::
      +- TransportError          the request did not get an HTTP answer: .url (no secrets)
      |   +- ConnectError        includes TLS failures (hint: check the client certificate)
      |   +- RequestTimeout      a timeout or the overall deadline
-     |   +- CircuitOpenError    failing fast after repeated failures: .retry_after (R59)
+     |   +- RequestDeferred     not sent; try again after .retry_after seconds
+     |       +- CircuitOpenError    failing fast after repeated failures: .failures (R59)
+     |       +- QuotaExhaustedError an hourly or daily request quota is used up: .quota (R58)
      +- OAuthError              RFC 6749 5.2 error: .error .description .uri .status_code
      |   +- InvalidGrantError   code or refresh token rejected: the customer must re-authorize
      |   +- InvalidClientError  client id, secret or certificate not accepted
@@ -43,6 +45,8 @@ __all__ = [
     "NotFoundError",
     "OAuthError",
     "ParseError",
+    "QuotaExhaustedError",
+    "RequestDeferred",
     "RequestTimeout",
     "ServerError",
     "TransportError",
@@ -110,7 +114,19 @@ class RequestTimeout(TransportError):
     """A timeout, or the call's overall deadline passed."""
 
 
-class CircuitOpenError(TransportError):
+class RequestDeferred(TransportError):
+    """Not sent, on purpose: try again after ``retry_after`` seconds (from when it was raised).
+
+    The common base of the client's own refusals, so a job runner catches one class and
+    defers the job instead of counting it as a failure or sleeping inside the request.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, retry_after: float):
+        self.retry_after = retry_after
+        super().__init__(message, url=url)
+
+
+class CircuitOpenError(RequestDeferred):
     """Not sent: the data custodian failed ``failures`` operations in a row, so the client's
     circuit breaker fails fast instead of adding load (SECURITY R59).
 
@@ -119,9 +135,30 @@ class CircuitOpenError(TransportError):
     """
 
     def __init__(self, message: str, *, url: str | None = None, retry_after: float, failures: int):
-        self.retry_after = retry_after
         self.failures = failures
-        super().__init__(message, url=url)
+        super().__init__(message, url=url, retry_after=retry_after)
+
+
+class QuotaExhaustedError(RequestDeferred):
+    """Not sent: the client id's ``quota`` (``"hour"`` or ``"day"``) of ``limit`` requests is
+    used up on this machine (SECURITY R58; PG&E: 2,000/h, 20,000/day).
+
+    ``retry_after`` is how many seconds from when it was raised until the window frees a
+    request; a job runner should defer the work that long rather than hold a request open.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        retry_after: float,
+        quota: str,
+        limit: int,
+    ):
+        self.quota = quota
+        self.limit = limit
+        super().__init__(message, url=url, retry_after=retry_after)
 
 
 class OAuthError(GreenButtonError):

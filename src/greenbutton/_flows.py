@@ -26,10 +26,11 @@ database connection under a row lock) are used by one thread at a time.
 
 The drivers apply the transport policy to every request: the circuit breaker (R59, checked
 once per exchange, fed the exchange's outcome after its retries), the client-side rate limit
-(R58, shared across processes by default), retries with backoff that honour ``Retry-After``
-(R57, via ``retry_delay``), per-request timeouts clipped to an overall deadline (R56), a cap
-on decoded body size (R27), and the mapping of httpx2 errors to ours (no httpx2 type
-escapes).
+and request quotas (R58, shared across processes by default; a used-up quota raises
+``QuotaExhaustedError`` before anything is sent, and the breaker ignores it), retries with
+backoff that honour ``Retry-After`` (R57, via ``retry_delay``), per-request timeouts clipped
+to an overall deadline (R56), a cap on decoded body size (R27), and the mapping of httpx2
+errors to ours (no httpx2 type escapes).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ import anyio.to_thread
 import httpx2
 
 from ._breaker import CircuitBreaker
-from ._errors import ConnectError, RequestTimeout, TransportError
+from ._errors import ConnectError, RequestDeferred, RequestTimeout, TransportError
 from ._ratelimit import Limiter
 from ._transport import map_transport_error, retry_delay
 
@@ -387,7 +388,11 @@ def _attempts_sync(
         url = _safe_url(request)
         clock.remaining(url)
         if policy.limiter is not None:
-            policy.limiter.acquire()
+            try:
+                policy.limiter.acquire()
+            except RequestDeferred as exc:  # a quota is used up (R58): not sent
+                exc.url = exc.url or url
+                raise
         _prepare(request, client.timeout, clock.remaining(url))
         try:
             got = _read_sync(client, request, policy, clock, download)
@@ -496,7 +501,11 @@ async def _attempts_async(
         url = _safe_url(request)
         clock.remaining(url)
         if policy.limiter is not None:
-            await policy.limiter.acquire_async()
+            try:
+                await policy.limiter.acquire_async()
+            except RequestDeferred as exc:  # a quota is used up (R58): not sent
+                exc.url = exc.url or url
+                raise
         _prepare(request, client.timeout, clock.remaining(url))
         try:
             got = await _read_async(client, request, policy, clock, download)

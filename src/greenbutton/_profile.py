@@ -46,6 +46,11 @@ class UtilityProfile:
     published_format: Literal["epoch", "datetime"] = "datetime"
     cost_scale: int = -5  # exponent of ESPI money fields
     rate_limit_per_s: float | None = None  # client-side limit (PG&E: 1/s, SECURITY R58)
+    # Request quotas per client id, counted machine-wide (R58; PG&E: 2,000/h, 20,000/day
+    # from 5 pm Pacific); the day resets at (IANA zone, hour) local time, midnight UTC if None.
+    quota_per_hour: int | None = None
+    quota_per_day: int | None = None
+    quota_day_reset: tuple[str, int] | None = None
     window_days: int = 30  # date-window paging of long histories
     max_body_bytes: int = 2 * 1024**3  # cap on one streamed response (R27)
     loopback_redirect_allowed: bool = False  # may the CLI catch the callback on 127.0.0.1
@@ -85,9 +90,9 @@ class UtilityProfile:
         the third party's registration (its endpoints and registered scope).
 
         PG&E's hosts (``*.pge.com``) keep the PG&E quirks: epoch-second ``published-min/max``,
-        1 request/s, 28-day windows, and the customer-facing ``sharemydata`` portal as the
-        authorize URL, because the advertised ``api.pge.com/.../authorize`` endpoint is not
-        where customers sign in (ESPI_NOTES 2.6).
+        1 request/s, 2,000/h and 20,000/day, 28-day windows, and the customer-facing
+        ``sharemydata`` portal as the authorize URL, because the advertised
+        ``api.pge.com/.../authorize`` endpoint is not where customers sign in (ESPI_NOTES 2.6).
         """
         from .parse import parse  # lxml is heavy; only this constructor needs it
 
@@ -127,6 +132,9 @@ class UtilityProfile:
                 scope=scope,
                 published_format=PGE.published_format,
                 rate_limit_per_s=PGE.rate_limit_per_s,
+                quota_per_hour=PGE.quota_per_hour,
+                quota_per_day=PGE.quota_per_day,
+                quota_day_reset=PGE.quota_day_reset,
                 window_days=PGE.window_days,
             )
         return cls(
@@ -146,6 +154,9 @@ PGE = UtilityProfile(
     resource_url="https://api.pge.com/GreenButtonConnect/espi/1_1/resource",
     published_format="epoch",
     rate_limit_per_s=1.0,
+    quota_per_hour=2000,
+    quota_per_day=20000,
+    quota_day_reset=("America/Los_Angeles", 17),  # 5 pm Pacific, DST-aware (R58)
     window_days=28,
 )
 
