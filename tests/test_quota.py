@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 import pytest
 
 import greenbutton
 from greenbutton import (
+    AsyncClient,
     CircuitOpenError,
     Client,
     QuotaExhaustedError,
@@ -264,7 +266,7 @@ def test_quota_of_3_per_hour_against_the_simulator(
 ) -> None:
     """A profile allowing 3 requests an hour: 3 calls reach the simulator, the 4th raises
     QuotaExhaustedError without a request and without opening the circuit, and a second
-    client (another process's view of the same state folder) is refused too. A 429 whose
+    client and an AsyncClient on the same state folder are refused too. A 429 whose
     Retry-After is beyond the retry cap stays a ServerError (it was sent, and counted)."""
     registration = gb.state_dir / "registration.json"
     tokens = InMemoryTokenStore()
@@ -287,6 +289,13 @@ def test_quota_of_3_per_hour_against_the_simulator(
     assert breaker.state == "closed" and breaker.failures == 0
     with Client(profile, creds, token_store=tokens) as other, pytest.raises(RequestDeferred):
         other.usage_points(key)
+
+    async def from_a_coroutine() -> None:
+        async with AsyncClient(profile, creds, token_store=tokens) as aclient:
+            with pytest.raises(QuotaExhaustedError):
+                await aclient.usage_points(key)
+
+    anyio.run(from_a_coroutine)
     assert len(gb.sim.state.arrivals) == 3
 
     # A server-side quota: 429 with Retry-After above the retry cap is not slept for.
