@@ -222,6 +222,8 @@ def _print_report(report: SyncReport) -> None:
     click.echo(f"gaps re-requested: {report.gaps}")
     if report.retried:
         click.echo(f"abandoned windows asked for again: {report.retried}")
+    if report.elsewhere:
+        click.echo(f"jobs in progress elsewhere: {len(report.elsewhere)}")
     for point, added in report.readings.items():
         click.echo(f"readings added: {added:,} {point}")
     for key, why in report.skipped.items():

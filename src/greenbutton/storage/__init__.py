@@ -13,6 +13,7 @@ Needs the ``db`` extra (SQLAlchemy, Alembic, psycopg, platformdirs).
 
 from ._ingest import (
     LEASE_SECONDS,
+    LEASE_SLACK,
     IngestResult,
     ReconciliationError,
     claim_job,
@@ -49,6 +50,7 @@ __all__ = [
     "DATABASE_URL_ENV",
     "DEFAULT_HISTORY_DAYS",
     "LEASE_SECONDS",
+    "LEASE_SLACK",
     "SECRET_KEY_ENV",
     "AccountSummary",
     "DatabaseTokenStore",

@@ -37,6 +37,7 @@ from ._store import StorageError, Store
 
 __all__ = [
     "LEASE_SECONDS",
+    "LEASE_SLACK",
     "IngestResult",
     "ReconciliationError",
     "claim_job",
@@ -58,6 +59,10 @@ RETRY_ATTEMPTS = 5
 #: How long a claimed job is its claimer's (seconds): longer than one attempt can take.
 #: Every process sharing a database should use the same value (see :func:`claim_job`).
 LEASE_SECONDS = 600.0
+#: A claim's ``now`` is read before its UPDATE, which may wait on a lock while another
+#: process claims with a later ``now``: leases ending up to this much more than a lease
+#: length ahead are live, not the mark of a clock set back.
+LEASE_SLACK = 60.0
 
 _READING_COLUMNS = (
     "meter_reading_id", "start", "usage_point_id", "duration", "raw_value", "multiplier",
@@ -345,7 +350,7 @@ def lease_free(now: float, lease_s: float) -> ColumnElement[bool]:
     """No live lease on the job: none, expired, or ending further ahead than a lease can
     (set by a clock that was ahead, or ours was set back since: it would never end)."""
     until = ingest_jobs.c.lease_until
-    return or_(until.is_(None), until <= now, until > now + lease_s)
+    return or_(until.is_(None), until <= now, until > now + lease_s + LEASE_SLACK)
 
 
 def claim_job(
@@ -357,11 +362,13 @@ def claim_job(
     One conditional UPDATE, so of several processes claiming at once exactly one wins.
     Leases use the claimer's wall clock (``now``, default ``time.time()``): hosts sharing a
     PostgreSQL database cannot compare monotonic clocks. A lease ending more than
-    ``lease_s`` ahead counts as expired, so a clock set back cannot keep a job held for
-    good. A clock set *forward* can take over a live lease early; the worst case is one
-    duplicate fetch, which ingest absorbs (R60). A lease held by a process of this host
-    that no longer exists (``owner`` of :func:`lease_owner`) is taken over at once, so a
-    killed run's job is not stuck until its lease ends.
+    ``lease_s`` ahead (plus :data:`LEASE_SLACK`) counts as expired, so a clock set back
+    cannot keep a job held for good. A clock set *forward* can take over a live lease
+    early; the worst case is one duplicate fetch, which ingest absorbs (R60).
+
+    A lease of a process of this host (the ``host`` of :func:`lease_owner`) that no longer
+    exists is taken over at once, so a killed run's job is not stuck until its lease ends;
+    this assumes no two hosts (containers) with their own process ids share a host name.
     """
     now = time.time() if now is None else now
     j = ingest_jobs

@@ -460,6 +460,9 @@ class _Runner:
         self.clock, self.lease_s, self.owner = clock, lease_s, lease_owner()
         #: Jobs another process held when this run came to them: id -> URI.
         self.held: dict[int, str] = {}
+        #: Every job this run was given: only these can be left unfinished by it (another
+        #: process may be creating and running jobs of its own meanwhile).
+        self.seen: set[int] = set()
         self.progress = progress
         self.max_attempts, self.retry_delay, self.sleep = max_attempts, retry_delay, sleep
         self.done = 0
@@ -472,6 +475,7 @@ class _Runner:
 
     def run(self, jobs: list[_Job]) -> None:
         attempts = {job.id: job.attempts for job in jobs}
+        self.seen.update(attempts)
         unique = list({j.id: j for j in jobs}.values())
         for job in unique:  # out of attempts already (a crash during the last one)
             if attempts[job.id] >= self.max_attempts and not self._abandon(
@@ -683,7 +687,9 @@ def sync(
 
     after = _readings_by_point(store, namespace)
     report.readings = {k: n - before.get(k, 0) for k, n in sorted(after.items())}
-    report.unfinished = [j.uri for j in _unfinished(store, auths) if j.id not in runner.held]
+    report.unfinished = [
+        j.uri for j in _unfinished(store, auths) if j.id in runner.seen and j.id not in runner.held
+    ]
     report.elsewhere = list(runner.held.values())
     return report
 
