@@ -230,18 +230,37 @@ def test_a_crashed_holder_on_another_host_is_taken_over_when_its_lease_ends(
     assert _jobs(store)[0] == (held_id, "done", 2, None)  # the crashed attempt counts too
 
 
-def test_a_crashed_holder_on_this_host_is_taken_over_at_once(
-    gb: SimulatorHandle, fetches: Fetches, store: Store, store_url: str, tmp_path: Path
-) -> None:
-    pending = _pending_windows(gb, store)
-    held_id, held_uri = pending[0]
-    # a real process claims the job and dies without releasing it
+def _claim_and_die(store_url: str, tmp_path: Path, job_id: int) -> None:
+    """A real process claims the job and dies without releasing it."""
     code = (
         "import os, sys; from greenbutton.storage import Store, claim_job, lease_owner; "
         "s = Store.open(sys.argv[1], data_dir=sys.argv[2]); "
         "assert claim_job(s, int(sys.argv[3]), lease_owner(), 600.0); os._exit(0)"
     )
-    subprocess.run([sys.executable, "-c", code, store_url, str(tmp_path), str(held_id)], check=True)
+    subprocess.run([sys.executable, "-c", code, store_url, str(tmp_path), str(job_id)], check=True)
+
+
+def test_a_run_killed_during_the_last_attempt_leaves_the_job_to_be_abandoned(
+    gb: SimulatorHandle, fetches: Fetches, store: Store, store_url: str, tmp_path: Path
+) -> None:
+    pending = _pending_windows(gb, store)
+    job_id, uri = pending[0]
+    with store.begin() as conn:
+        conn.execute(update(ingest_jobs).where(ingest_jobs.c.id == job_id).values(attempts=4))
+    _claim_and_die(store_url, tmp_path, job_id)  # its 5th attempt, then killed
+    with gb.sdk_client(DatabaseTokenStore(store)) as client:
+        report = sync(store, client, since=SINCE, max_attempts=5)
+    assert [a.uri for a in report.abandoned] == [uri] and report.elsewhere == []
+    assert fetches.count(uri) == 0
+    assert _jobs(store)[0] == (job_id, "abandoned", 5, None)
+
+
+def test_a_crashed_holder_on_this_host_is_taken_over_at_once(
+    gb: SimulatorHandle, fetches: Fetches, store: Store, store_url: str, tmp_path: Path
+) -> None:
+    pending = _pending_windows(gb, store)
+    held_id, held_uri = pending[0]
+    _claim_and_die(store_url, tmp_path, held_id)
     (owner,) = _owners(store)
     assert owner.split(":")[1] != str(os.getpid())
     alive = lease_owner()  # this (living) process holds another job

@@ -386,12 +386,19 @@ def claim_job(
     free = or_(lease_free(now, lease_s), j.c.lease_owner == owner)
     if store.transaction(lambda conn: conn.execute(claim.where(free)).rowcount) == 1:
         return True
-    with store.connect() as conn:
-        holder = conn.execute(select(j.c.lease_owner).where(j.c.id == job_id)).scalar()
-    if holder is None or not _gone(str(holder)):
+    holder = dead_holder(store, job_id)
+    if holder is None:
         return False
     taken = claim.where(j.c.lease_owner == holder)  # only if still that dead holder's
     return bool(store.transaction(lambda conn: conn.execute(taken).rowcount) == 1)
+
+
+def dead_holder(store: Store, job_id: int) -> str | None:
+    """The job's lease owner when it is a process of this host that has ended, else None."""
+    j = ingest_jobs
+    with store.connect() as conn:
+        holder = conn.execute(select(j.c.lease_owner).where(j.c.id == job_id)).scalar()
+    return None if holder is None or not _gone(str(holder)) else str(holder)
 
 
 def _gone(owner: str) -> bool:

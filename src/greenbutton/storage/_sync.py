@@ -54,7 +54,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from .._errors import (
     AuthorizationError,
@@ -72,6 +72,7 @@ from ._ingest import (
     ReconciliationError,
     claim_job,
     create_job,
+    dead_holder,
     fail_job,
     ingest_document,
     lease_free,
@@ -587,12 +588,16 @@ class _Runner:
 
 def _set_abandoned(store: Store, job_id: int, now: float, lease_s: float) -> bool:
     """Terminal: later runs neither retry the job nor report it as a failure. Not while
-    another process holds it (its attempt may yet succeed); False then."""
+    another live process holds it (its attempt may yet succeed); False then."""
     j = ingest_jobs
+    free = lease_free(now, lease_s)
+    dead = dead_holder(store, job_id)  # a run killed during the job's last attempt
+    if dead is not None:
+        free = or_(free, j.c.lease_owner == dead)
     with store.begin() as conn:
         result = conn.execute(
             update(j)
-            .where(j.c.id == job_id, j.c.state.in_(_OPEN), lease_free(now, lease_s))
+            .where(j.c.id == job_id, j.c.state.in_(_OPEN), free)
             .values(state="abandoned", updated_at=time.time(), lease_owner=None, lease_until=None)
         )
     return int(result.rowcount) == 1
