@@ -579,10 +579,10 @@ class _Runner:
                 self.broken.add(job.auth.id)
                 self.report.skipped[job.auth.key] = message
             return message
-        except BaseException:
+        except BaseException as exc:
             # Interrupted (Ctrl-C, a bug): free the job for the next run at once.
             with contextlib.suppress(StorageError):
-                fail_job(self.store, job.id, "interrupted", owner=self.owner)
+                fail_job(self.store, job.id, f"interrupted: {type(exc).__name__}", owner=self.owner)
             raise
 
 
