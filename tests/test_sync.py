@@ -574,3 +574,38 @@ def test_an_open_circuit_pauses_the_run_without_spending_attempts(
         again = sync(store, client, since=SINCE, sleep=lambda _s: None)
     assert again.ok, again.errors
     assert set(_job_states(store)) == {"done"}
+
+
+def test_a_used_up_quota_pauses_the_run_like_an_open_circuit(
+    gb: SimulatorHandle, store: Store, tmp_path: Path
+) -> None:
+    """R58: when the hourly quota is used up mid-run, the refused job keeps its attempt and
+    stays pending, the rest wait unattempted, nothing fails or is abandoned, and the run
+    says so (QuotaExhaustedError) and is not ok; with quota again, the next run finishes."""
+    import dataclasses
+
+    from greenbutton import UtilityProfile
+    from greenbutton._config import credentials_from_registration
+
+    tokens = DatabaseTokenStore(store)
+    authorize(gb, tokens)
+    registration = gb.state_dir / "registration.json"
+    creds = credentials_from_registration(registration)
+    tight = dataclasses.replace(UtilityProfile.simulator(registration), quota_per_hour=3)
+    before = len(gb.sim.state.arrivals)
+    with Client(tight, creds, token_store=tokens, rate_limit_dir=tmp_path / "rate") as client:
+        report = sync(store, client, since=SINCE, sleep=lambda _s: None)
+    assert len(gb.sim.state.arrivals) - before == 3  # the quota, and not one request more
+    assert not report.ok and not report.abandoned and report.unfinished
+    assert any(e.startswith("QuotaExhaustedError") for e in report.errors)
+    states = _job_states(store)
+    assert "failed" not in states and "abandoned" not in states
+    with store.connect() as conn:
+        rows = conn.execute(select(ingest_jobs.c.state, ingest_jobs.c.attempts)).all()
+    assert all(attempts == 0 for state, attempts in rows if state != "done")
+
+    roomy = dataclasses.replace(tight, quota_per_hour=None)
+    with Client(roomy, creds, token_store=tokens, rate_limit_dir=tmp_path / "rate") as client:
+        again = sync(store, client, since=SINCE, sleep=lambda _s: None)
+    assert again.ok, again.errors
+    assert set(_job_states(store)) == {"done"}

@@ -58,10 +58,10 @@ from sqlalchemy import and_, func, or_, select, update
 
 from .._errors import (
     AuthorizationError,
-    CircuitOpenError,
     ConfigurationError,
     GreenButtonError,
     OAuthError,
+    RequestDeferred,
     ServerError,
 )
 from ..espi._paths import TimeLike, format_time, split_windows, to_datetime
@@ -470,9 +470,10 @@ class _Runner:
         self.total = 0
         self.broken: set[int] = set()
         self.retry_after: float | None = None  # of the last failure, when the custodian said
-        #: Set when the client's circuit breaker opened (R59): the custodian keeps failing,
-        #: so the rest of the run's jobs wait, unattempted, for a later run.
-        self.paused: CircuitOpenError | None = None
+        #: Set when the client would not send (its circuit breaker is open, R59, or a
+        #: request quota is used up, R58): the rest of the run's jobs wait, unattempted,
+        #: for a later run.
+        self.paused: RequestDeferred | None = None
 
     def run(self, jobs: list[_Job]) -> None:
         attempts = {job.id: job.attempts for job in jobs}
@@ -560,11 +561,11 @@ class _Runner:
                 cost_scale=self.client.profile.cost_scale,
             )  # fmt: skip
             return None
-        except CircuitOpenError as exc:
+        except RequestDeferred as exc:
             # Nothing was sent: the attempt does not count, and the job stays pending.
             unstart_job(self.store, job.id, owner=self.owner)
             self.paused = exc
-            self.report.errors.append(f"CircuitOpenError: {' '.join(str(exc).split())}")
+            self.report.errors.append(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
             return str(exc)
         except GreenButtonError as exc:
             if isinstance(exc, StorageError) and not isinstance(exc, ReconciliationError):

@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._analysis import display_unit, scaled
 from .._client import AsyncClient
-from .._errors import CallbackError, CircuitOpenError, GreenButtonError, ParseError
+from .._errors import CallbackError, GreenButtonError, ParseError, RequestDeferred
 from ..models import Document
 from ..oauth import parse_callback
 from ..parse import Limits, parse
@@ -632,7 +632,7 @@ class _Web:
                     authorization_id=auth_id,
                 )  # fmt: skip
             )
-        except CircuitOpenError as exc:
+        except RequestDeferred as exc:  # circuit open (R59) or quota used up (R58): not sent
             log.warning("ingest paused for %.0f s: %s", exc.retry_after, exc)
             await anyio.to_thread.run_sync(partial(unstart_job, self.store, job_id, owner=owner))
             return False
