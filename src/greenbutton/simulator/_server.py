@@ -365,6 +365,9 @@ def startup_message(server: SimulatorServer) -> str:
         "",
         "Demo customer logins (username  password):",
         logins,
+        "",
+        "The portal's certificate comes from the simulator's own CA (above): a browser warns",
+        "once; accept it, or trust that CA certificate in the browser.",
     ]
     if sim.config.bind_tokens:
         lines += [
