@@ -27,10 +27,12 @@ To see the BatchList notifications the simulator POSTs, start a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -117,6 +119,13 @@ class SimulatorHandle:
             with self.portal_client() as browser:
                 r = browser.get(pending.url)
             return client.exchange_code(r.headers["location"], pending)
+
+    def authorize_expired(self, tokens: TokenStore) -> str:
+        """:meth:`authorize`, then the stored access token made expired (locally): the
+        next call must refresh. Returns the key."""
+        key, token = self.authorize(tokens)
+        tokens.save(key, dataclasses.replace(token, expires_at=time.time() - 3600))
+        return key
 
 
 @contextmanager

@@ -10,7 +10,6 @@ client asked for, and how often an unrelated coroutine ran while another one wai
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -28,7 +27,6 @@ import pytest
 
 pytest.importorskip("sqlalchemy", reason="the db extra is not installed")
 
-from cryptography.fernet import Fernet
 
 import greenbutton
 from greenbutton import AsyncClient, Client
@@ -63,14 +61,6 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def secret_key(monkeypatch: pytest.MonkeyPatch) -> str:
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv("GREENBUTTON_SECRET_KEY", key)
-    monkeypatch.delenv("GREENBUTTON_DATABASE_URL", raising=False)
-    return key
-
-
-@pytest.fixture
 def store(store_url: str, tmp_path: Path, secret_key: str) -> Iterator[Store]:
     s = Store.open(store_url, data_dir=tmp_path)
     try:
@@ -92,13 +82,6 @@ def _registration(gb: SimulatorHandle) -> Path:
 def _grants(gb: SimulatorHandle, grant_type: str = "refresh_token") -> list[int]:
     """Status of every token request of ``grant_type`` the simulator answered."""
     return [c.status for c in token_calls(gb.sim) if c.grant_type == grant_type]
-
-
-def _authorize_expired(gb: SimulatorHandle, tokens: DatabaseTokenStore) -> str:
-    """A real authorization whose stored access token has expired (locally)."""
-    key, token = gb.authorize(tokens)
-    tokens.save(key, dataclasses.replace(token, expires_at=time.time() - 3600))
-    return key
 
 
 def _fingerprint(bearer: str) -> str:
@@ -202,7 +185,7 @@ async def test_async_client_waits_for_the_row_lock_off_the_event_loop(
     needs a refresh waits for it in a worker thread, so an unrelated coroutine keeps
     running all along, and the task then refreshes once."""
     tokens = DatabaseTokenStore(store)
-    key = _authorize_expired(gb, tokens)
+    key = gb.authorize_expired(tokens)
     holder, release, released = _hold_row(store_url, key, tmp_path)
     try:
         ticks_while_waiting = 0
@@ -255,7 +238,7 @@ async def test_task_cancelled_while_waiting_for_the_row_lock_sends_nothing(
     lock the task stops before sending the refresh, and closing the flow (off the loop,
     shielded) rolls back and releases the row, so the next call refreshes normally."""
     tokens = DatabaseTokenStore(store)
-    key = _authorize_expired(gb, tokens)
+    key = gb.authorize_expired(tokens)
     holder, release, released = _hold_row(store_url, key, tmp_path)
     try:
         async with AsyncClient.for_simulator(_registration(gb), token_store=tokens) as client:
@@ -355,7 +338,7 @@ def test_coroutines_threads_and_processes_refresh_exactly_once(
     resource call at once -> the simulator answered exactly one refresh, every call
     succeeded, and every resource request carried the same new token."""
     tokens = DatabaseTokenStore(store)
-    key = _authorize_expired(gb, tokens)
+    key = gb.authorize_expired(tokens)
     before = tokens.load(key)
     assert before is not None
     gb.sim.faults.latency_ms = 150  # the refresh stays in flight while everyone piles up

@@ -26,7 +26,6 @@ import pytest
 
 pytest.importorskip("sqlalchemy", reason="the db extra is not installed")
 
-from cryptography.fernet import Fernet
 from sqlalchemy import select, text, update
 
 from greenbutton.espi._paths import split_windows
@@ -57,6 +56,8 @@ __all__ = ["anyio_backend"]  # the web app's tests' fixture, used by the web wor
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 SINCE = TODAY - timedelta(days=40)  # two 30-day windows per usage point, then a catch-up
 
+pytestmark = pytest.mark.usefixtures("secret_key")  # every test: a fresh key
+
 
 class Fetches:
     """Wraps the simulator's API app: records every windowed fetch (path and query) and
@@ -86,14 +87,6 @@ class Fetches:
 def _key(uri: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     parts = urlsplit(uri)
     return parts.path, tuple(sorted(parse_qsl(parts.query)))
-
-
-@pytest.fixture(autouse=True)
-def secret_key(monkeypatch: pytest.MonkeyPatch) -> str:
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv("GREENBUTTON_SECRET_KEY", key)
-    monkeypatch.delenv("GREENBUTTON_DATABASE_URL", raising=False)
-    return key
 
 
 @pytest.fixture

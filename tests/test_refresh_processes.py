@@ -10,7 +10,6 @@ reads the store's ``reauth_required`` flag and sends nothing, never a loop.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -23,7 +22,6 @@ import pytest
 
 pytest.importorskip("sqlalchemy", reason="the db extra is not installed")
 
-from cryptography.fernet import Fernet
 
 from greenbutton import Client
 from greenbutton._errors import InvalidGrantError
@@ -74,14 +72,6 @@ print(json.dumps(out))
 
 
 @pytest.fixture
-def secret_key(monkeypatch: pytest.MonkeyPatch) -> str:
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv("GREENBUTTON_SECRET_KEY", key)
-    monkeypatch.delenv("GREENBUTTON_DATABASE_URL", raising=False)
-    return key
-
-
-@pytest.fixture
 def gb(tmp_path: Path) -> Iterator[SimulatorHandle]:
     with start_simulator(tmp_path / "sim", auto_approve="alice") as handle:
         yield handle
@@ -98,13 +88,6 @@ def store(store_url: str, tmp_path: Path, secret_key: str) -> Iterator[Store]:
 
 def _client(gb: SimulatorHandle, tokens: DatabaseTokenStore) -> Client:
     return gb.sdk_client(tokens)
-
-
-def _authorize_expired(gb: SimulatorHandle, tokens: DatabaseTokenStore) -> str:
-    """A real authorization whose stored access token has expired (locally)."""
-    key, token = gb.authorize(tokens)
-    tokens.save(key, dataclasses.replace(token, expires_at=time.time() - 3600))
-    return key
 
 
 def _refresh_grants(gb: SimulatorHandle) -> list[int]:
@@ -153,7 +136,7 @@ def test_processes_sharing_the_database_refresh_exactly_once(
     gb: SimulatorHandle, store: Store, store_url: str, tmp_path: Path
 ) -> None:
     tokens = DatabaseTokenStore(store)
-    key = _authorize_expired(gb, tokens)
+    key = gb.authorize_expired(tokens)
     before = tokens.load(key)
     assert before is not None and _refresh_grants(gb) == []
 
@@ -180,7 +163,7 @@ def test_process_killed_before_saving_the_rotation_asks_for_reauthorization(
     gb: SimulatorHandle, store: Store, store_url: str, tmp_path: Path
 ) -> None:
     tokens = DatabaseTokenStore(store)
-    key = _authorize_expired(gb, tokens)
+    key = gb.authorize_expired(tokens)
     before = tokens.load(key)
 
     [(code, out, err)] = _run_children(gb, store_url, key, tmp_path, 1, mode="die")

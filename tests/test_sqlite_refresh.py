@@ -23,7 +23,6 @@ import pytest
 
 pytest.importorskip("sqlalchemy", reason="the db extra is not installed")
 
-from cryptography.fernet import Fernet
 
 from greenbutton import Client, RequestTimeout
 from greenbutton.oauth import Token
@@ -56,10 +55,7 @@ else:
     print("ok", flush=True)
 """
 
-
-@pytest.fixture(autouse=True)
-def secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GREENBUTTON_SECRET_KEY", Fernet.generate_key().decode())
+pytestmark = pytest.mark.usefixtures("secret_key")  # every test: a fresh key
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import pytest
 pytest.importorskip("sqlalchemy", reason="the db extra is not installed")
 
 from click.testing import CliRunner, Result
-from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
 from greenbutton import Client
@@ -45,13 +44,7 @@ store_url = test_storage.store_url  # SQLite and PostgreSQL, as in the storage t
 SINCE = (datetime.now(UTC) - timedelta(days=100)).replace(hour=0, minute=0, second=0, microsecond=0)
 SINCE_TEXT = SINCE.strftime("%Y-%m-%d")
 
-
-@pytest.fixture(autouse=True)
-def secret_key(monkeypatch: pytest.MonkeyPatch) -> str:
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv("GREENBUTTON_SECRET_KEY", key)
-    monkeypatch.delenv("GREENBUTTON_DATABASE_URL", raising=False)
-    return key
+pytestmark = pytest.mark.usefixtures("secret_key")  # every test: a fresh key
 
 
 @pytest.fixture

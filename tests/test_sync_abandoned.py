@@ -23,9 +23,10 @@ from . import test_storage, test_sync
 from .simulator_harness import SimulatorHandle
 from .test_sync import SINCE, _job_states, _JumpingClock, authorize, client_for, run
 
-# the fixtures of the sync tests: SQLite and PostgreSQL, the simulator, the autouse key
+# the fixtures of the sync tests: SQLite and PostgreSQL, the simulator, a fresh key
 store_url = test_storage.store_url
-store, gb, secret_key = test_sync.store, test_sync.gb, test_sync.secret_key
+store, gb = test_sync.store, test_sync.gb
+pytestmark = pytest.mark.usefixtures("secret_key")
 
 DAY = 86400.0
 
