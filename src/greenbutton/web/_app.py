@@ -587,7 +587,7 @@ class _Web:
                 select(j.c.id, j.c.resource_uri, j.c.authorization_id, a.c.key)
                 .outerjoin(a, a.c.id == j.c.authorization_id)
                 .where(
-                    j.c.state != "done",
+                    j.c.state.not_in(("done", "abandoned")),  # claim_job refuses those
                     j.c.attempts < self.config.job_attempts,
                     j.c.resource_uri.startswith(self.resource_url + "/", autoescape=True),
                 )
