@@ -500,25 +500,3 @@ async def test_an_open_circuit_pauses_the_worker_without_spending_attempts(
         await web.run_jobs()
         assert sorted(state for _, state in _jobs(web)) == ["done", "done"]
         assert sorted(u for u in counting.urls[before:] if "correlationID" in u) == sorted(uris)
-
-
-_SWATCH = re.compile(
-    r'<g id="patch_\d+">\s*<path [^>]*style="([^"]*)"/>\s*</g>\s*<g id="text_\d+">\s*<!-- (.+?) -->'
-)
-
-
-@pytest.mark.anyio
-async def test_daily_chart_legend_matches_the_bars(gb: SimulatorHandle, tmp_path: Path) -> None:
-    """The import swatch has the full import colour of the bars; only "partial day" is faded
-    (the first bar of a 30-day window is a partial day, whose colour the legend took)."""
-    async with running(gb, tmp_path) as (_, browser, _counting):
-        await connect(gb, browser)
-        page = (await browser.get("/account")).text
-    legend = page[page.index('id="legend_1"') :]
-    legend = legend[: legend.index('id="axes_2"')]
-    swatches = {label: style for style, label in _SWATCH.findall(legend)}
-    assert swatches["import"].startswith("fill: #2b6cb0")
-    assert "opacity" not in swatches["import"], swatches
-    assert "fill-opacity: 0.35" in swatches["partial day"]
-    # and the bars do use both: full colour for whole days, faded for partial ones
-    assert 'style="fill: #2b6cb0"' in page and "fill: #2b6cb0; fill-opacity: 0.35" in page
