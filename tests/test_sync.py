@@ -456,7 +456,7 @@ def test_wall_clock_jumping_during_a_sync_changes_nothing(
     monkeypatch: pytest.MonkeyPatch,
     jump: float,
 ) -> None:
-    from greenbutton.storage import _ingest, _sync, _tokens
+    from greenbutton.storage import _ingest, _jobs, _sync, _tokens
 
     tokens = DatabaseTokenStore(store)
     key = authorize(gb, tokens)
@@ -471,7 +471,7 @@ def test_wall_clock_jumping_during_a_sync_changes_nothing(
     clean.close()
 
     clock = _JumpingClock()
-    for module in (_sync, _ingest, _tokens):
+    for module in (_sync, _jobs, _ingest, _tokens):
         monkeypatch.setattr(module, "time", clock)
 
     def jump_after_planning(done: int, total: int, _what: str) -> None:

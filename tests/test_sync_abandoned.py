@@ -83,7 +83,7 @@ def test_an_abandoned_first_window_is_asked_for_again_once_a_day_without_failing
     clean_readings: list[object],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from greenbutton.storage import _sync
+    from greenbutton.storage import _jobs, _sync
 
     tokens = DatabaseTokenStore(store)
     gb.sim.faults.retry_after = 0  # the 503s say "retry at once": the test never waits
@@ -114,7 +114,8 @@ def test_an_abandoned_first_window_is_asked_for_again_once_a_day_without_failing
     # row, fresh attempts), failing again is reported but does not fail the run
     clock = _JumpingClock()
     clock.offset = DAY + 3600
-    monkeypatch.setattr(_sync, "time", clock)
+    for module in (_sync, _jobs):
+        monkeypatch.setattr(module, "time", clock)
     with client_for(gb, tokens) as client:
         third = sync(store, client, progress=progress, sleep=sleep)
     gb.sim.faults.status_burst = 0
@@ -125,7 +126,8 @@ def test_an_abandoned_first_window_is_asked_for_again_once_a_day_without_failing
 
     # run 4 (CLI): the clock is right again, so the job was last updated "in the future":
     # due at once, not in a day; the custodian answers and the data is complete
-    monkeypatch.setattr(_sync, "time", time)
+    for module in (_sync, _jobs):
+        monkeypatch.setattr(module, "time", time)
     common = (
         "--simulator", str(gb.state_dir), "--database", store_url,
         "--store", str(tmp_path / "none.json"),

@@ -45,8 +45,6 @@ reported as ``elsewhere``, neither a failure nor unfinished work of this run.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -54,30 +52,22 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, select
 
-from .._errors import (
-    AuthorizationError,
-    ConfigurationError,
-    GreenButtonError,
-    OAuthError,
-    RequestDeferred,
-    ServerError,
-)
+from .._errors import ConfigurationError, GreenButtonError, RequestDeferred
 from ..espi._paths import TimeLike, format_time, split_windows, to_datetime
 from ..models import Document
-from ..parse import parse, series_key
-from ._ingest import (
-    LEASE_SECONDS,
-    ReconciliationError,
-    claim_job,
-    create_job,
-    dead_holder,
-    fail_job,
-    ingest_document,
-    lease_free,
-    lease_owner,
-    unstart_job,
+from ..parse import series_key
+from ._ingest import LEASE_SECONDS
+from ._jobs import (
+    MAX_ATTEMPTS,
+    RETRY_ABANDONED_AFTER,
+    Job,
+    JobRunner,
+    abandon,
+    due_jobs,
+    enqueue,
+    requeue_abandoned,
 )
 from ._schema import authorizations, ingest_jobs, meter_readings, readings, usage_points
 from ._store import StorageError, Store
@@ -99,13 +89,8 @@ __all__ = [
 
 #: History fetched for a usage point with nothing stored, when ``since`` is not given.
 DEFAULT_HISTORY_DAYS = 365
-MAX_ATTEMPTS = 5
-#: Seconds before an abandoned window whose data is still missing is asked for again.
-RETRY_ABANDONED_AFTER = 24 * 3600.0
 #: Longest wait between two attempts of a job within one run, seconds.
 MAX_RETRY_DELAY = 30.0
-#: Job states a run picks up again; ``done`` and ``abandoned`` are terminal.
-_OPEN = ("pending", "running", "failed")
 
 #: ``progress(done, total, what)`` after each job (``total`` grows as jobs are planned).
 Progress = Callable[[int, int, str], None]
@@ -154,16 +139,6 @@ class _Auth:
     subscription: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Job:
-    id: int
-    uri: str
-    auth: _Auth
-    attempts: int
-    error: str | None = None  # of the last failed attempt
-    retry: bool = False  # an abandoned window asked for again: failing, it is not new
-
-
 def _utc(value: TimeLike) -> datetime:
     when = to_datetime(value)
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
@@ -199,61 +174,8 @@ def _authorizations(store: Store, client: Client, wanted: Iterable[str] | None) 
     return [f for f in found if f.key in keys]
 
 
-def _unfinished(store: Store, auths: list[_Auth]) -> list[_Job]:
-    by_id = {a.id: a for a in auths}
-    j = ingest_jobs
-    with store.connect() as conn:
-        rows = conn.execute(
-            select(j.c.id, j.c.resource_uri, j.c.authorization_id, j.c.attempts, j.c.error)
-            .where(j.c.state.in_(_OPEN), j.c.authorization_id.in_(list(by_id)))
-            .order_by(j.c.id)
-        ).all()
-    return [_Job(int(i), str(u), by_id[int(a)], int(n), e) for i, u, a, n, e in rows]
-
-
-def _due(updated_at: float, now: float, after: float) -> bool:
-    """Whether an abandoned job may be asked for again; a wall clock set back since its
-    last update makes it due at once rather than never."""
-    return updated_at > now or now - updated_at >= after
-
-
-def _enqueue(
-    store: Store, uri: str, auth: _Auth, *, once: bool, now: float, after: float
-) -> _Job | None:
-    """The unfinished job for ``uri`` or a new one; with ``once``, none if it was done.
-
-    A catch-up window (not ``once``: it ends now, so it asks for new data) is always asked
-    for, with a fresh job if an earlier one was abandoned. Any other abandoned window comes
-    back (fresh attempts, same row, so ``accounts`` shows one entry per window) only when
-    due (:func:`_due`); until then it is not asked for."""
-    j = ingest_jobs
-    with store.connect() as conn:
-        row = conn.execute(
-            select(j.c.id, j.c.state, j.c.attempts, j.c.updated_at)
-            .where(j.c.resource_uri == uri, j.c.authorization_id == auth.id)
-            .order_by(j.c.id.desc())
-            .limit(1)
-        ).first()
-    if row is not None and row.state in _OPEN:
-        return _Job(int(row.id), uri, auth, int(row.attempts))
-    if row is not None and row.state == "done" and once:
-        return None
-    if row is not None and row.state == "abandoned" and once:
-        if not _due(float(row.updated_at), now, after):
-            return None
-        _revive(store, int(row.id))
-        return _Job(int(row.id), uri, auth, 0, retry=True)
-    return _Job(create_job(store, uri, authorization_id=auth.id), uri, auth, 0)
-
-
-def _revive(store: Store, job_id: int) -> None:
-    j = ingest_jobs
-    with store.begin() as conn:
-        conn.execute(
-            update(j)
-            .where(j.c.id == job_id, j.c.state == "abandoned")
-            .values(state="pending", attempts=0, updated_at=time.time())
-        )
+def _unfinished(store: Store, auths: list[_Auth]) -> list[Job]:
+    return due_jobs(store, authorization_ids=[a.id for a in auths], max_attempts=None)
 
 
 def _bound(text: str) -> int:
@@ -369,7 +291,7 @@ def _plan(
     backfill: bool,
     report: SyncReport,
     retry_after: float,
-) -> list[_Job]:
+) -> list[Job]:
     """Catch-up, gap, backfill and abandoned-window jobs for one authorization (one
     listing request)."""
     if not auth.subscription:
@@ -383,11 +305,14 @@ def _plan(
     days = client.profile.window_days
     abandoned = _abandoned_windows(store, auth)
     wall = time.time()
-    jobs: list[_Job] = []
+    jobs: list[Job] = []
     seen: set[int] = set()
 
     def add_uri(uri: str, *, once: bool) -> bool:
-        job = _enqueue(store, uri, auth, once=once, now=wall, after=retry_after)
+        job = enqueue(
+            store, uri, authorization_id=auth.id, authorization=auth.key, once=once,
+            retry_abandoned_after=retry_after, now=wall,
+        )  # fmt: skip
         if job is not None and job.id not in seen:  # planned twice: keep the first
             seen.add(job.id)
             jobs.append(job)
@@ -458,7 +383,8 @@ class _Runner:
         lease_s: float = LEASE_SECONDS,
     ) -> None:
         self.store, self.client, self.report = store, client, report
-        self.clock, self.lease_s, self.owner = clock, lease_s, lease_owner()
+        self.clock, self.lease_s = clock, lease_s
+        self.engine = JobRunner.for_client(store, client, lease_s=lease_s, clock=clock)
         #: Jobs another process held when this run came to them: id -> URI.
         self.held: dict[int, str] = {}
         #: Every job this run was given: only these can be left unfinished by it (another
@@ -475,7 +401,7 @@ class _Runner:
         #: for a later run.
         self.paused: RequestDeferred | None = None
 
-    def run(self, jobs: list[_Job]) -> None:
+    def run(self, jobs: list[Job]) -> None:
         attempts = {job.id: job.attempts for job in jobs}
         self.seen.update(attempts)
         unique = list({j.id: j for j in jobs}.values())
@@ -493,10 +419,10 @@ class _Runner:
                 # A relative sleep: time.sleep runs on the monotonic clock, so a wall
                 # clock set back or forward during the run changes nothing here.
                 self.sleep(wait)
-            retry: list[_Job] = []
+            retry: list[Job] = []
             wait = 0.0
             for job in queue:
-                if job.auth.id in self.broken:
+                if job.authorization_id in self.broken:
                     continue
                 if not self._claim(job):
                     self.done += 1
@@ -507,7 +433,7 @@ class _Runner:
                 if self.paused is not None:
                     break
                 delay = None if failure is None else self._delay(round_)
-                if failure is not None and job.auth.id in self.broken:
+                if failure is not None and job.authorization_id in self.broken:
                     pass  # left failed: the next run retries it once re-authorized
                 elif failure is not None and attempts[job.id] >= self.max_attempts:
                     self._abandon(job, attempts[job.id], failure)
@@ -530,90 +456,47 @@ class _Runner:
         if self.progress is not None:
             self.progress(self.done, self.total, what)
 
-    def _abandon(self, job: _Job, attempts: int, error: str | None) -> bool:
+    def _abandon(self, job: Job, attempts: int, error: str | None) -> bool:
         """Give the job up; False (nothing changed) when another process holds it."""
-        if not _set_abandoned(self.store, job.id, self.clock(), self.lease_s):
+        if not abandon(self.store, job.id, now=self.clock(), lease_s=self.lease_s):
             return False
-        given_up = AbandonedJob(job.auth.key, job.uri, attempts, error)
+        given_up = AbandonedJob(job.authorization or "", job.uri, attempts, error)
         (self.report.still_abandoned if job.retry else self.report.abandoned).append(given_up)
         return True
 
-    def _claim(self, job: _Job) -> bool:
+    def _claim(self, job: Job) -> bool:
         """Take the job's lease (counting the attempt); False: another process runs it."""
-        if claim_job(self.store, job.id, self.owner, self.lease_s, now=self.clock()):
+        if self.engine.claim(job):
             self.held.pop(job.id, None)
             return True
         self.held[job.id] = job.uri
         return False
 
-    def _one(self, job: _Job) -> str | None:
-        """One attempt of a claimed job: ``None`` when it is done, else the error (recorded
-        on the job, its lease released)."""
+    def _one(self, job: Job) -> str | None:
+        """One attempt of a claimed job (the engine's steps): ``None`` when it is done,
+        else the error (recorded on the job, its lease released)."""
         self.report.jobs_run += 1
         self.retry_after = None
         try:
-            body = self.client.get(job.uri, job.auth.key, raw=True)
+            self.engine.check(job)
+            body = self.client.get(job.uri, job.authorization, raw=True)
             assert isinstance(body, bytes)
-            document = parse(body, name=job.uri.split("?")[0]) if body else Document()
-            ingest_document(
-                self.store, document, job_id=job.id, namespace=self.client.profile.name,
-                authorization_id=job.auth.id, payload_hash=hashlib.sha256(body).hexdigest(),
-                cost_scale=self.client.profile.cost_scale,
-            )  # fmt: skip
-            return None
-        except RequestDeferred as exc:
-            # Nothing was sent: the attempt does not count, and the job stays pending.
-            unstart_job(self.store, job.id, owner=self.owner)
-            self.paused = exc
-            self.report.errors.append(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
-            return str(exc)
-        except GreenButtonError as exc:
-            if isinstance(exc, StorageError) and not isinstance(exc, ReconciliationError):
-                raise  # the database itself failed: retrying jobs will not help
-            self.report.jobs_failed += 1
-            message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-            self.report.errors.append(message)
-            fail_job(self.store, job.id, message, owner=self.owner)
-            if isinstance(exc, ServerError):
-                self.retry_after = exc.retry_after
-            if isinstance(exc, OAuthError | AuthorizationError):
-                self.broken.add(job.auth.id)
-                self.report.skipped[job.auth.key] = message
-            return message
+            outcome = self.engine.store_body(job, body)
         except BaseException as exc:
-            # Interrupted (Ctrl-C, a bug): free the job for the next run at once.
-            with contextlib.suppress(StorageError):
-                fail_job(self.store, job.id, f"interrupted: {type(exc).__name__}", owner=self.owner)
-            raise
-
-
-def _set_abandoned(store: Store, job_id: int, now: float, lease_s: float) -> bool:
-    """Terminal: later runs neither retry the job nor report it as a failure. Not while
-    another live process holds it (its attempt may yet succeed); False then."""
-    j = ingest_jobs
-    free = lease_free(now, lease_s)
-    dead = dead_holder(store, job_id)  # a run killed during the job's last attempt
-    if dead is not None:
-        free = or_(free, j.c.lease_owner == dead)
-    with store.begin() as conn:
-        result = conn.execute(
-            update(j)
-            .where(j.c.id == job_id, j.c.state.in_(_OPEN), free)
-            .values(state="abandoned", updated_at=time.time(), lease_owner=None, lease_until=None)
-        )
-    return int(result.rowcount) == 1
-
-
-def _requeue(store: Store, auths: list[_Auth]) -> int:
-    """Abandoned jobs of ``auths`` back to pending with fresh attempts (their error kept)."""
-    j = ingest_jobs
-    with store.begin() as conn:
-        result = conn.execute(
-            update(j)
-            .where(j.c.state == "abandoned", j.c.authorization_id.in_([a.id for a in auths]))
-            .values(state="pending", attempts=0, updated_at=time.time())
-        )
-    return int(result.rowcount)
+            outcome = self.engine.failed(job, exc)  # re-raises what is not the job's failure
+        if outcome.deferred is not None:
+            self.paused = outcome.deferred
+            self.report.errors.append(f"{type(outcome.deferred).__name__}: {outcome.deferred}")
+            return str(outcome.deferred)
+        if outcome.error is None:
+            return None
+        self.report.jobs_failed += 1
+        self.report.errors.append(outcome.error)
+        self.retry_after = outcome.retry_after
+        if outcome.refused and job.authorization_id is not None:
+            self.broken.add(job.authorization_id)
+            self.report.skipped[job.authorization or ""] = outcome.error
+        return outcome.error
 
 
 def sync(
@@ -659,13 +542,13 @@ def sync(
         store, client, report, progress, max_attempts, retry_delay, sleep, clock, lease_seconds
     )
     if retry_failed:
-        report.requeued = _requeue(store, auths)
+        report.requeued = requeue_abandoned(store, [a.id for a in auths])
 
     left = _unfinished(store, auths)
     report.resumed = len(left)
     runner.run(left)  # first, so the high-water marks include what they add
 
-    planned: list[_Job] = []
+    planned: list[Job] = []
     for auth in auths:
         if auth.status != "active":
             report.skipped[auth.key] = f"the authorization is {auth.status}: authorize again"

@@ -1,0 +1,382 @@
+"""The one job engine (DESIGN 3.7): every fetch of data is a job with one set of rules.
+
+A job is one resource URI to GET (a window ``sync`` planned, a catch-up, a gap or an
+abandoned window asked for again, a URI a notification named) and, for a customer's data,
+the authorization whose token fetches it. Whoever runs it — ``greenbutton sync``, the web
+app's worker, ``greenbutton worker`` — runs it here, the same way:
+
+* **enqueue** (:func:`enqueue`): one open job per (URI, authorization); a URI already done
+  is not asked for again when the caller says so (``once``) or when it was done moments
+  ago (``fresh_for``: duplicate notifications, R45); an abandoned one comes back only when
+  it is due again (``retry_abandoned_after``). On PostgreSQL an advisory lock on the URI
+  makes look-up-then-insert atomic across processes, so two planners cannot both add it.
+* **claim** (:func:`~greenbutton.storage.claim_job`): a lease in the UPDATE that counts the
+  attempt, so no two processes fetch the same job at once.
+* **run** (:meth:`JobRunner.run` / :meth:`JobRunner.arun`, the sync and async drivers of
+  one set of steps): the URI must lie under the client's resource endpoint (the origin and
+  path check; a notified URI was validated and rebuilt at the notification boundary, R41,
+  and a job is never failed for not being a notification); fetch the raw body, parse it,
+  ingest it with the profile's cost scale and the payload's SHA-256, marking the job done
+  in the same transaction (R62). An empty document is an empty window: done, nothing new.
+* **fail**: the error is recorded on the job (its lease released); a custodian's
+  ``Retry-After`` is kept for the caller's backoff; a refused authorization (OAuth error,
+  401/403) is flagged so the caller stops that authorization's other jobs; a request the
+  client did not send (open circuit R59, used-up quota R58) gives its attempt back. A job
+  out of attempts is **abandoned** (:func:`abandon`), its last error kept.
+
+The database failing is not a job failure: :class:`StorageError` propagates to the caller,
+since retrying jobs would not help.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from sqlalchemy import Connection, insert, or_, select, text, update
+
+from .._errors import (
+    AuthorizationError,
+    GreenButtonError,
+    OAuthError,
+    RequestDeferred,
+    ServerError,
+)
+from ..models import Document
+from ..parse import parse
+from ._ingest import (
+    LEASE_SECONDS,
+    ReconciliationError,
+    claim_job,
+    dead_holder,
+    fail_job,
+    ingest_document,
+    lease_free,
+    lease_owner,
+    unstart_job,
+)
+from ._schema import authorizations, ingest_jobs
+from ._store import StorageError, Store
+
+if TYPE_CHECKING:
+    from .._client import AsyncClient, Client
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "OPEN_STATES",
+    "RETRY_ABANDONED_AFTER",
+    "Job",
+    "JobRejected",
+    "JobRunner",
+    "Outcome",
+    "abandon",
+    "due_jobs",
+    "enqueue",
+    "requeue_abandoned",
+]
+
+#: Attempts a job gets before it is abandoned.
+MAX_ATTEMPTS = 5
+#: Seconds before an abandoned window whose data is still missing is asked for again.
+RETRY_ABANDONED_AFTER = 24 * 3600.0
+#: Job states a runner picks up again; ``done`` and ``abandoned`` are terminal.
+OPEN_STATES = ("pending", "running", "failed")
+
+
+class JobRejected(GreenButtonError):
+    """The job cannot be run as stored: its URI is not the custodian's, or its
+    authorization is gone. Recorded on the job like any failure."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One stored job: GET ``uri`` with the token of ``authorization`` (the token store key;
+    ``None`` for the client-credentials token, e.g. Bulk)."""
+
+    id: int
+    uri: str
+    authorization_id: int | None = None
+    authorization: str | None = None
+    attempts: int = 0
+    error: str | None = None  # of the last failed attempt
+    retry: bool = False  # an abandoned window asked for again
+    new: bool = False  # created by this enqueue
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt of a claimed job came to."""
+
+    job: Job
+    error: str | None = None  # recorded on the job; None when done or deferred
+    rows: int = 0  # readings in the document ingested
+    retry_after: float | None = None  # the custodian's Retry-After, when it said
+    refused: bool = False  # the custodian refused the authorization: stop its jobs
+    deferred: RequestDeferred | None = None  # not sent (R58/R59); the attempt given back
+
+    @property
+    def done(self) -> bool:
+        return self.error is None and self.deferred is None
+
+
+def enqueue(
+    store: Store,
+    uri: str,
+    *,
+    authorization_id: int | None = None,
+    authorization: str | None = None,
+    once: bool = False,
+    fresh_for: float = 0.0,
+    retry_abandoned_after: float = RETRY_ABANDONED_AFTER,
+    now: float | None = None,
+) -> Job | None:
+    """The open job for (``uri``, ``authorization_id``), else a new one; ``None`` when the
+    URI need not be asked for: done already and ``once``, done less than ``fresh_for``
+    seconds ago, or abandoned and not yet due again.
+
+    A window that asks for new data (a catch-up ending now: not ``once``) always gets a job.
+    An abandoned window comes back, as the same row with fresh attempts (so ``accounts``
+    shows one entry per window), once ``retry_abandoned_after`` seconds have passed since
+    it was given up (or at once when its time lies in the future: a clock set back)."""
+    now = time.time() if now is None else now
+    j = ingest_jobs
+    owner = (
+        j.c.authorization_id.is_(None)
+        if authorization_id is None
+        else j.c.authorization_id == authorization_id
+    )
+
+    def write(conn: Connection) -> Job | None:
+        if conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already serializes
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:u))"), {"u": uri})
+        row = conn.execute(
+            select(j.c.id, j.c.state, j.c.attempts, j.c.updated_at, j.c.finished_at, j.c.error)
+            .where(j.c.resource_uri == uri, owner)
+            .order_by(j.c.id.desc())
+            .limit(1)
+        ).first()
+        found = None
+        if row is not None:
+            found = Job(
+                int(row.id), uri, authorization_id, authorization, int(row.attempts), row.error
+            )
+        if row is not None and row.state in OPEN_STATES:
+            return found
+        if row is not None and row.state == "done":
+            finished = float(row.finished_at or row.updated_at)
+            if once or 0 <= now - finished < fresh_for:
+                return None
+        if row is not None and row.state == "abandoned" and once:
+            updated = float(row.updated_at)
+            if not (updated > now or now - updated >= retry_abandoned_after):
+                return None
+            conn.execute(
+                update(j)
+                .where(j.c.id == row.id, j.c.state == "abandoned")
+                .values(state="pending", attempts=0, updated_at=now)
+            )
+            return Job(int(row.id), uri, authorization_id, authorization, 0, row.error, retry=True)
+        new_id = conn.execute(
+            insert(j)
+            .values(
+                resource_uri=uri,
+                authorization_id=authorization_id,
+                state="pending",
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+            )  # fmt: skip
+            .returning(j.c.id)
+        ).scalar_one()
+        return Job(int(new_id), uri, authorization_id, authorization, new=True)
+
+    return store.transaction(write)
+
+
+def due_jobs(
+    store: Store,
+    *,
+    resource_url: str | None = None,
+    authorization_ids: Iterable[int] | None = None,
+    max_attempts: int | None = MAX_ATTEMPTS,
+) -> list[Job]:
+    """Open jobs (pending, interrupted while running, failed), oldest first, with the key
+    of their authorization. ``resource_url`` keeps those under that endpoint (one
+    custodian's); ``authorization_ids`` those of these authorizations; ``max_attempts``
+    leaves out jobs with no attempt left (``None`` keeps them: a runner abandons them)."""
+    j, a = ingest_jobs, authorizations
+    query = (
+        select(j.c.id, j.c.resource_uri, j.c.authorization_id, a.c.key, j.c.attempts, j.c.error)
+        .outerjoin(a, a.c.id == j.c.authorization_id)
+        .where(j.c.state.in_(OPEN_STATES))
+        .order_by(j.c.id)
+    )
+    if resource_url is not None:
+        base = resource_url.rstrip("/") + "/"
+        query = query.where(j.c.resource_uri.startswith(base, autoescape=True))
+    if authorization_ids is not None:
+        query = query.where(j.c.authorization_id.in_(list(authorization_ids)))
+    if max_attempts is not None:
+        query = query.where(j.c.attempts < max_attempts)
+    with store.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        Job(int(i), str(u), None if aid is None else int(aid), key, int(n), err)
+        for i, u, aid, key, n, err in rows
+    ]
+
+
+def abandon(
+    store: Store, job_id: int, *, now: float | None = None, lease_s: float = LEASE_SECONDS
+) -> bool:
+    """Give the job up: terminal, later runs neither retry it nor report it as a failure.
+    Not while another live process holds it (its attempt may yet succeed): False then."""
+    j = ingest_jobs
+    now = time.time() if now is None else now
+    free = lease_free(now, lease_s)
+    dead = dead_holder(store, job_id)  # a run killed during the job's last attempt
+    if dead is not None:
+        free = or_(free, j.c.lease_owner == dead)
+    stmt = (
+        update(j)
+        .where(j.c.id == job_id, j.c.state.in_(OPEN_STATES), free)
+        .values(state="abandoned", updated_at=time.time(), lease_owner=None, lease_until=None)
+    )
+    return int(store.transaction(lambda conn: conn.execute(stmt).rowcount)) == 1
+
+
+def requeue_abandoned(store: Store, authorization_ids: Iterable[int]) -> int:
+    """Abandoned jobs of these authorizations back to pending with fresh attempts (their
+    error kept); returns how many."""
+    j = ingest_jobs
+    stmt = (
+        update(j)
+        .where(j.c.state == "abandoned", j.c.authorization_id.in_(list(authorization_ids)))
+        .values(state="pending", attempts=0, updated_at=time.time())
+    )
+    return int(store.transaction(lambda conn: conn.execute(stmt).rowcount))
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+class JobRunner:
+    """Runs one attempt of a job, the same steps for every runner: claim, check, fetch,
+    parse, ingest or record the failure. :meth:`run` drives them with a :class:`Client`,
+    :meth:`arun` with an :class:`AsyncClient` (database steps in a worker thread)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        resource_url: str,
+        namespace: str,
+        cost_scale: int,
+        owner: str | None = None,
+        lease_s: float = LEASE_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.resource_url = resource_url.rstrip("/")
+        self.namespace, self.cost_scale = namespace, cost_scale
+        self.owner = owner or lease_owner()
+        self.lease_s, self.clock = lease_s, clock
+
+    @classmethod
+    def for_client(cls, store: Store, client: Client | AsyncClient, **options: object) -> JobRunner:
+        """A runner with ``client``'s profile: its endpoint, namespace and money scale."""
+        profile = client.profile
+        return cls(
+            store,
+            resource_url=profile.resource_url,
+            namespace=profile.name,
+            cost_scale=profile.cost_scale,
+            **options,  # type: ignore[arg-type]
+        )
+
+    # -- the steps ------------------------------------------------------------------------
+
+    def claim(self, job: Job) -> bool:
+        """Take the job's lease, counting the attempt; False: done, abandoned or held."""
+        return claim_job(self.store, job.id, self.owner, self.lease_s, now=self.clock())
+
+    def check(self, job: Job) -> None:
+        """The job's URI must be the custodian's (scheme, host, port, path prefix): a token
+        is never sent elsewhere, whatever a row says (defence in depth after R41)."""
+        base, got = urlsplit(self.resource_url), urlsplit(job.uri)
+        inside = got.path.startswith(base.path.rstrip("/") + "/")
+        if (got.scheme, got.netloc) != (base.scheme, base.netloc) or not inside:
+            raise JobRejected("the job's URI is not under the custodian's resource endpoint")
+        if got.username is not None or "@" in got.netloc:
+            raise JobRejected("the job's URI has userinfo")
+        if job.authorization_id is not None and job.authorization is None:
+            raise JobRejected("the job's authorization is gone")
+
+    def store_body(self, job: Job, body: bytes) -> Outcome:
+        """Parse and ingest the fetched body; the job is done in the same transaction."""
+        document = parse(body, name=job.uri.split("?")[0]) if body.strip() else Document()
+        result = ingest_document(
+            self.store, document, job_id=job.id, namespace=self.namespace,
+            authorization_id=job.authorization_id, cost_scale=self.cost_scale,
+            payload_hash=hashlib.sha256(body).hexdigest(),
+        )  # fmt: skip
+        return Outcome(job, rows=result.rows)
+
+    def failed(self, job: Job, exc: BaseException) -> Outcome:
+        """Record a failed attempt; re-raises what is not the job's failure (the database
+        failing, an interruption — the job freed for the next run first)."""
+        if isinstance(exc, RequestDeferred):  # nothing was sent: the attempt does not count
+            unstart_job(self.store, job.id, owner=self.owner)
+            return Outcome(job, deferred=exc)
+        if isinstance(exc, StorageError) and not isinstance(exc, ReconciliationError):
+            raise exc
+        if not isinstance(exc, GreenButtonError):
+            with contextlib.suppress(StorageError):
+                message = f"interrupted: {type(exc).__name__}"
+                fail_job(self.store, job.id, message, owner=self.owner)
+            raise exc
+        message = _one_line(exc)
+        fail_job(self.store, job.id, message, owner=self.owner)
+        return Outcome(
+            job,
+            error=message,
+            retry_after=exc.retry_after if isinstance(exc, ServerError) else None,
+            refused=isinstance(exc, OAuthError | AuthorizationError),
+        )
+
+    # -- the two drivers ------------------------------------------------------------------
+
+    def run(self, client: Client, job: Job) -> Outcome | None:
+        """One attempt with a sync client; ``None`` when another process holds the job."""
+        if not self.claim(job):
+            return None
+        try:
+            self.check(job)
+            body = client.get(job.uri, job.authorization, raw=True)
+            assert isinstance(body, bytes)
+            return self.store_body(job, body)
+        except BaseException as exc:
+            return self.failed(job, exc)
+
+    async def arun(self, client: AsyncClient, job: Job) -> Outcome | None:
+        """One attempt with an async client; the database steps run in a worker thread."""
+        import anyio
+        from anyio import to_thread
+
+        if not await to_thread.run_sync(self.claim, job):
+            return None
+        try:
+            self.check(job)
+            body = await client.get(job.uri, job.authorization, raw=True)
+            assert isinstance(body, bytes)
+            return await to_thread.run_sync(self.store_body, job, body)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):  # a cancelled task still frees its job
+                outcome = await to_thread.run_sync(self.failed, job, exc)
+            return outcome
