@@ -7,6 +7,7 @@ they are never copied into the repository.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -31,3 +32,18 @@ def secret_key(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("GREENBUTTON_SECRET_KEY", key)
     monkeypatch.delenv("GREENBUTTON_DATABASE_URL", raising=False)
     return key
+
+
+def notified_jobs(store: Any) -> list[tuple[str, str]]:
+    """(URI, state) of the jobs notifications queued, oldest first: the web app's connect
+    also stores its first pull as per-usage-point window jobs (the job engine's), which
+    tests of the notification endpoint leave out."""
+    from sqlalchemy import select
+
+    from greenbutton.storage._schema import ingest_jobs
+
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(ingest_jobs.c.resource_uri, ingest_jobs.c.state).order_by(ingest_jobs.c.id)
+        )
+        return [(str(u), str(s)) for u, s in rows if "/UsagePoint/" not in str(u)]

@@ -24,6 +24,7 @@ from greenbutton.simulator._data import Window
 from greenbutton.simulator._notify import batch_list_xml
 from greenbutton.simulator._pki import new_ca
 from greenbutton.web import WebConfig, create_app, uvicorn_config
+from tests.conftest import notified_jobs
 
 from .simulator_harness import SimulatorHandle, start_simulator
 from .test_web_tls import NOTIFY, XML, _pair, _socket, serving
@@ -45,12 +46,7 @@ class Proxied:
             return c.post(NOTIFY, content=self.body, headers=XML | headers).status_code
 
     def jobs(self) -> int:
-        from sqlalchemy import func, select
-
-        from greenbutton.storage._schema import ingest_jobs
-
-        with self.web.store.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(ingest_jobs)).scalar_one())
+        return len(notified_jobs(self.web.store))
 
 
 def _header(pem: Path) -> str:

@@ -40,9 +40,10 @@ from greenbutton.simulator._pki import (
     write_key,
 )
 from greenbutton.storage import DatabaseTokenStore, Store
-from greenbutton.storage._schema import ingest_jobs, readings
+from greenbutton.storage._schema import readings
 from greenbutton.web import WebConfig, create_app, uvicorn_config
 from greenbutton.web._tls import client_certificate
+from tests.conftest import notified_jobs
 
 from .simulator_harness import SimulatorHandle, start_simulator
 
@@ -107,9 +108,7 @@ class Served:
         )
 
     def jobs(self) -> list[tuple[str, str]]:
-        with self.web.store.connect() as conn:
-            rows = conn.execute(select(ingest_jobs.c.resource_uri, ingest_jobs.c.state))
-            return [(str(u), str(s)) for u, s in rows]
+        return notified_jobs(self.web.store)
 
     def readings(self) -> int:
         with self.web.store.connect() as conn:

@@ -27,6 +27,19 @@ from ._ingest import (
     start_job,
     unstart_job,
 )
+from ._jobs import (
+    MAX_ATTEMPTS,
+    RETRY_ABANDONED_AFTER,
+    Job,
+    JobRejected,
+    JobRunner,
+    Outcome,
+    abandon,
+    due_jobs,
+    enqueue,
+    requeue_abandoned,
+    window_uri,
+)
 from ._local_time import local_time_record, time_zone_of
 from ._store import DATABASE_URL_ENV, StorageError, Store, default_data_dir
 from ._sync import (
@@ -36,6 +49,7 @@ from ._sync import (
     SyncReport,
     UsagePointSummary,
     accounts,
+    active_subscriptions,
     sync,
 )
 from ._tokens import (
@@ -51,10 +65,16 @@ __all__ = [
     "DEFAULT_HISTORY_DAYS",
     "LEASE_SECONDS",
     "LEASE_SLACK",
+    "MAX_ATTEMPTS",
+    "RETRY_ABANDONED_AFTER",
     "SECRET_KEY_ENV",
     "AccountSummary",
     "DatabaseTokenStore",
     "IngestResult",
+    "Job",
+    "JobRejected",
+    "JobRunner",
+    "Outcome",
     "ReconciliationError",
     "SecretKeyError",
     "SeriesCoverage",
@@ -63,10 +83,14 @@ __all__ = [
     "SyncReport",
     "TokenDecryptionError",
     "UsagePointSummary",
+    "abandon",
     "accounts",
+    "active_subscriptions",
     "claim_job",
     "create_job",
     "default_data_dir",
+    "due_jobs",
+    "enqueue",
     "export_readings",
     "fail_job",
     "ingest_document",
@@ -75,8 +99,10 @@ __all__ = [
     "load_fernet",
     "local_time_record",
     "pending_jobs",
+    "requeue_abandoned",
     "start_job",
     "sync",
     "time_zone_of",
     "unstart_job",
+    "window_uri",
 ]

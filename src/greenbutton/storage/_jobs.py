@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy import Connection, insert, or_, select, text, update
 
@@ -47,6 +47,7 @@ from .._errors import (
     RequestDeferred,
     ServerError,
 )
+from ..espi._paths import TimeLike, format_time
 from ..models import Document
 from ..parse import parse
 from ._ingest import (
@@ -78,6 +79,7 @@ __all__ = [
     "due_jobs",
     "enqueue",
     "requeue_abandoned",
+    "window_uri",
 ]
 
 #: Attempts a job gets before it is abandoned.
@@ -260,6 +262,15 @@ def requeue_abandoned(store: Store, authorization_ids: Iterable[int]) -> int:
         .values(state="pending", attempts=0, updated_at=time.time())
     )
     return int(store.transaction(lambda conn: conn.execute(stmt).rowcount))
+
+
+def window_uri(client: Client | AsyncClient, sub: str, up: str, lo: TimeLike, hi: TimeLike) -> str:
+    """The job URI of one usage point's data over ``[lo, hi)``: the ESPI sync call with
+    ``published-min/max`` in the profile's format (R26). Every planner writes windows with
+    this, so the same window planned twice is the same job."""
+    fmt = client.profile.published_format
+    query = {"published-min": format_time(lo, fmt), "published-max": format_time(hi, fmt)}
+    return f"{client.paths.batch_usage_point(sub, up)}?{urlencode(query)}"
 
 
 def _one_line(exc: BaseException) -> str:

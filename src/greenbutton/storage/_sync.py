@@ -50,12 +50,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy import and_, func, select
 
 from .._errors import ConfigurationError, GreenButtonError, RequestDeferred
-from ..espi._paths import TimeLike, format_time, split_windows, to_datetime
+from ..espi._paths import TimeLike, split_windows, to_datetime
 from ..models import Document
 from ..parse import series_key
 from ._ingest import LEASE_SECONDS
@@ -68,6 +68,7 @@ from ._jobs import (
     due_jobs,
     enqueue,
     requeue_abandoned,
+    window_uri,
 )
 from ._schema import authorizations, ingest_jobs, meter_readings, readings, usage_points
 from ._store import StorageError, Store
@@ -84,6 +85,7 @@ __all__ = [
     "SyncReport",
     "UsagePointSummary",
     "accounts",
+    "active_subscriptions",
     "sync",
 ]
 
@@ -148,6 +150,25 @@ def _subscription(resource_uri: str | None) -> str | None:
     if not resource_uri:
         return None
     return resource_uri.split("?")[0].rstrip("/").rpartition("/")[2] or None
+
+
+def active_subscriptions(store: Store, resource_url: str) -> dict[str, tuple[int, str]]:
+    """Subscription id -> (authorization id, token store key) of the active customer grants
+    of the custodian at ``resource_url``: how a notified subscription finds its token (R42)."""
+    base = resource_url.rstrip("/") + "/"
+    a = authorizations
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(a.c.id, a.c.key, a.c.resource_uri)
+            .where(a.c.kind == "access", a.c.status == "active")
+            .order_by(a.c.id)
+        ).all()
+    found: dict[str, tuple[int, str]] = {}
+    for auth_id, key, uri in rows:
+        sub = _subscription(uri) if uri and str(uri).startswith(base) else None
+        if sub is not None:
+            found[unquote(sub)] = (int(auth_id), str(key))
+    return found
 
 
 def _authorizations(store: Store, client: Client, wanted: Iterable[str] | None) -> list[_Auth]:
@@ -276,12 +297,6 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _uri(client: Client, sub: str, up: str, lo: TimeLike, hi: TimeLike) -> str:
-    fmt = client.profile.published_format
-    query = {"published-min": format_time(lo, fmt), "published-max": format_time(hi, fmt)}
-    return f"{client.paths.batch_usage_point(sub, up)}?{urlencode(query)}"
-
-
 def _plan(
     store: Store,
     client: Client,
@@ -320,7 +335,7 @@ def _plan(
         return job is not None
 
     def add(up_id: str, lo: TimeLike, hi: TimeLike, *, once: bool) -> bool:
-        return add_uri(_uri(client, auth.subscription or "", up_id, lo, hi), once=once)
+        return add_uri(window_uri(client, auth.subscription or "", up_id, lo, hi), once=once)
 
     for up_key, up_id in ids.items():
         first, low_mark, _high = coverage.get(up_key, (None, None, None))

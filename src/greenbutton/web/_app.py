@@ -28,12 +28,12 @@ from urllib.parse import unquote
 import anyio
 import anyio.to_thread
 from markupsafe import Markup
-from sqlalchemy import func, insert, or_, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -42,25 +42,25 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._analysis import display_unit, scaled
 from .._client import AsyncClient
-from .._errors import CallbackError, GreenButtonError, ParseError, RequestDeferred
+from .._errors import CallbackError, GreenButtonError, ParseError
 from ..models import Document
 from ..oauth import parse_callback
 from ..parse import Limits, parse
 from ..storage import (
-    LEASE_SECONDS,
     DatabaseTokenStore,
+    JobRunner,
     StorageError,
     Store,
-    claim_job,
+    abandon,
+    active_subscriptions,
+    due_jobs,
+    enqueue,
     export_readings,
-    fail_job,
-    ingest_document,
-    lease_owner,
     load_fernet,
     time_zone_of,
-    unstart_job,
+    window_uri,
 )
-from ..storage._schema import authorizations, ingest_jobs, readings, usage_points
+from ..storage._schema import authorizations, readings, usage_points
 from ._config import WebConfig
 from ._notify import NotifiedURI, RejectedURI, validate_notified_uri
 from ._sessions import COOKIE_NAME, Session, Sessions, derived_cookie_key
@@ -168,7 +168,7 @@ class _Web:
         self.resource_url = config.profile.resource_url.rstrip("/")
         self.redirect_uri = config.redirect_uri or config.credentials.redirect_uri
         self._wake: anyio.Event | None = None
-        self.lease_owner = lease_owner()  # this worker's name on the jobs it runs
+        self.jobs = JobRunner.for_client(store, self.client)  # the one job engine
         self.proxies = config.proxy_networks
         self.allow = config.allow_networks
         self.cert_header = (config.client_cert_header or "").lower()
@@ -286,22 +286,24 @@ class _Web:
         return RedirectResponse("/account", status_code=303)
 
     async def first_pull(self, key: str) -> None:
-        """The last ``first_pull_days`` of the subscription, stored at once."""
+        """The last ``first_pull_days`` of each usage point, stored at once: window jobs
+        like those ``sync`` plans, run by the job engine (same URIs, same rules)."""
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         start = end - timedelta(days=self.config.first_pull_days)
-        doc = await self.client.subscription(key, start=start, end=end)
-        if not isinstance(doc, Document):
+        listing = await self.client.usage_points(key)
+        subs = await anyio.to_thread.run_sync(active_subscriptions, self.store, self.resource_url)
+        found = next(((sub, aid) for sub, (aid, k) in subs.items() if k == key), None)
+        if found is None or not isinstance(listing, Document):
             return
-        auth_id = await anyio.to_thread.run_sync(self._authorization_id, key)
-        await anyio.to_thread.run_sync(
-            partial(
-                ingest_document,
-                self.store,
-                doc,
-                namespace=self.namespace,
-                authorization_id=auth_id,
-            )
-        )
+        sub, auth_id = found
+        for up in listing.usage_points:
+            if not up.id:
+                continue
+            uri = window_uri(self.client, sub, up.id, start, end)
+            plan = partial(enqueue, self.store, uri, authorization_id=auth_id, authorization=key)
+            job = await anyio.to_thread.run_sync(plan)
+            if job is not None:
+                await self.jobs.arun(self.client, job)
 
     def _zone(self, key: str) -> tuple[tzinfo, str]:
         """The usage point's local time as ingest stored it (UTC without one)."""
@@ -498,16 +500,24 @@ class _Web:
         if declared is not None and (not declared.isdigit() or int(declared) > cap):
             return PlainTextResponse("body too large\n", status_code=413)
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > cap:
-                return PlainTextResponse("body too large\n", status_code=413)
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > cap:
+                    return PlainTextResponse("body too large\n", status_code=413)
+        except ClientDisconnect:  # gone (or cut off by the server's body timeout): no answer
+            return PlainTextResponse("incomplete body\n", status_code=400)
         limit = self.config.max_notification_uris
         if len(_RESOURCES_TAG.findall(body)) > limit:
             return PlainTextResponse("too many resources\n", status_code=413)
+        # The web boundary never answers 500 on input (SECURITY R37, R39): whatever parsing
+        # or validating hostile bytes raises is the sender's 4xx, logged by type only.
         try:
             doc = parse(bytes(body), limits=Limits(max_batch_resources=limit), name="BatchList")
         except ParseError:
+            return PlainTextResponse("malformed BatchList\n", status_code=400)
+        except Exception as exc:  # a parser bug on hostile input is still the input's fault
+            log.error("notification body broke the parser: %s", type(exc).__name__)
             return PlainTextResponse("malformed BatchList\n", status_code=400)
         if doc.batch_list is None or not doc.batch_list.resources:
             return PlainTextResponse("not a BatchList\n", status_code=400)
@@ -518,129 +528,84 @@ class _Web:
         except RejectedURI as exc:
             log.warning("notification rejected: %s", exc)
             return PlainTextResponse("rejected resource URI\n", status_code=400)
+        except Exception as exc:
+            log.error("notified URI broke the validator: %s", type(exc).__name__)
+            return PlainTextResponse("rejected resource URI\n", status_code=400)
         try:
             created, unmatched = await anyio.to_thread.run_sync(self._enqueue, targets)
-        except (StorageError, SQLAlchemyError) as exc:
+        except Exception as exc:  # storage outage or bug: nothing acknowledged (R44)
             log.error("notification not queued: %s", type(exc).__name__)
-            return PlainTextResponse("try again later\n", status_code=503)
+            return PlainTextResponse(
+                "try again later\n", status_code=503, headers={"Retry-After": "30"}
+            )
         if self._wake is not None:
             self._wake.set()
         return PlainTextResponse(f"queued {created}, unmatched {unmatched}\n", status_code=200)
 
     def _enqueue(self, targets: Sequence[NotifiedURI]) -> tuple[int, int]:
-        """Commit one job per new URI; our records pick the authorization (R42), a known
-        URI collapses into its job (R45). Returns (created, unmatched)."""
+        """Commit one job per new URI (the job engine's ``enqueue``); our records pick the
+        authorization (R42), a known URI collapses into its job (R45). Returns (created,
+        unmatched)."""
         created = unmatched = 0
-        with self.store.begin() as conn:
-            active = conn.execute(
-                select(authorizations.c.id, authorizations.c.resource_uri).where(
-                    authorizations.c.kind == "access", authorizations.c.status == "active"
-                )
-            ).all()
-            by_sub = {_subscription_id(r.resource_uri): int(r.id) for r in active}
-            by_sub.pop(None, None)
-            for target in {t.url: t for t in targets}.values():
-                auth_id: int | None = None
-                if target.kind == "subscription":
-                    auth_id = by_sub.get(target.resource_id)
-                    if auth_id is None:
-                        log.warning("notification for an unknown subscription: not fetched")
-                        unmatched += 1
-                        continue
-                if conn.dialect.name == "postgresql":
-                    conn.execute(
-                        text("SELECT pg_advisory_xact_lock(hashtext(:u))"), {"u": target.url}
-                    )
-                now = time.time()
-                known = conn.execute(
-                    select(ingest_jobs.c.id)
-                    .where(
-                        ingest_jobs.c.resource_uri == target.url,
-                        or_(
-                            ingest_jobs.c.state != "done",
-                            ingest_jobs.c.finished_at > now - _DUPLICATE_WINDOW,
-                        ),
-                    )
-                    .limit(1)
-                ).scalar()
-                if known is not None:
+        by_sub = active_subscriptions(self.store, self.resource_url)
+        for target in {t.url: t for t in targets}.values():
+            auth: tuple[int, str] | None = None
+            if target.kind == "subscription":
+                auth = by_sub.get(target.resource_id)
+                if auth is None:
+                    log.warning("notification for an unknown subscription: not fetched")
+                    unmatched += 1
                     continue
-                conn.execute(
-                    insert(ingest_jobs).values(
-                        resource_uri=target.url,
-                        authorization_id=auth_id,
-                        state="pending",
-                        attempts=0,
-                        created_at=now,
-                        updated_at=now,
-                    )  # fmt: skip
-                )
-                created += 1
+            job = enqueue(
+                self.store,
+                target.url,
+                authorization_id=None if auth is None else auth[0],
+                authorization=None if auth is None else auth[1],
+                fresh_for=_DUPLICATE_WINDOW,
+            )
+            created += job is not None and job.new
         return created, unmatched
 
-    # -- background ingest ----------------------------------------------------------------
-
-    def _due_jobs(self) -> list[tuple[int, str, int | None, str | None]]:
-        j, a = ingest_jobs, authorizations
-        with self.store.connect() as conn:
-            rows = conn.execute(
-                select(j.c.id, j.c.resource_uri, j.c.authorization_id, a.c.key)
-                .outerjoin(a, a.c.id == j.c.authorization_id)
-                .where(
-                    j.c.state.not_in(("done", "abandoned")),  # claim_job refuses those
-                    j.c.attempts < self.config.job_attempts,
-                    j.c.resource_uri.startswith(self.resource_url + "/", autoescape=True),
-                )
-                .order_by(j.c.id)
-            ).all()
-        return [(int(r[0]), str(r[1]), r[2], r[3]) for r in rows]
+    # -- background ingest: the job engine's async driver ------------------------------------
 
     async def run_jobs(self) -> int:
-        """Fetch and store every due notified job once; returns how many were tried.
+        """Run every due job of this custodian once (whoever planned it: a notification,
+        ``greenbutton sync``); returns how many were tried.
 
-        When the client's circuit breaker is open (R59) the round stops: the refused job
-        keeps its attempt and the rest wait, unattempted, for the next round."""
-        jobs = await anyio.to_thread.run_sync(self._due_jobs)
-        for tried, (job_id, uri, auth_id, key) in enumerate(jobs, 1):
-            if not await self._run_job(job_id, uri, auth_id, key):
+        Same rules as every runner (``storage.JobRunner``): a job out of attempts is
+        abandoned; an authorization the custodian refuses waits for the next round; when
+        the client will not send (open circuit R59, used-up quota R58) the round stops, the
+        refused job keeps its attempt and the rest wait, unattempted. Whatever one job
+        raises, it is recorded on the job and the loop goes on; only the database failing
+        ends the round."""
+        limit = self.config.job_attempts
+        jobs = await anyio.to_thread.run_sync(
+            partial(due_jobs, self.store, resource_url=self.resource_url, max_attempts=limit)
+        )
+        refused: set[int] = set()
+        for tried, job in enumerate(jobs, 1):
+            if job.authorization_id in refused:
+                continue
+            try:
+                outcome = await self.jobs.arun(self.client, job)
+            except StorageError:
+                raise
+            except Exception as exc:
+                log.error("ingest job %d failed: %s", job.id, type(exc).__name__)
+                continue
+            if outcome is None:  # another worker or a sync holds it
+                continue
+            if outcome.deferred is not None:
+                log.warning("ingest paused for %.0f s: %s", outcome.deferred.retry_after,
+                            type(outcome.deferred).__name__)  # fmt: skip
                 return tried
+            if outcome.error is not None:
+                log.warning("ingest job %d failed: %s", job.id, outcome.error.split(":")[0])
+                if outcome.refused and job.authorization_id is not None:
+                    refused.add(job.authorization_id)
+                if job.attempts + 1 >= limit:
+                    await anyio.to_thread.run_sync(partial(abandon, self.store, job.id))
         return len(jobs)
-
-    async def _run_job(self, job_id: int, uri: str, auth_id: int | None, key: str | None) -> bool:
-        """One attempt; False when the circuit breaker refused to send it.
-
-        The job is claimed first (a lease, counting the attempt): one another worker
-        process or a ``greenbutton sync`` is running is skipped."""
-        owner = self.lease_owner
-        claim = partial(claim_job, self.store, job_id, owner, LEASE_SECONDS)
-        if not await anyio.to_thread.run_sync(claim):
-            return True
-        try:
-            url = validate_notified_uri(uri, self.resource_url).url  # defence in depth
-            if auth_id is not None and key is None:
-                raise RejectedURI("the authorization is gone")
-            doc = await self.client.get(url, key)
-            if not isinstance(doc, Document) or not doc.usage_points:
-                raise GreenButtonError("no data yet (the custodian may still be preparing it)")
-            await anyio.to_thread.run_sync(
-                partial(
-                    ingest_document,
-                    self.store,
-                    doc,
-                    job_id=job_id,
-                    namespace=self.namespace,
-                    authorization_id=auth_id,
-                )  # fmt: skip
-            )
-        except RequestDeferred as exc:  # circuit open (R59) or quota used up (R58): not sent
-            log.warning("ingest paused for %.0f s: %s", exc.retry_after, exc)
-            await anyio.to_thread.run_sync(partial(unstart_job, self.store, job_id, owner=owner))
-            return False
-        except (GreenButtonError, RejectedURI) as exc:
-            log.warning("ingest job %d failed: %s", job_id, type(exc).__name__)
-            fail = partial(fail_job, self.store, job_id, str(exc)[:500], owner=owner)
-            await anyio.to_thread.run_sync(fail)
-        return True
 
     async def worker(self) -> None:
         """Run due jobs when a notification arrives, and every ``job_poll_seconds``."""
