@@ -5,7 +5,9 @@ otherwise (SECURITY R41). A URI is accepted only when its scheme, host and port 
 configured resource endpoint's, it has no userinfo, fragment, backslash, control or
 non-ASCII character, its path lies under the endpoint and matches an allowlisted ESPI
 pattern with ids free of encoded ``/``, ``\\`` and dot segments, and its query keys are
-allowlisted with well-formed values. The URL we fetch is then *built* from the configured
+allowlisted with well-formed values: a time (``published-min`` and friends) must be a real
+instant between 1970 and 2100, not just shaped like one, and a ``-min`` may not follow its
+``-max``. The URL we fetch is then *built* from the configured
 base and the validated parts, never taken from the notification; the rebuilt text is also
 the job's de-duplication key (R45). Nothing here does I/O.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from ..espi._paths import Paths, segment
@@ -32,6 +35,9 @@ _QUERY: dict[str, re.Pattern[str]] = {
     "updated-min": _TIME,
     "updated-max": _TIME,
 }
+#: Notified times must fall in this range (epoch seconds): a window outside it is no data
+#: a custodian holds, only a way to make our follow-up GET (and its job) absurd.
+EARLIEST, LATEST = 0, int(datetime(2100, 1, 1, tzinfo=UTC).timestamp())
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
@@ -69,12 +75,32 @@ def _segments(path: str, prefix: str) -> list[str]:
     return out
 
 
+def _instant(key: str, value: str) -> int:
+    """``value`` (epoch seconds or an ISO 8601 date-time, shape already checked) as epoch
+    seconds; a date or time that does not exist (``9999-99-99T99:99:99Z``) or one outside
+    1970-2100 is refused."""
+    if value.isdigit():
+        seconds = int(value)
+    else:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise RejectedURI(f"the query parameter {key} is not a real date and time") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = int(moment.timestamp())
+    if not EARLIEST <= seconds <= LATEST:
+        raise RejectedURI(f"the query parameter {key} is outside 1970-2100")
+    return seconds
+
+
 def _query(query: str) -> list[tuple[str, str]]:
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError:
         raise RejectedURI("the query is malformed") from None
     seen: set[str] = set()
+    times: dict[str, int] = {}
     for key, value in pairs:
         rule = _QUERY.get(key)
         if rule is None:
@@ -83,7 +109,12 @@ def _query(query: str) -> list[tuple[str, str]]:
             raise RejectedURI("the query repeats a parameter")
         if not rule.fullmatch(value):
             raise RejectedURI(f"the query parameter {key} has a malformed value")
+        if rule is _TIME:
+            times[key] = _instant(key, value)
         seen.add(key)
+    for low, high in (("published-min", "published-max"), ("updated-min", "updated-max")):
+        if low in times and high in times and times[low] > times[high]:
+            raise RejectedURI(f"the query parameter {low} is after {high}")
     return sorted(pairs)
 
 
