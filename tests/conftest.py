@@ -6,6 +6,7 @@ they are never copied into the repository.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,15 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.fail(f"the shared fixtures are missing: expected {FIXTURES}")
     return FIXTURES
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL on each back end: a SQLite file, and a fresh schema of the test
+    PostgreSQL server (``GREENBUTTON_TEST_POSTGRES_URL``; under CI a missing one fails)."""
+    from tests.storage_harness import database_url
+
+    yield from database_url(request.param, tmp_path)
 
 
 @pytest.fixture

@@ -45,10 +45,7 @@ from greenbutton.oauth import (
 from greenbutton.simulator._oauth import token_calls
 from greenbutton.storage import DatabaseTokenStore, Store
 
-from . import test_storage
 from .simulator_harness import SimulatorHandle, notification_receiver, start_simulator
-
-store_url = test_storage.store_url  # SQLite file and PostgreSQL, a schema per test
 
 ROOT = Path(__file__).resolve().parent.parent
 COROUTINES, THREADS, PROCESSES = 50, 8, 2

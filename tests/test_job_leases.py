@@ -42,15 +42,14 @@ from greenbutton.storage import (
     fail_job,
     lease_owner,
     sync,
+    window_uri,
 )
 from greenbutton.storage._schema import authorizations, ingest_jobs
-from greenbutton.storage._sync import _subscription, _uri
+from greenbutton.storage._sync import _subscription
 
-from . import test_storage
 from .simulator_harness import SimulatorHandle, start_simulator
 from .test_web import BASE, anyio_backend, connect, running
 
-store_url = test_storage.store_url  # SQLite and PostgreSQL, as in the storage tests
 __all__ = ["anyio_backend"]  # the web app's tests' fixture, used by the web worker's test
 
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -126,7 +125,7 @@ def _pending_windows(gb: SimulatorHandle, store: Store) -> list[tuple[int, str]]
         for up in listing.usage_points:  # type: ignore[union-attr]
             assert up.id is not None
             for lo, hi in split_windows(SINCE, TODAY, client.profile.window_days):
-                uri = _uri(client, sub, up.id, lo, hi)
+                uri = window_uri(client, sub, up.id, lo, hi)
                 jobs.append((create_job(store, uri, authorization_id=auth_id), uri))
     assert len(jobs) >= 4
     return jobs

@@ -9,7 +9,6 @@ rolls back as a whole (transactional DDL, on SQLite too) and says so; downgradin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,6 @@ from sqlalchemy import inspect, text
 from greenbutton._secret import Secret
 from greenbutton.oauth import Token
 from greenbutton.storage import DatabaseTokenStore, StorageError, Store, create_job
-from tests.storage_harness import database_url
 
 KEY = Fernet.generate_key()
 TOKEN = Token(
@@ -36,11 +34,6 @@ ZONE = '{"tz_offset": -18000, "dst_offset": 3600, "label": "EST5EDT"}'
 OLD_TABLES = (
     "utilities", "authorizations", "ingest_jobs", "usage_points", "meter_readings", "readings",
 )  # fmt: skip
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from database_url(request.param, tmp_path)
 
 
 def _at_0001_with_data(url: str, tmp_path: Path) -> Store:

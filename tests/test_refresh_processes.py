@@ -29,10 +29,7 @@ from greenbutton.models import Document
 from greenbutton.simulator._oauth import token_calls
 from greenbutton.storage import DatabaseTokenStore, Store
 
-from . import test_storage
 from .simulator_harness import SimulatorHandle, start_simulator
-
-store_url = test_storage.store_url  # SQLite and PostgreSQL, as in the storage tests
 
 PROCESSES = 4
 ROOT = Path(__file__).resolve().parent.parent

@@ -47,7 +47,6 @@ from greenbutton.storage import (
     pending_jobs,
 )
 from tests.conftest import FIXTURES
-from tests.storage_harness import database_url
 
 # Real fixtures with readings, of different shapes: 15-min, hourly across DST, gas,
 # several reading types, 1-minute, multi-family blocks.
@@ -61,11 +60,6 @@ READING_FIXTURES = [
     "burlington_hydro_dmd_usage_60min_trimmed.xml",
     "gba_demo_hourly_32days_nocost.xml",
 ]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from database_url(request.param, tmp_path)
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ from greenbutton.storage import (
     start_job,
 )
 from tests.conftest import FIXTURES
-from tests.storage_harness import checksums, count, database_url, job_state, postgres_url, shape
+from tests.storage_harness import checksums, count, job_state, postgres_url, shape
 
 FIXTURE = FIXTURES / "gba_demo_15min_15days.xml"
 OTHER = FIXTURES / "gba_demo_hourly_2011-03_dst_spring.xml"
@@ -63,11 +63,6 @@ OTHER = FIXTURES / "gba_demo_hourly_2011-03_dst_spring.xml"
 
 _count = count
 _job_state = job_state
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from database_url(request.param, tmp_path)
 
 
 @pytest.fixture

@@ -35,11 +35,8 @@ from greenbutton.storage import (
 )
 from greenbutton.storage._schema import ingest_jobs
 
-from . import test_storage
 from .simulator_harness import SimulatorHandle, start_simulator
 from .test_storage import _snapshot
-
-store_url = test_storage.store_url  # SQLite and PostgreSQL, as in the storage tests
 
 SINCE = (datetime.now(UTC) - timedelta(days=100)).replace(hour=0, minute=0, second=0, microsecond=0)
 SINCE_TEXT = SINCE.strftime("%Y-%m-%d")

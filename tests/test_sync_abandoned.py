@@ -19,12 +19,11 @@ from sqlalchemy import select
 from greenbutton.storage import DatabaseTokenStore, Store, export_readings, sync
 from greenbutton.storage._schema import ingest_jobs
 
-from . import test_storage, test_sync
+from . import test_sync
 from .simulator_harness import SimulatorHandle
 from .test_sync import SINCE, _job_states, _JumpingClock, authorize, client_for, run
 
 # the fixtures of the sync tests: SQLite and PostgreSQL, the simulator, a fresh key
-store_url = test_storage.store_url
 store, gb = test_sync.store, test_sync.gb
 pytestmark = pytest.mark.usefixtures("secret_key")
 

@@ -27,7 +27,6 @@ from greenbutton.storage._schema import web_sessions
 from greenbutton.web import WebConfig, create_app
 
 from .simulator_harness import SimulatorHandle, start_simulator
-from .test_storage import store_url  # noqa: F401 - the sqlite/postgresql fixture
 from .test_web import BASE, Counting, consent
 
 
@@ -68,7 +67,7 @@ def _rows(url: str) -> list[tuple[str, bytes]]:
 @pytest.mark.anyio
 async def test_sessions_are_shared_single_use_and_encrypted(
     gb: SimulatorHandle,
-    store_url: str,  # noqa: F811
+    store_url: str,
     tmp_path: Path,
 ) -> None:
     cookies = httpx2.Cookies()
@@ -150,7 +149,7 @@ async def test_racing_callbacks_take_the_pending_flow_once(
 
 
 def test_sessions_expire_and_old_rows_are_cleaned_up(
-    store_url: str,  # noqa: F811
+    store_url: str,
 ) -> None:
     """A session unused for ``max_age`` is gone; a later ``create`` deletes its row."""
     from greenbutton.web._sessions import Sessions
