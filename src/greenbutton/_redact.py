@@ -13,6 +13,12 @@ httpcore2 loggers, and to any handlers you pass (a handler filter sees everythin
 pass your root handler to cover loggers created later). :func:`get_logger` is how the package
 creates its own loggers, so they carry the filter from the start.
 
+URLs lose their query (R49: "URLs are logged without query"): ``scheme://host/path?...``
+anywhere in a message (httpx2's ``HTTP Request: GET https://...?...`` line, a ``Location``
+header in httpcore2's trace) and the request target of an HTTP request line (uvicorn's
+access log, ``"GET /path?... HTTP/1.1"``). A bare ``?a=b&c=d`` without a URL before it keeps
+its keys, with the secret values masked.
+
 Redaction works on shapes, not on known values: ``Authorization: <scheme> <credential>``,
 ``key=value`` (forms, queries), ``"key": "value"`` (JSON, dict reprs) for the keys in
 :data:`SECRET_KEYS`. A secret printed bare, without its key, cannot be recognised: code must
@@ -29,9 +35,11 @@ from collections.abc import Callable, Iterable
 __all__ = [
     "MASK",
     "SECRET_KEYS",
+    "DropDebugFilter",
     "RedactingFilter",
     "get_logger",
     "install_redaction",
+    "quiet_debug",
     "redact",
 ]
 
@@ -57,6 +65,13 @@ _KEYS = "|".join(SECRET_KEYS)
 _Replacement = str | Callable[[re.Match[str]], str]
 
 _PATTERNS: tuple[tuple[re.Pattern[str], _Replacement], ...] = (
+    # URLs without their query: https://h/p?code=x -> https://h/p (fragments are never sent).
+    (re.compile(r"""(?i)\b([a-z][a-z0-9+.-]*://[^\s?#'"<>\\]*)\?[^\s#'"<>\\]*"""), r"\1"),
+    # The target of an HTTP request line: "GET /p?state=x HTTP/1.1" -> "GET /p HTTP/1.1".
+    (
+        re.compile(r"""\b((?:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) /[^\s?#'"]*)\?[^\s'"]*"""),
+        r"\1",
+    ),
     # Authorization / Proxy-Authorization headers in any rendering: "Authorization: Bearer x",
     # "'authorization': 'Basic x'", "(b'Authorization', b'Bearer x')". The scheme is kept.
     (
@@ -132,9 +147,23 @@ class RedactingFilter(logging.Filter):
 
 _FILTER = RedactingFilter()
 
+_HTTPCORE_PARTS = ("connection", "http11", "http2", "proxy", "socks")
+
 #: Loggers of the libraries under us (and under the simulator): their records carry URLs
 #: with queries, request bodies, or (oauthlib at DEBUG) token values.
-_LIBRARY_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore", "oauthlib", "uvicorn")
+_LIBRARY_LOGGERS = (
+    "httpx2",
+    "httpcore2",
+    "httpx",
+    "httpcore",
+    "oauthlib",
+    "uvicorn",
+    "uvicorn.access",  # request lines with their query strings
+    "uvicorn.error",
+    # httpcore's modules make these when first imported (often after us): made here first,
+    # so they carry the filter; httpcore2.http11 logs response headers (Location: ?code=).
+    *(f"{lib}.{part}" for lib in ("httpcore2", "httpcore") for part in _HTTPCORE_PARTS),
+)
 
 
 def _attach(target: logging.Filterer) -> None:
@@ -164,3 +193,29 @@ def install_redaction(handlers: Iterable[logging.Handler] = ()) -> RedactingFilt
     for handler in handlers:
         _attach(handler)
     return _FILTER
+
+
+class DropDebugFilter(logging.Filter):
+    """Drops DEBUG records: for libraries whose DEBUG lines are secrets in the clear.
+
+    oauthlib logs grants (``{'code': ..., 'state': ...}``), issued token dicts, refresh
+    token values in prose and ``request.client`` with ``%r`` at DEBUG (R49); the simulator
+    logs its own events at INFO, so nothing it needs is lost.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+_DROP_DEBUG = DropDebugFilter()
+
+
+def quiet_debug(name: str) -> None:
+    """Attach :class:`DropDebugFilter` to logger ``name`` and every ``name.*`` logger that
+    exists now (a logger's filters do not see its children's records). Idempotent."""
+    prefix = f"{name}."
+    names = [n for n in list(logging.root.manager.loggerDict) if n.startswith(prefix)]
+    for logger_name in (name, *names):
+        logger = logging.getLogger(logger_name)
+        if not any(isinstance(f, DropDebugFilter) for f in logger.filters):
+            logger.addFilter(_DROP_DEBUG)

@@ -19,7 +19,6 @@ Everything sent (or dropped) is recorded in :attr:`Notifier.sent` for tests.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import queue
 import ssl
 import threading
@@ -35,6 +34,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 
+from .._redact import get_logger
 from ._data import SyntheticData, Window, local_midnight
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Notification", "Notifier", "Prepared", "batch_list_xml"]
 
-log = logging.getLogger("greenbutton.simulator.notify")
+log = get_logger("greenbutton.simulator.notify")
 
 ESPI_NS = "http://naesb.org/espi"
 #: Prepared requests kept for GETs of notified URIs (oldest dropped first).

@@ -45,7 +45,6 @@ import collections
 import contextvars
 import hmac
 import json
-import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -69,6 +68,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .._redact import get_logger, quiet_debug
 from ._binding import peer_thumbprint
 from ._config import PATHS
 from ._simulator import Simulator
@@ -83,7 +83,7 @@ from ._state import (
 
 __all__ = ["OAuthServer", "TokenCall", "oauth_server", "token_calls", "token_route"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: RFC 7636 §4.1/§4.2: a verifier is 43-128 unreserved characters; an S256 challenge is the
 #: 43-character unpadded base64url of a SHA-256 digest.
@@ -115,8 +115,9 @@ class _Ledger:
     """What the authorization server remembers besides ``SimulatorState``: which grant a code
     created, which refresh tokens were retired (for reuse detection), recent token calls."""
 
-    code_grants: dict[str, str] = field(default_factory=dict)  # code -> authorization id
-    retired_refresh: dict[str, str] = field(default_factory=dict)  # refresh -> authorization id
+    # code -> authorization id, refresh token -> authorization id: secrets as keys (R49)
+    code_grants: dict[str, str] = field(default_factory=dict, repr=False)
+    retired_refresh: dict[str, str] = field(default_factory=dict, repr=False)
     calls: collections.deque[TokenCall] = field(
         default_factory=lambda: collections.deque(maxlen=1000)
     )
@@ -439,6 +440,8 @@ class OAuthServer(AuthorizationEndpoint, TokenEndpoint):  # type: ignore[misc]
     """oauthlib authorization and token endpoints for one :class:`Simulator`."""
 
     def __init__(self, sim: Simulator):
+        # oauthlib's DEBUG lines carry codes, tokens and our Registration (R49): dropped.
+        quiet_debug("oauthlib")
         self.sim = sim
         self.ledger = _Ledger()
         self.validator = _Validator(sim, self.ledger)

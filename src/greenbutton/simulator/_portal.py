@@ -19,7 +19,6 @@ cannot change what the customer approves.
 from __future__ import annotations
 
 import hmac
-import logging
 from typing import Any
 
 from jinja2 import Environment, PackageLoader
@@ -32,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from .._redact import get_logger
 from ._config import PATHS
 from ._oauth import OAuthServer, oauth_server
 from ._simulator import Simulator
@@ -39,7 +39,7 @@ from ._state import Customer, new_secret
 
 __all__ = ["SESSION_COOKIE", "portal_middleware", "portal_routes"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SESSION_COOKIE = "gb_portal_session"
 _SESSION_MAX_AGE = 3600

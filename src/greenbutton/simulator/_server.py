@@ -35,6 +35,7 @@ from typing import Any
 import uvicorn
 
 from .._errors import ConfigurationError
+from .._redact import install_redaction
 from ._binding import TLSScopeProtocol
 from ._bootstrap import bootstrap
 from ._config import SimulatorConfig
@@ -150,6 +151,9 @@ class SimulatorServer:
         access_log: bool = False,
     ) -> None:
         self.sim = bootstrap(config)  # first: bad settings fail before anything else
+        # The simulator's own loggers, uvicorn's (request lines) and httpx2's (notification
+        # POSTs) are redacted in its own process too, not only where a client ran (R49).
+        install_redaction()
         if portal_app is None or api_app is None:
             default_portal, default_api = _default_factories()
             portal_app = portal_app or default_portal
@@ -273,7 +277,7 @@ class RunningSimulator:
     """A simulator serving in a background thread (see :func:`run_in_thread`)."""
 
     server: SimulatorServer
-    registration: dict[str, Any] = field(default_factory=dict)
+    registration: dict[str, Any] = field(default_factory=dict, repr=False)  # client_secret
 
     @property
     def sim(self) -> Simulator:
@@ -304,10 +308,17 @@ def run_in_thread(
     api_app: AppFactory | None = None,
     timeout: float = 30.0,
     log_level: str = "warning",
+    access_log: bool = False,
 ) -> Iterator[RunningSimulator]:
     """Start a simulator in a thread, yield once ``registration.json`` is written, stop it
     (and wait for the thread) on exit. For tests and ``greenbutton demo``."""
-    server = SimulatorServer(config, portal_app=portal_app, api_app=api_app, log_level=log_level)
+    server = SimulatorServer(
+        config,
+        portal_app=portal_app,
+        api_app=api_app,
+        log_level=log_level,
+        access_log=access_log,
+    )
     ready = threading.Event()
     failure: list[BaseException] = []
 

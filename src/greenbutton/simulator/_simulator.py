@@ -34,10 +34,10 @@ class Simulator:
     api_url: str = "https://127.0.0.1"
     data: Any = None
     notifier: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)  # the OAuth server
     # RFC 8705 certificate binding (``config.bind_tokens``, see ``_binding``): access token
     # value -> x5t#S256 of the certificate it was issued over; refused resource requests.
-    token_bindings: dict[str, str] = field(default_factory=dict)
+    token_bindings: dict[str, str] = field(default_factory=dict, repr=False)  # keys: tokens
     binding_rejections: list[Any] = field(default_factory=list)
 
     @property

@@ -3,7 +3,9 @@ their subscriptions (persisted in the state folder), and the grants it has issue
 authorizations, tokens; in memory, so a restart is like a utility that forgot its sessions).
 
 Secrets are 128-bit+ random values from :mod:`secrets` (SECURITY R69); identifiers are
-opaque random strings, never sequential (GBA TC010/TC011).
+opaque random strings, never sequential (GBA TC010/TC011). The dataclass reprs leave the
+secret fields out (``field(repr=False)``): oauthlib logs ``request.client`` (our
+:class:`Registration`) with ``%r``, and tracebacks print locals' reprs (SECURITY R49).
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class Customer:
     """A utility customer who can log in to the portal and authorize the third party."""
 
     username: str
-    password: str
+    password: str = field(repr=False)  # a repr is for logs and tracebacks (R49)
     retail_customer_id: str
     subscription_id: str
     usage_points: tuple[UsagePointSpec, ...] = ()
@@ -79,18 +81,18 @@ class Registration:
     """The third party's registration with this data custodian."""
 
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     redirect_uri: str
     notification_uri: str
     scope: str = DEFAULT_SCOPE
     bulk_id: str = ""
-    registration_access_token: str = ""
+    registration_access_token: str = field(default="", repr=False)
     application_information_id: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
 class IssuedCode:
-    code: str
+    code: str = field(repr=False)
     client_id: str
     customer: str  # username
     redirect_uri: str
@@ -111,12 +113,12 @@ class AuthorizationGrant:
     scope: str
     status: int = 1  # 1 active, 0 revoked (ESPI AuthorizationStatus)
     created_at: float = field(default_factory=time.time)
-    refresh_token: str | None = None
+    refresh_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(slots=True, kw_only=True)
 class Token:
-    value: str
+    value: str = field(repr=False)
     kind: TokenKind
     scope: str
     expires_at: float
