@@ -133,3 +133,35 @@ async def test_serve_worker_finishes_an_interrupted_sync_by_the_same_rules(
     assert _readings(store) == expected
     assert _scales(store) == {cost_scale}
     store.close()
+
+
+def test_sync_enqueue_only_plans_and_commits_jobs_without_fetching_data(
+    gb: SimulatorHandle, store_url: str, tmp_path: Path
+) -> None:
+    """DESIGN 3.7 ``sync --enqueue-only``: the windows are committed as pending jobs, no
+    attempt spent, no data requested (only the usage-point listing that plans them); the
+    next runner — here a plain sync — runs exactly those."""
+    from click.testing import CliRunner
+
+    from greenbutton.cli import cli
+
+    store = Store.open(store_url, data_dir=tmp_path)
+    gb.authorize(DatabaseTokenStore(store))
+    args = ["sync", "--simulator", str(gb.state_dir), "--database", store_url]
+    args += ["--since", SINCE.strftime("%Y-%m-%d")]
+    result = CliRunner().invoke(cli, [*args, "--enqueue-only"])
+    assert result.exit_code == 0, result.output
+    planned = _jobs(store)
+    assert len(planned) >= 2 and {state for _, state, _, _ in planned} == {"pending"}
+    assert f"jobs planned: {len(planned)}" in result.stdout
+    assert export_readings(store) is not None and not _readings(store)
+
+    result = CliRunner().invoke(cli, [*args, "--enqueue-only"])  # planning again adds none
+    assert result.exit_code == 0 and len(_jobs(store)) == len(planned)
+
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    done = _jobs(store)
+    assert [u for u, *_ in done[: len(planned)]] == [u for u, *_ in planned]
+    assert all(state == "done" for _, state, _, _ in done) and _readings(store)
+    store.close()

@@ -150,6 +150,12 @@ def _when(epoch: float | int | None) -> str:
     is_flag=True,
     help="Run again the jobs earlier syncs gave up on (listed by greenbutton accounts).",
 )
+@click.option(
+    "--enqueue-only",
+    is_flag=True,
+    help="Plan the jobs (catch-up windows, gaps, re-requests) and exit without running them: "
+    "the web app's worker or a later sync runs them.",
+)
 def sync(
     simulator_dir: Path | None,
     config_path: Path | None,
@@ -159,6 +165,7 @@ def sync(
     keys: tuple[str, ...],
     since: datetime | None,
     retry_failed: bool,
+    enqueue_only: bool,
 ) -> None:
     """Fetch new and missing readings of every stored authorization into the database.
 
@@ -178,6 +185,7 @@ def sync(
       greenbutton sync --simulator DIR --since 2024-01-01
       greenbutton sync --profile pge --database postgresql://gb@localhost/gb
       greenbutton sync --retry-failed
+      greenbutton sync --enqueue-only     # plan now; serve's worker fetches
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -190,6 +198,7 @@ def sync(
         "authorizations": keys or None,
         "since": _utc(since),
         "retry_failed": retry_failed,
+        "enqueue_only": enqueue_only,
     }
     with _database_errors(), Store.open(database_url) as store:
         tokens = DatabaseTokenStore(store)
@@ -216,6 +225,8 @@ def sync(
 
 
 def _print_report(report: SyncReport) -> None:
+    if report.planned is not None:
+        click.echo(f"jobs planned: {report.planned} (not run: --enqueue-only)")
     if report.requeued:
         click.echo(f"abandoned jobs re-queued: {report.requeued}")
     click.echo(f"jobs run: {report.jobs_run} (resumed from an earlier run: {report.resumed})")

@@ -115,6 +115,7 @@ class SyncReport:
     retried: int = 0  # abandoned windows asked for again (``retry_abandoned_after``)
     still_abandoned: list[AbandonedJob] = field(default_factory=list)  # ... failing again
     elsewhere: list[str] = field(default_factory=list)  # job URIs another process was running
+    planned: int | None = None  # with ``enqueue_only``: open jobs left for a runner
 
     @property
     def ok(self) -> bool:
@@ -297,6 +298,13 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+def _without_max(uri: str) -> str:
+    """A window URI without its ``published-max``: where and from when it asks."""
+    parts = urlsplit(uri)
+    query = [q for q in parts.query.split("&") if not q.startswith("published-max=")]
+    return parts._replace(query="&".join(query)).geturl()
+
+
 def _plan(
     store: Store,
     client: Client,
@@ -334,8 +342,19 @@ def _plan(
             report.retried += job.retry
         return job is not None
 
+    # Open windows by where they start: a catch-up window ends "now", so planning again
+    # before it ran (``enqueue_only``, or a job held elsewhere) would add the same window
+    # with a later end; the open one is kept instead.
+    open_windows = {
+        _without_max(j.uri): j.uri
+        for j in due_jobs(store, authorization_ids=[auth.id], max_attempts=None)
+    }
+
     def add(up_id: str, lo: TimeLike, hi: TimeLike, *, once: bool) -> bool:
-        return add_uri(window_uri(client, auth.subscription or "", up_id, lo, hi), once=once)
+        uri = window_uri(client, auth.subscription or "", up_id, lo, hi)
+        if not once:
+            uri = open_windows.get(_without_max(uri), uri)
+        return add_uri(uri, once=once)
 
     for up_key, up_id in ids.items():
         first, low_mark, _high = coverage.get(up_key, (None, None, None))
@@ -529,6 +548,7 @@ def sync(
     retry_abandoned_after: float = RETRY_ABANDONED_AFTER,
     lease_seconds: float = LEASE_SECONDS,
     clock: Callable[[], float] = time.time,
+    enqueue_only: bool = False,
 ) -> SyncReport:
     """Bring the database up to date for the stored authorizations of ``client``'s custodian.
 
@@ -541,6 +561,10 @@ def sync(
     Each attempt holds its job's lease for ``lease_seconds`` on the wall clock ``clock``
     (see :func:`~greenbutton.storage.claim_job`); jobs other processes hold are skipped
     and listed in ``elsewhere``.
+
+    With ``enqueue_only`` the jobs are planned and committed but not run (DESIGN 3.7):
+    ``planned`` counts the open jobs of these authorizations, for the web app's worker,
+    ``greenbutton worker`` or a later sync to run.
 
     Raises :class:`StorageError` when the database fails (not a job failure: retrying the
     job would not help).
@@ -561,7 +585,8 @@ def sync(
 
     left = _unfinished(store, auths)
     report.resumed = len(left)
-    runner.run(left)  # first, so the high-water marks include what they add
+    if not enqueue_only:
+        runner.run(left)  # first, so the high-water marks include what they add
 
     planned: list[Job] = []
     for auth in auths:
@@ -587,6 +612,9 @@ def sync(
             raise
         except GreenButtonError as exc:
             report.skipped[auth.key] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    if enqueue_only:
+        report.planned = len({j.id for j in [*left, *planned]})
+        return report
     runner.run(planned)
 
     after = _readings_by_point(store, namespace)
