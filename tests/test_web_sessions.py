@@ -101,6 +101,12 @@ async def test_sessions_are_shared_single_use_and_encrypted(
         done = await b2.get(callback)
         assert done.status_code == 303 and done.headers["location"] == "/account"
         assert len(token_calls(gb.sim)) == calls + 1
+        # connecting renewed the session id (fixation); the browser keeps the new cookie
+        sid_cookie = done.cookies["gb_session"]
+        assert sid_cookie.split(".")[0] != sid
+        for browser in (b1, b2):
+            browser.cookies.clear()
+            browser.cookies.set("gb_session", sid_cookie)
         page = await b1.get("/account")  # the other instance knows the account too
         assert page.status_code == 200 and "Authorization" in page.text
 
@@ -151,7 +157,7 @@ async def test_racing_callbacks_take_the_pending_flow_once(
 def test_sessions_expire_and_old_rows_are_cleaned_up(
     store_url: str,
 ) -> None:
-    """A session unused for ``max_age`` is gone; a later ``create`` deletes its row."""
+    """A session unused for ``idle_timeout`` is gone; a later ``create`` deletes its row."""
     from greenbutton.web._sessions import Sessions
 
     now = [1_000_000.0]
@@ -160,7 +166,7 @@ def test_sessions_expire_and_old_rows_are_cleaned_up(
             store,
             MultiFernet([Fernet(Fernet.generate_key())]),
             b"k" * 32,
-            max_age=3600,
+            idle_timeout=3600,
             clock=lambda: now[0],
         )
         old, old_cookie = sessions.create()
@@ -174,7 +180,7 @@ def test_sessions_expire_and_old_rows_are_cleaned_up(
             store,
             MultiFernet([Fernet(Fernet.generate_key())]),
             b"k" * 32,
-            max_age=3600,
+            idle_timeout=3600,
             clock=lambda: now[0],
         )
         assert other.get(cookie) is None

@@ -63,7 +63,13 @@ from ..storage import (
 from ..storage._schema import authorizations, readings, usage_points
 from ._config import WebConfig
 from ._notify import NotifiedURI, RejectedURI, validate_notified_uri
-from ._sessions import COOKIE_NAME, Session, Sessions, derived_cookie_key
+from ._sessions import (
+    COOKIE_NAME,
+    SECURE_COOKIE_NAME,
+    Session,
+    Sessions,
+    derived_cookie_key,
+)
 from ._tls import client_certificate, forwarded_certificate, load_client_cas
 
 __all__ = ["create_app"]
@@ -162,7 +168,16 @@ class _Web:
             config.profile, config.credentials, token_store=self.tokens, transport=config.transport
         )
         fernet = load_fernet(store.data_dir)  # the token store's key material (R48)
-        self.sessions = Sessions(store, fernet, config.session_key or derived_cookie_key(store))
+        self.sessions = Sessions(
+            store,
+            fernet,
+            config.session_key or derived_cookie_key(store),
+            idle_timeout=config.session_idle_seconds,
+            absolute_timeout=config.session_lifetime_seconds,
+        )
+        # R51: over HTTPS (ours or a TLS proxy's) the cookie is Secure and __Host- prefixed
+        self.secure_cookies = config.https or config.secure_cookies
+        self.cookie_name = SECURE_COOKIE_NAME if self.secure_cookies else COOKIE_NAME
         self.templates = Jinja2Templates(directory=str(_HERE / "templates"))
         self.namespace = config.profile.name
         self.resource_url = config.profile.resource_url.rstrip("/")
@@ -181,7 +196,8 @@ class _Web:
     # -- sessions and pages ---------------------------------------------------------------
 
     async def session_of(self, request: Request) -> Session | None:
-        return await anyio.to_thread.run_sync(self.sessions.get, request.cookies.get(COOKIE_NAME))
+        cookie = request.cookies.get(self.cookie_name)
+        return await anyio.to_thread.run_sync(self.sessions.get, cookie)
 
     async def _session(self, request: Request) -> tuple[Session, str | None]:
         session = await self.session_of(request)
@@ -192,12 +208,12 @@ class _Web:
     def _set_cookie(self, request: Request, response: Response, cookie: str | None) -> None:
         if cookie is not None:
             response.set_cookie(
-                COOKIE_NAME,
+                self.cookie_name,
                 cookie,
-                max_age=int(self.sessions.max_age),
+                max_age=int(self.sessions.absolute_timeout),
                 httponly=True,
                 samesite="lax",
-                secure=self.config.https or request.url.scheme == "https",
+                secure=self.secure_cookies or request.url.scheme == "https",
                 path="/",
             )
 
@@ -278,12 +294,19 @@ class _Web:
                 "The utility did not accept the authorization",
                 "Please try connecting again.",
             )
-        await anyio.to_thread.run_sync(self.sessions.add_account, session.id, key)
+        # a privilege change: the session moves to a new id, the old one is dead (fixation)
+        rotated = await anyio.to_thread.run_sync(self.sessions.add_account, session.id, key)
+        if rotated is None:
+            return self.error(
+                request, 400, "This browser's session ended", "Please start connecting again."
+            )
         try:
             await self.first_pull(key)
         except GreenButtonError as exc:  # the account stays connected; data can follow
             log.warning("first data pull failed: %s", type(exc).__name__)
-        return RedirectResponse("/account", status_code=303)
+        response = RedirectResponse("/account", status_code=303)
+        self._set_cookie(request, response, rotated[1])
+        return response
 
     async def first_pull(self, key: str) -> None:
         """The last ``first_pull_days`` of each usage point, stored at once: window jobs
@@ -435,8 +458,10 @@ class _Web:
                 request, 502, "The utility did not confirm the disconnection", "Please retry."
             )
         await anyio.to_thread.run_sync(self.tokens.delete, key)
-        await anyio.to_thread.run_sync(self.sessions.remove_account, session.id, key)
-        return RedirectResponse("/", status_code=303)
+        rotated = await anyio.to_thread.run_sync(self.sessions.remove_account, session.id, key)
+        response = RedirectResponse("/", status_code=303)
+        self._set_cookie(request, response, None if rotated is None else rotated[1])
+        return response
 
     # -- notifications (R39-R45) ----------------------------------------------------------
 

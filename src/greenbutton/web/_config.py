@@ -43,6 +43,12 @@ class WebConfig:
     the database, see ``_sessions``).
     ``transport`` replaces the network for the utility client (tests count requests).
 
+    Sessions end ``session_idle_seconds`` after their last use and
+    ``session_lifetime_seconds`` after they began (enforced server-side); each connect or
+    disconnect moves the browser to a new session id (session fixation). ``secure_cookies``
+    makes the cookie ``__Host-gb_session; Secure`` (R51): set it behind a TLS-terminating
+    proxy; serving HTTPS ourselves implies it.
+
     ``tls_cert``/``tls_key`` serve the app over HTTPS (session cookies then get
     ``Secure``). With ``client_ca`` the TLS layer asks for a client certificate and the
     notification endpoint answers 403 unless the connection presented one verified
@@ -77,8 +83,16 @@ class WebConfig:
     trusted_proxies: tuple[str, ...] = ()
     client_cert_header: str | None = None
     notify_allow: tuple[str, ...] = ()
+    secure_cookies: bool = False
+    session_idle_seconds: float = 86400.0
+    session_lifetime_seconds: float = 7 * 86400.0
 
     def __post_init__(self) -> None:
+        if not 0 < self.session_idle_seconds <= self.session_lifetime_seconds:
+            raise ConfigurationError(
+                "sessions need 0 < idle timeout <= lifetime (session_idle_seconds, "
+                "session_lifetime_seconds)"
+            )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigurationError("HTTPS needs both a certificate and its key")
         if self.client_ca is not None and self.tls_cert is None and not self.client_cert_header:

@@ -8,6 +8,15 @@ verifier, R01, R03) and the accounts this browser connected. No token or verifie
 the browser (R51), and every process sharing the database sees the same sessions, so a
 callback may land on another worker or after a restart.
 
+A session has two lifetimes, both enforced here on the server's clock whatever the cookie
+says: it ends ``idle_timeout`` seconds after it was last used and ``absolute_timeout`` seconds
+after it was created. Every privilege change (an account connected or disconnected)
+:meth:`Sessions.rotate` s it: a new id and CSRF token, the old row deleted in the same
+transaction, so an id someone obtained before the login (session fixation, OWASP Session
+Management; RFC 9700 4.1) opens nothing afterwards. Over HTTPS, or behind a TLS-terminating
+proxy, the cookie is ``__Host-gb_session`` with ``Secure`` (R51): the browser then never sends
+it over plain HTTP and no sibling domain can plant one.
+
 Writes are compare-and-swap on the ciphertext read (Fernet ciphertext is never the same
 twice), so taking the pending authorization is atomic across threads and processes: of
 two callbacks racing with the same state, exactly one gets it (R01, R11). Blocking: call
@@ -28,16 +37,19 @@ from typing import TypeVar
 
 from cryptography.fernet import InvalidToken, MultiFernet
 from itsdangerous import BadSignature, TimestampSigner
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, insert, not_, select, update
 
 from ..oauth import AuthorizationRequest
 from ..storage import SECRET_KEY_ENV, Store, default_data_dir
 from ..storage._schema import web_sessions
 from ..storage._tokens import KEY_FILE_NAME
 
-__all__ = ["COOKIE_NAME", "Session", "Sessions", "derived_cookie_key"]
+__all__ = ["COOKIE_NAME", "SECURE_COOKIE_NAME", "Session", "Sessions", "derived_cookie_key"]
 
 COOKIE_NAME = "gb_session"
+#: The cookie's name when it is ``Secure``: browsers accept a ``__Host-`` cookie only with
+#: ``Secure``, ``Path=/`` and no ``Domain``, so it cannot be set by another (sub)domain.
+SECURE_COOKIE_NAME = "__Host-gb_session"
 _CAS_ATTEMPTS = 8
 _CLEANUP_EVERY = 300.0  # s between opportunistic deletions of expired rows
 _TOUCH_EVERY = 60.0  # s: seen_at is refreshed at most this often (no write per page view)
@@ -73,8 +85,13 @@ def _id_hash(sid: str) -> str:
     return hashlib.sha256(sid.encode()).hexdigest()
 
 
+class _Changed(Exception):
+    """The row changed between read and write: roll back and try again."""
+
+
 class Sessions:
-    """Sessions in the ``web_sessions`` table, expiring ``max_age`` seconds after last use."""
+    """Sessions in the ``web_sessions`` table: gone ``idle_timeout`` seconds after last use
+    or ``absolute_timeout`` seconds after creation, whichever comes first."""
 
     def __init__(
         self,
@@ -82,13 +99,17 @@ class Sessions:
         fernet: MultiFernet,
         cookie_key: bytes,
         *,
-        max_age: float = 7 * 86400,
+        idle_timeout: float = 86400.0,
+        absolute_timeout: float = 7 * 86400.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if not 0 < idle_timeout <= absolute_timeout:
+            raise ValueError("need 0 < idle_timeout <= absolute_timeout")
         self._store = store
         self._fernet = fernet
         self._signer = TimestampSigner(cookie_key, salt="greenbutton.web.session")
-        self.max_age = max_age
+        self.idle_timeout = idle_timeout
+        self.absolute_timeout = absolute_timeout
         self._clock = clock
         self._last_cleanup = 0.0
 
@@ -116,7 +137,7 @@ class Sessions:
         if not cookie or len(cookie) > 512:
             return None
         try:
-            return self._signer.unsign(cookie, max_age=int(self.max_age)).decode()
+            return self._signer.unsign(cookie, max_age=int(self.absolute_timeout)).decode()
         except (BadSignature, UnicodeDecodeError):
             return None
 
@@ -131,8 +152,7 @@ class Sessions:
         with self._store.connect() as conn:
             row = conn.execute(
                 select(web_sessions.c.data_enc, web_sessions.c.seen_at).where(
-                    web_sessions.c.id_hash == _id_hash(sid),
-                    web_sessions.c.seen_at > now - self.max_age,
+                    web_sessions.c.id_hash == _id_hash(sid), *self._live(now)
                 )
             ).first()
         if row is None:
@@ -146,25 +166,69 @@ class Sessions:
                 )
         return self._decode(sid, bytes(row.data_enc))
 
+    def _live(self, now: float) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+        """The conditions of a session still alive at ``now`` (both lifetimes)."""
+        return (
+            web_sessions.c.seen_at > now - self.idle_timeout,
+            web_sessions.c.created_at > now - self.absolute_timeout,
+        )
+
+    def _insert(self, conn: Connection, session: Session, now: float) -> str:
+        if now - self._last_cleanup > _CLEANUP_EVERY:
+            self._last_cleanup = now
+            conn.execute(delete(web_sessions).where(not_(and_(*self._live(now)))))
+        conn.execute(
+            insert(web_sessions).values(
+                id_hash=_id_hash(session.id),
+                data_enc=self._encode(session),
+                created_at=now,
+                seen_at=now,
+            )
+        )
+        return self._signer.sign(session.id).decode()
+
     def create(self) -> tuple[Session, str]:
         """A new session (stored) and its signed cookie value."""
         session = Session(id=secrets.token_urlsafe(32))
-        now = self._clock()
         with self._store.begin() as conn:
-            if now - self._last_cleanup > _CLEANUP_EVERY:
-                self._last_cleanup = now
-                conn.execute(
-                    delete(web_sessions).where(web_sessions.c.seen_at < now - self.max_age)
-                )
-            conn.execute(
-                insert(web_sessions).values(
-                    id_hash=_id_hash(session.id),
-                    data_enc=self._encode(session),
-                    created_at=now,
-                    seen_at=now,
-                )
-            )
-        return session, self._signer.sign(session.id).decode()
+            cookie = self._insert(conn, session, self._clock())
+        return session, cookie
+
+    def rotate(self, sid: str, change: Callable[[Session], None]) -> tuple[Session, str] | None:
+        """The session ``sid`` with ``change`` applied, moved to a new id and CSRF token;
+        the old id is dead once this returns (one transaction: insert new, delete old,
+        compare-and-swap on the ciphertext read). Call it at every privilege change, so an
+        id known before it (session fixation) opens nothing after. None when ``sid`` is
+        gone or expired. The new session's lifetimes start now."""
+        key = _id_hash(sid)
+        for _ in range(_CAS_ATTEMPTS):
+            now = self._clock()
+            try:
+                with self._store.begin() as conn:
+                    blob = conn.execute(
+                        select(web_sessions.c.data_enc).where(
+                            web_sessions.c.id_hash == key, *self._live(now)
+                        )
+                    ).scalar()
+                    old = None if blob is None else self._decode(sid, bytes(blob))
+                    if old is None:
+                        return None
+                    change(old)
+                    new = Session(
+                        id=secrets.token_urlsafe(32), pending=old.pending, accounts=old.accounts
+                    )
+                    gone = conn.execute(
+                        delete(web_sessions).where(
+                            web_sessions.c.id_hash == key, web_sessions.c.data_enc == blob
+                        )
+                    ).rowcount
+                    if gone != 1:
+                        raise _Changed
+                    cookie = self._insert(conn, new, now)
+            except _Changed:
+                continue
+            return new, cookie
+        raise RuntimeError("the session kept changing under us")  # pragma: no cover
 
     def _modify(self, sid: str, change: Callable[[Session], tuple[bool, T]]) -> T | None:
         """Apply ``change`` to the stored session, compare-and-swap on the ciphertext read;
@@ -210,20 +274,20 @@ class Sessions:
 
         return self._modify(sid, change)
 
-    def add_account(self, sid: str, key: str) -> None:
-        def change(session: Session) -> tuple[bool, None]:
-            if key in session.accounts:
-                return False, None
-            session.accounts.append(key)
-            return True, None
+    def add_account(self, sid: str, key: str) -> tuple[Session, str] | None:
+        """Connect ``key`` to this browser: a privilege change, so a new id (:meth:`rotate`)."""
 
-        self._modify(sid, change)
-
-    def remove_account(self, sid: str, key: str) -> None:
-        def change(session: Session) -> tuple[bool, None]:
+        def change(session: Session) -> None:
             if key not in session.accounts:
-                return False, None
-            session.accounts.remove(key)
-            return True, None
+                session.accounts.append(key)
 
-        self._modify(sid, change)
+        return self.rotate(sid, change)
+
+    def remove_account(self, sid: str, key: str) -> tuple[Session, str] | None:
+        """Disconnect ``key`` from this browser: a new id as well (:meth:`rotate`)."""
+
+        def change(session: Session) -> None:
+            if key in session.accounts:
+                session.accounts.remove(key)
+
+        return self.rotate(sid, change)
