@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
+from ._table import scale_factors
 from .models import (
     ABSENT,
     Document,
@@ -28,6 +29,7 @@ from .models import (
     currency_code,
     uom_symbol,
 )
+from .models._bounds import MULTIPLIER_MAX
 from .models._enums import ACCUMULATION_BEHAVIOUR, FLOW_DIRECTION
 
 __all__ = [
@@ -81,8 +83,9 @@ _DISPLAY = {
 # a register reading since some origin, so summing them double counts.
 _REGISTER = frozenset({1, 2, 3})
 
-#: Largest plausible |powerOfTenMultiplier| (SI yotta / yocto).
-MAX_EXPONENT = 24
+#: Largest plausible |powerOfTenMultiplier| (SI yotta / yocto); the parser refuses larger
+#: ones in ReadingTypes (``models._bounds``), SummaryMeasurements may still carry them.
+MAX_EXPONENT = MULTIPLIER_MAX
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +192,8 @@ def display_unit(unit: str | None) -> tuple[str | None, int]:
 def scaled(raw: float, exponent: int) -> float:
     """``raw × 10^exponent``, dividing for negative exponents so that 2668300 × 10^-6 is
     2.6683 and not 2.6683000000000003."""
-    power: int = 10 ** abs(exponent)
-    return float(raw * power) if exponent >= 0 else raw / power
+    mul, div = scale_factors(exponent)  # a table lookup, never an unbounded 10**p
+    return float(raw * mul) if div == 1 else raw / div
 
 
 def format_duration(seconds: int) -> str:

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from ._errors import ConfigurationError
 from .models import ABSENT, ABSENT32, ReadingColumns, ReadingType
+from .models._bounds import POW10_MAX, pow10
 from .models._enums import (
     COMMODITY,
     FLOW_DIRECTION,
@@ -21,7 +23,7 @@ from .models._enums import (
     uom_symbol,
 )
 
-__all__ = ["COLUMNS", "DEFAULT_COST_SCALE", "Reading", "Series", "format_start"]
+__all__ = ["COLUMNS", "DEFAULT_COST_SCALE", "Reading", "Series", "format_start", "scale_factors"]
 
 #: Column names of the readings table, in order (DESIGN 3.3).
 COLUMNS = (
@@ -56,8 +58,20 @@ class Reading(NamedTuple):
     tou: int | None
 
 
-def _factors(exponent: int) -> tuple[int, int]:
-    return (10**exponent, 1) if exponent >= 0 else (1, 10**-exponent)
+def scale_factors(exponent: int) -> tuple[int, int]:
+    """``(multiplier, divisor)`` for ``x × 10^exponent``, from a table of powers.
+
+    The parser bounds every powerOfTenMultiplier (``models._bounds``), so a parsed document
+    never gets here with a wild exponent; a hand-built ReadingType or cost scale beyond
+    ±``POW10_MAX`` is a :class:`ConfigurationError`, never a ``10**p`` the caller chose
+    (issue 9: ``10**99999999999`` froze the web app).
+    """
+    if not -POW10_MAX <= exponent <= POW10_MAX:
+        raise ConfigurationError(
+            f"power of ten {exponent} is outside -{POW10_MAX}..{POW10_MAX}; "
+            "powerOfTenMultiplier and cost scales must be plausible SI scales"
+        )
+    return (pow10(exponent), 1) if exponent >= 0 else (1, pow10(-exponent))
 
 
 def format_start(start: datetime) -> str:
@@ -108,8 +122,8 @@ class Series:
         """Rows for ``cols`` (all readings, or those at ``indices``, in that order)."""
         # Dividing by an exact power of ten rounds correctly (2668300 / 1000 == 2668.3);
         # multiplying by 0.001 would not.
-        mul, div = _factors(self.multiplier)
-        cmul, cdiv = _factors(self.cost_scale)
+        mul, div = scale_factors(self.multiplier)
+        cmul, cdiv = scale_factors(self.cost_scale)
         starts, durations, values, costs = cols.start, cols.duration, cols.value, cols.cost
         qualities, tous, extra = cols.quality, cols.tou, cols.extra_quality
         up, mr, default_q = self.usage_point, self.meter_reading, self.default_quality

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigurationError
-from ._table import COLUMNS, DEFAULT_COST_SCALE, Series
+from ._table import COLUMNS, DEFAULT_COST_SCALE, Series, scale_factors
 from .models import ABSENT, ABSENT32, Document
 from .parse import Limits, Source, parse, series_key
 
@@ -91,10 +91,12 @@ def _s(v: str | int | None) -> str | None:
 
 
 def _scaled(np: Any, raw: Any, exponent: int) -> Any:
-    # Divide by an exact power of ten: correctly rounded, like the row path in _table.
-    if exponent >= 0:
-        return raw.astype(np.float64) * float(10**exponent)
-    return raw.astype(np.float64) / float(10**-exponent)
+    # Divide by an exact power of ten: correctly rounded, like the row path in _table, and
+    # from the same bounded table of powers.
+    mul, div = scale_factors(exponent)
+    if div == 1:
+        return raw.astype(np.float64) * float(mul)
+    return raw.astype(np.float64) / float(div)
 
 
 def _empty(pd: Any) -> pandas.DataFrame:

@@ -437,7 +437,7 @@ def _series_table(console: Console, up: Mapping[str, Any], s: Mapping[str, Any])
         rows.append(("overlaps", f"{s['overlaps']} reading(s) overlap the next one"))
     d = s["duplicates"]
     if d["extra_readings"]:
-        dup = f"{d['extra_readings']} repeated reading(s) at {d['starts']} start(s)"
+        dup = f"{d['extra_readings']} reading(s) dropped, repeating {d['starts']} start(s)"
         dup += (
             f", values differ at {d['conflicting']} (last kept)"
             if d["conflicting"]

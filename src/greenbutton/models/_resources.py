@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
+from ._bounds import MULTIPLIER_MAX, MULTIPLIER_MIN
 from ._enums import (
     COMMODITY,
     FLOW_DIRECTION,
@@ -185,9 +186,12 @@ class SummaryMeasurement:
 
     @property
     def scaled(self) -> float | None:
-        if self.value is None:
+        """The value scaled; None without a value or with a scale beyond the SI prefixes
+        (GBA test files write 4096 in unused measurements; ``10.0**4096`` overflows)."""
+        p = self.power_of_ten_multiplier or 0
+        if self.value is None or not MULTIPLIER_MIN <= p <= MULTIPLIER_MAX:
             return None
-        return self.value * 10.0 ** (self.power_of_ten_multiplier or 0)
+        return self.value * 10.0**p
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

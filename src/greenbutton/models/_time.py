@@ -16,9 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
+from ._bounds import TIME_MAX
+
 __all__ = ["DstRule", "RuleTimeZone", "TimeZoneInfo", "decode_time_zone", "parse_dst_rule"]
 
 _DISABLED = 0xFFFFFFFF
+#: Largest |dstOffset| taken (real ones are 30 min to 2 h): with |tzOffset| <= 14 h the
+#: local offset stays far inside the +-24 h a tzinfo may return.
+_MAX_DST_OFFSET = 4 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +96,7 @@ def parse_dst_rule(text: str | None, tz_offset: int = 0) -> tuple[DstRule | None
     try:
         v = int(raw, 16)
     except ValueError:
-        return None, f"DST rule {raw!r} is not hexadecimal"
+        return None, f"DST rule {raw[:40]!r} is not hexadecimal"
     if v == _DISABLED:
         return None, None
     if len(raw) == 8:
@@ -101,8 +106,10 @@ def parse_dst_rule(text: str | None, tz_offset: int = 0) -> tuple[DstRule | None
         if _valid(rule):
             return rule, None
     if v > 10**9:  # an absolute instant in epoch seconds (Enbridge)
+        if v >= TIME_MAX:  # not an instant datetime can hold (issue 9: OverflowError)
+            return None, f"DST rule {raw[:40]!r} cannot be decoded (no rule, no plausible instant)"
         return _rule_from_instant(v, tz_offset), None
-    return None, f"DST rule {raw!r} cannot be decoded"
+    return None, f"DST rule {raw[:40]!r} cannot be decoded"
 
 
 def _valid(rule: DstRule) -> bool:
@@ -195,6 +202,9 @@ def decode_time_zone(
 ) -> TimeZoneInfo:
     """Decode LocalTimeParameters fields into a :class:`TimeZoneInfo` (never raises)."""
     problems: list[str] = []
+    if dst_offset is not None and not -_MAX_DST_OFFSET <= dst_offset <= _MAX_DST_OFFSET:
+        problems.append(f"dstOffset {dst_offset} is out of range; DST ignored")
+        dst_offset = None
     std = tz_offset or 0
     if tz_offset is None:
         problems.append("tzOffset missing; assuming UTC")

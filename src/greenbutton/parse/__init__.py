@@ -16,6 +16,7 @@ from typing import IO
 
 from .._table import DEFAULT_COST_SCALE, Reading, Series
 from ..models import Document, MeterReading, ReadingColumns, UsagePoint
+from ._blocks import fold_fractional
 from ._document import FeedInfo, assemble, fill_durations, read_feed_info
 from ._links import MeterNode, PointNode, link
 from ._records import Record, read_entry, read_resource_root
@@ -52,6 +53,7 @@ def _collect(
             rec = read_resource_root(el, limits=limits, name=name, warnings=warnings)
             root_kind = rec.kind
             records.append(rec)
+    fold_fractional(warnings)
     return records, feed, root_kind, warnings
 
 

@@ -19,10 +19,11 @@ from lxml import etree
 
 from .._errors import ParseError, XMLLimitError
 from ..models import ABSENT, ABSENT32, DateTimeInterval, ReadingColumns
+from ..models._bounds import DURATION_MAX, TIME_MAX, TIME_MIN
 from ._accel import block_reader
 from ._xml import ESPI, Limits, check_subtree
 
-__all__ = ["read_block"]
+__all__ = ["FractionalStarts", "fold_fractional", "read_block"]
 
 _E = f"{{{ESPI}}}"
 _READING = _E + "IntervalReading"
@@ -40,8 +41,12 @@ _INT32_MAX = 2**31 - 1
 
 
 class _Bad(Exception):
-    def __init__(self, el: etree._Element, what: str):
-        self.el, self.what = el, what
+    def __init__(self, el: etree._Element, what: str, problem: str | None = None):
+        self.el, self.what, self.problem = el, what, problem
+
+
+_TIMES = "outside the supported times, 1900-01-01 to 2199-12-31 UTC (ESPI_NOTES 3.4)"
+_DURATIONS = f"outside the durations ESPI allows, 0 to {DURATION_MAX} s (UInt32)"
 
 
 def _int(el: etree._Element, what: str) -> int:
@@ -55,19 +60,36 @@ def _int(el: etree._Element, what: str) -> int:
     return v
 
 
-def _time(el: etree._Element, what: str, warnings: list[str]) -> int:
-    """Epoch seconds; fractional seconds (seen in a gas export) are truncated with a warning."""
+def _time(el: etree._Element, what: str, fractions: list[tuple[int | None, str]]) -> int:
+    """Epoch seconds within ``models._bounds`` (rows and frames turn them into datetimes).
+
+    Fractional seconds (seen in a gas export) are truncated and noted in ``fractions`` as
+    ``(line, text)``; the block reports them in one warning, not one per reading.
+    """
     try:
-        return _int(el, what)
+        v = _int(el, what)
     except _Bad:
+        text = (el.text or "").strip()
+        if len(text) > 64:  # longer than any time; Decimal would take its time over it
+            raise _Bad(el, what) from None
         try:
-            d = Decimal((el.text or "").strip())
+            d = Decimal(text)
         except InvalidOperation:
             raise _Bad(el, what) from None
-        if not d.is_finite() or abs(d) > _INT64_MAX:
-            raise _Bad(el, what) from None
-        warnings.append(f"line {el.sourceline}: fractional {what} {el.text!r} truncated to seconds")
+        if not d.is_finite() or not TIME_MIN <= d < TIME_MAX:
+            raise _Bad(el, what, _TIMES if d.is_finite() else None) from None
+        fractions.append((el.sourceline, text))
         return int(d)
+    if not TIME_MIN <= v < TIME_MAX:
+        raise _Bad(el, what, _TIMES)
+    return v
+
+
+def _duration(el: etree._Element, what: str) -> int:
+    v = _int(el, what)
+    if v > DURATION_MAX:
+        raise _Bad(el, what, _DURATIONS)
+    return v  # negative ones are reported with the reading's line below
 
 
 def _small(el: etree._Element, what: str) -> int:
@@ -155,7 +177,13 @@ def _fast(block: etree._Element, limits: Limits) -> tuple[DateTimeInterval, Read
                     tou = int(f.text)  # type: ignore[arg-type]
                 else:
                     raise _Slow
-            if start is None or duration is None or duration < 0 or value == ABSENT:
+            if (
+                start is None
+                or duration is None
+                or value == ABSENT
+                or not TIME_MIN <= start < TIME_MAX
+                or not 0 <= duration <= DURATION_MAX
+            ):
                 raise _Slow
             starts.append(start)
             durations.append(duration)
@@ -174,7 +202,9 @@ def _fast(block: etree._Element, limits: Limits) -> tuple[DateTimeInterval, Read
                     iduration = int(g.text)  # type: ignore[arg-type]
                 else:
                     raise _Slow
-            if iduration is not None and iduration < 0:
+            if iduration is not None and not 0 <= iduration <= DURATION_MAX:
+                raise _Slow
+            if istart is not None and not TIME_MIN <= istart < TIME_MAX:
                 raise _Slow
             interval = DateTimeInterval(start=istart, duration=iduration)
         else:
@@ -197,6 +227,7 @@ def _careful(
     qualities, tous = cols.quality, cols.tou
     prev_end: int | None = None
     count = 0
+    fractions: list[tuple[int | None, str]] = []
     try:
         for child in block:
             tag = child.tag
@@ -218,9 +249,9 @@ def _careful(
                         for g in f:
                             gt = g.tag
                             if gt == _START:
-                                start = _time(g, "start", warnings)
+                                start = _time(g, "start", fractions)
                             elif gt == _DURATION:
-                                duration = _int(g, "duration")
+                                duration = _duration(g, "duration")
                             elif len(g):
                                 check_subtree(g, depth + 3, limits, name)
                     elif t == _VALUE:
@@ -254,10 +285,10 @@ def _careful(
                             line=child.sourceline,
                             resource=name,
                         )
-                    if start > _INT64_MAX:  # the previous reading's start + duration
+                    if not TIME_MIN <= start < TIME_MAX:  # the previous start + duration
                         raise ParseError(
                             f"IntervalReading has no timePeriod/start, and the previous "
-                            f"reading ends at {start}, beyond 64-bit seconds",
+                            f"reading ends at {start}, {_TIMES}",
                             line=child.sourceline,
                             resource=name,
                         )
@@ -278,9 +309,9 @@ def _careful(
                 istart = iduration = None
                 for g in child:
                     if g.tag == _START:
-                        istart = _time(g, "start", warnings)
+                        istart = _time(g, "start", fractions)
                     elif g.tag == _DURATION:
-                        iduration = _int(g, "duration")
+                        iduration = _duration(g, "duration")
                 if iduration is not None and iduration < 0:
                     raise ParseError(
                         f"IntervalBlock duration {iduration} is negative",
@@ -300,7 +331,7 @@ def _careful(
                 resource=name,
             ) from None
         shown = text if len(text) <= 40 else text[:37] + "..."
-        problem = "is not a 64-bit integer"
+        problem = "is " + bad.problem if bad.problem else "is not a 64-bit integer"
         if text == str(ABSENT):
             problem = "is the one 64-bit value reserved to mark a missing reading"
         raise ParseError(
@@ -308,4 +339,39 @@ def _careful(
             line=bad.el.sourceline,
             resource=name,
         ) from None
+    if fractions:
+        warnings.append(FractionalStarts(len(fractions), *fractions[0]))
     return interval, cols
+
+
+class FractionalStarts(str):
+    """The warning about one block's fractional starts, with what :func:`fold_fractional`
+    needs to merge those of all blocks into one (a gas export had one reading a block)."""
+
+    readings: int
+    line: int | None
+    text: str
+
+    def __new__(cls, readings: int, line: int | None, text: str) -> FractionalStarts:
+        self = super().__new__(cls, _fractional_message(readings, line, text))
+        self.readings, self.line, self.text = readings, line, text
+        return self
+
+
+def _fractional_message(count: int, line: int | None, text: str) -> str:
+    return (
+        f"{count} fractional start time(s) truncated to whole seconds, the first "
+        f"{text[:40]!r} at line {line}"
+    )
+
+
+def fold_fractional(warnings: list[str]) -> None:
+    """Replace every block's :class:`FractionalStarts` warning by one for the document."""
+    notes = [w for w in warnings if isinstance(w, FractionalStarts)]
+    if len(notes) < 2:
+        return
+    first = notes[0]
+    merged = _fractional_message(sum(n.readings for n in notes), first.line, first.text)
+    at = next(i for i, w in enumerate(warnings) if w is first)
+    warnings[:] = [w for w in warnings if not isinstance(w, FractionalStarts)]
+    warnings.insert(at, merged)

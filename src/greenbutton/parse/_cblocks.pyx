@@ -13,7 +13,8 @@ ESPI namespace; IntervalReading = timePeriod{start, duration}, value, optional c
 single ReadingQuality{quality}, optional tou; interval = {start, duration}; each number the
 lone text node of its element, in ASCII whitespace, with an optional sign and at most 19
 digits. Anything else (a comment, CDATA, split text, a foreign or extra element, an int64 or
-int32 overflow, a negative duration, a missing start/duration/value, a value equal to the
+int32 overflow, a start outside ``models._bounds``' time range, a duration negative or above
+UInt32, a missing start/duration/value, a value equal to the
 ABSENT sentinels, more readings than the limit) returns None and the caller redoes the block
 in Python, which reports errors with their line. The columns are filled only on success.
 """
@@ -24,7 +25,14 @@ from libc.string cimport strcmp, strlen, strncmp
 from lxml.includes cimport tree
 from lxml.includes.etreepublic cimport _Element, import_lxml__etree
 
+from greenbutton.models._bounds import DURATION_MAX, TIME_MAX, TIME_MIN
+
 import_lxml__etree()
+
+# The parser's bounds (SECURITY R37, issue 9), read from the one place that defines them.
+cdef int64_t _TIME_MIN = TIME_MIN
+cdef int64_t _TIME_MAX = TIME_MAX  # exclusive
+cdef int64_t _DURATION_MAX = DURATION_MAX
 
 cdef const char* _ESPI = b"http://naesb.org/espi"
 cdef uint64_t _I64_LIMIT = 9223372036854775808ULL  # 2**63: -2**63 is ABSENT, refused too
@@ -234,7 +242,9 @@ cdef bint _reading(tree.xmlNode* reading, _Columns* c, Py_ssize_t i, _Tags* tags
         else:
             return False
         f = _element(f.next, &bad)
-    if bad or not (has_start and has_duration and has_value) or duration < 0:
+    if bad or not (has_start and has_duration and has_value):
+        return False
+    if duration < 0 or duration > _DURATION_MAX or start < _TIME_MIN or start >= _TIME_MAX:
         return False
     c.start[i] = start
     c.duration[i] = duration
@@ -266,7 +276,11 @@ cdef bint _interval(
         else:
             return False
         g = _element(g.next, &bad)
-    return not bad and not (has_duration[0] and duration[0] < 0)
+    if has_duration[0] and (duration[0] < 0 or duration[0] > _DURATION_MAX):
+        return False
+    if has_start[0] and (start[0] < _TIME_MIN or start[0] >= _TIME_MAX):
+        return False
+    return not bad
 
 
 cdef Py_ssize_t _walk(

@@ -33,6 +33,13 @@ from ..models import (
     SummaryMeasurement,
     UsageSummary,
 )
+from ..models._bounds import (
+    DURATION_MAX,
+    INT16_MAX,
+    INT16_MIN,
+    MULTIPLIER_MAX,
+    MULTIPLIER_MIN,
+)
 from ._blocks import read_block
 from ._xml import ATOM, CUSTOMER, ESPI, Limits, check_subtree
 
@@ -319,18 +326,28 @@ class _Fields:
         child = self.children.get(key)
         return None if child is None else _text(child)
 
-    def int(self, key: str) -> int | None:
+    def int(self, key: str, bounds: _Range | None = None) -> int | None:
         child = self.children.get(key)
         if child is None:
             return None
-        return _parse_int(child, key, self.name)
+        v = _parse_int(child, key, self.name)
+        if v is not None and bounds is not None:
+            bounds.check(v, child, key, self.name)
+        return v
 
-    def interval(self, key: str) -> DateTimeInterval | None:
+    def interval(self, key: str, *, signed: bool = False) -> DateTimeInterval | None:
+        """A DateTimeInterval: int64 start; duration non-negative unless ``signed``.
+
+        Only readings and blocks (``_blocks``) hold starts to the datetime range: the times
+        of summaries and authorizations are shown through guarded conversions, and PG&E
+        writes them in milliseconds ("forever" periods run past year 9999).
+        """
         child = self.children.get(key)
         if child is None:
             return None
         sub = _Fields(child, self.name)
-        return DateTimeInterval(start=sub.int("start"), duration=sub.int("duration"))
+        bounds = None if signed else _NON_NEGATIVE
+        return DateTimeInterval(start=sub.int("start"), duration=sub.int("duration", bounds))
 
     def texts(self, key: str) -> tuple[str, ...]:
         out = []
@@ -340,6 +357,29 @@ class _Fields:
                 if t is not None:
                     out.append(t)
         return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class _Range:
+    """An inclusive range of a numeric field, and what it is, for the error message."""
+
+    lo: int
+    hi: int
+    what: str
+
+    def check(self, v: int, el: etree._Element, key: str, name: str | None) -> None:
+        if not self.lo <= v <= self.hi:
+            raise ParseError(
+                f"<{key}> {v} is outside {self.what}", line=el.sourceline, resource=name
+            )
+
+
+_NON_NEGATIVE = _Range(0, 2**63 - 1, "the durations ESPI allows: it must not be negative")
+_DURATION = _Range(0, DURATION_MAX, f"the durations ESPI allows, 0 to {DURATION_MAX} s (UInt32)")
+_MULTIPLIER = _Range(
+    MULTIPLIER_MIN, MULTIPLIER_MAX, f"the SI scales {MULTIPLIER_MIN}..{MULTIPLIER_MAX}"
+)
+_INT16 = _Range(INT16_MIN, INT16_MAX, "ESPI's Int16")
 
 
 def _parse_int(el: etree._Element, key: str, name: str | None) -> int | None:
@@ -375,6 +415,8 @@ _READING_TYPE_INTS = (
     "powerOfTenMultiplier", "timeAttribute", "tou", "uom", "cpp", "measuringPeriod",
 )  # fmt: skip
 
+_READING_TYPE_BOUNDS = {"powerOfTenMultiplier": _MULTIPLIER, "intervalLength": _DURATION}
+
 _MEASUREMENTS = (
     "overallConsumptionLastPeriod", "currentBillingPeriodOverAllConsumption",
     "currentDayLastYearNetConsumption", "currentDayNetConsumption",
@@ -387,8 +429,10 @@ def _measurement(el: etree._Element | None, name: str | None) -> SummaryMeasurem
     if el is None:
         return None
     f = _Fields(el, name)
+    # Any Int16 scale is kept here: GBA test files write 4096 in unused measurements, which
+    # inspect reports as unusable and SummaryMeasurement.scaled refuses to scale.
     return SummaryMeasurement(
-        power_of_ten_multiplier=f.int("powerOfTenMultiplier"),
+        power_of_ten_multiplier=f.int("powerOfTenMultiplier", _INT16),
         time_stamp=f.int("timeStamp"),
         uom=f.int("uom"),
         value=f.int("value"),
@@ -417,7 +461,11 @@ def build_resource(
     if ns == CUSTOMER:
         return CustomerResource(**_meta(rec), element=kind, data=to_dict(el))
     if kind == "ReadingType":
-        ints: dict[str, Any] = {snake(k): f.int(k) for k in _READING_TYPE_INTS}
+        # The multiplier scales every reading and intervalLength becomes every missing
+        # duration: both bounded; the rest are enumeration codes, kept even when unknown.
+        ints: dict[str, Any] = {
+            snake(k): f.int(k, _READING_TYPE_BOUNDS.get(k)) for k in _READING_TYPE_INTS
+        }
         return ReadingType(**_meta(rec), **ints)
     if kind == "LocalTimeParameters":
         return LocalTimeParameters(
@@ -485,8 +533,8 @@ def build_resource(
         extra = {k: v for k, v in to_dict(el).items() if k not in known}
         return Authorization(
             **_meta(rec),
-            authorized_period=_ms_interval(f.interval("authorizedPeriod")),
-            published_period=_ms_interval(f.interval("publishedPeriod")),
+            authorized_period=_ms_interval(f.interval("authorizedPeriod", signed=True)),
+            published_period=_ms_interval(f.interval("publishedPeriod", signed=True)),
             status=f.int("status"),
             expires_at=f.int("expires_at"),
             grant_type=f.text("grant_type"),
