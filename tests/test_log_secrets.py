@@ -217,7 +217,8 @@ def test_whole_flow_at_debug_logs_no_secret_and_no_query(
             with pytest.raises(GreenButtonError) as bad_code:
                 c.exchange_code("NOT-A-REAL-CODE-1234567890", code_verifier="v" * 43)
             logging.getLogger("greenbutton.test").exception("expected: %s", bad_code.value)
-            c.revoke(key.rsplit("/", 1)[1])
+            assert token.authorization_uri
+            c.revoke(token.authorization_uri.rsplit("/", 1)[1])
             with pytest.raises(GreenButtonError) as revoked:
                 c.usage_points(key)
             logging.getLogger("greenbutton.test").error("expected", exc_info=revoked.value)

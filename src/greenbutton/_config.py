@@ -24,7 +24,10 @@ per profile::
     scope = "FB=1_3_4_5_13_14_39;IntervalDuration=3600"
 
 A table may also set any :class:`UtilityProfile` field (``token_url``, ``published_format``,
-``rate_limit_per_s`` ...). Secrets are never written in the file: ``client_secret`` and
+``rate_limit_per_s`` ...). ``local = true`` lets the client reach a custodian on loopback or
+a private network (SECURITY R47); a table whose three endpoints are loopback IP literals
+is local without saying so, every other one must resolve to public addresses only.
+Secrets are never written in the file: ``client_secret`` and
 ``key_password`` are refused with a pointer to ``*_env`` / ``*_file``. Relative paths are
 relative to the file. ``pge`` and ``simulator`` work without a table.
 
@@ -45,7 +48,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ._errors import ConfigurationError
-from ._profile import PGE, Credentials, UtilityProfile, read_registration
+from ._profile import PGE, Credentials, UtilityProfile, loopback_literals, read_registration
 from ._secret import Secret
 
 __all__ = [
@@ -84,6 +87,7 @@ _PROFILE_FIELDS: dict[str, tuple[type, ...]] = {
     "window_days": (int,),
     "max_body_bytes": (int,),
     "loopback_redirect_allowed": (bool,),
+    "local": (bool,),
 }
 _CREDENTIAL_KEYS = (
     "client_id",
@@ -285,7 +289,7 @@ def _profile_overrides(table: _Table) -> dict[str, Any]:
         if key not in table.data:
             continue
         value: Any = table.data[key]
-        # bool is an int in Python; only loopback_redirect_allowed may be one.
+        # bool is an int in Python; only the bool fields may be one.
         if not _has_type(value, types):
             kinds = " or ".join(t.__name__ for t in types)
             raise ConfigurationError(f"{key} in {table.where} must be a {kinds}")
@@ -369,6 +373,9 @@ def load_config(
     base, registration = _base_profile(table, env)
     changes = _profile_overrides(table)
     utility = dataclasses.replace(base, name=name, **changes)
+    urls = (utility.authorize_url, utility.token_url, utility.resource_url)
+    if "local" not in changes and not utility.local and loopback_literals(*urls):
+        utility = dataclasses.replace(utility, local=True)
 
     fallback = credentials_from_registration(registration) if registration else None
     creds = _credentials(table, env, fallback, config_path)

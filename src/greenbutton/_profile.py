@@ -8,6 +8,7 @@ from a config file and environment variables, never from code or command-line va
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 from ._errors import ConfigurationError
 from ._secret import Secret
 
-__all__ = ["PGE", "Credentials", "UtilityProfile", "read_registration"]
+__all__ = ["PGE", "Credentials", "UtilityProfile", "loopback_literals", "read_registration"]
 
 #: The keys of the simulator's registration.json (DESIGN 3.6) a third party needs.
 REGISTRATION_KEYS = (
@@ -54,6 +55,10 @@ class UtilityProfile:
     window_days: int = 30  # date-window paging of long histories
     max_body_bytes: int = 2 * 1024**3  # cap on one streamed response (R27)
     loopback_redirect_allowed: bool = False  # may the CLI catch the callback on 127.0.0.1
+    # May the client connect to loopback, private or link-local addresses? Only a custodian
+    # on this machine or network (the simulator) is; everything else must resolve to public
+    # addresses only (SECURITY R47, the egress guard in _transport).
+    local: bool = False
 
     @property
     def bulk_url(self) -> str:
@@ -70,7 +75,8 @@ class UtilityProfile:
         (DESIGN 3.6): a path to that file or to the state folder, or the parsed mapping.
 
         xs:dateTime query parameters and no client-side rate limit (the simulator enforces
-        one only when its fault switch says so); the CLI may catch the callback on loopback.
+        one only when its fault switch says so); the CLI may catch the callback on loopback;
+        marked ``local``, so the egress guard lets it reach loopback (R47).
         """
         reg = read_registration(registration)
         scope = reg.get("scope")
@@ -82,6 +88,7 @@ class UtilityProfile:
             scope=scope if isinstance(scope, str) and scope else None,
             published_format="datetime",
             loopback_redirect_allowed=True,
+            local=True,
         )
 
     @classmethod
@@ -163,6 +170,19 @@ PGE = UtilityProfile(
 
 #: PG&E's QA customer portal, for registrations on its test endpoints (ESPI_NOTES 2.6).
 PGE_QA_PORTAL = "https://sharemydataqa.pge.com/myAuthorization"
+
+
+def loopback_literals(*urls: str) -> bool:
+    """Every URL's host is a loopback IP literal (``127.0.0.1``, ``[::1]``): a custodian on
+    this machine, written as such, so a profile of these URLs may be ``local`` (R47). Names
+    such as ``localhost`` do not count: what they resolve to is not the URL's to say."""
+    for url in urls:
+        try:
+            if not ipaddress.ip_address(urlsplit(url).hostname or "").is_loopback:
+                return False
+        except ValueError:
+            return False
+    return bool(urls)
 
 
 def _is_pge(url: str) -> bool:

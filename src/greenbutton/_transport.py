@@ -21,6 +21,17 @@ Nothing here knows OAuth or ESPI. The rules it enforces, and why:
   timeouts, 429, 502, 503 and 504; other requests (token POSTs above all: a refresh may have
   rotated the token) only when the request provably never left (a connect-phase failure) or
   on 429/503, which say it was not processed. TLS failures are never retried (R28).
+* **Egress guard** (R47, defence in depth behind :func:`check_url`): the client's transport
+  resolves the custodian host once per new connection, refuses unless every address is
+  public unicast (loopback, link-local incl. 169.254.169.254, RFC 1918 and other private or
+  special-purpose ranges, unique-local, multicast, unspecified, and IPv4 inside IPv6 such as
+  ``::ffff:10.0.0.1`` judged by that IPv4) and connects to the checked IP literal, so a DNS
+  answer that changes in between (rebinding) cannot move the connection. It is an httpcore2
+  network backend (:class:`GuardedBackend`), not socket code of ours: httpcore2 still
+  connects, and passes the URL's host name as ``server_hostname``, so SNI and the TLS
+  hostname check are unchanged, as is the Host header. A profile marked ``local`` (the
+  simulator, loopback URLs from the config file) may reach loopback and private addresses.
+  Refusals are :class:`EgressDenied` (a :class:`ConnectError`), raised before any socket.
 * **Errors carry no secrets** (R49): :func:`map_transport_error` keeps the URL without its query
   and names the TLS hint; the httpx2 exception is chained as ``__cause__``.
 """
@@ -34,16 +45,19 @@ import ipaddress
 import math
 import os
 import random
+import socket
 import ssl
 import stat
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import anyio.to_thread
+import httpcore2
 import httpx2
 
 from ._errors import (
@@ -62,14 +76,21 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "TLS_HINT",
     "USER_AGENT",
+    "AsyncGuardedBackend",
     "Deadline",
+    "EgressDenied",
+    "EgressGuard",
+    "GuardedBackend",
     "RateLimiter",
+    "Resolver",
+    "address_problem",
     "build_ssl_context",
     "check_url",
     "make_async_client",
     "make_client",
     "map_transport_error",
     "parse_retry_after",
+    "resolve",
     "retry_delay",
     "safe_url",
 ]
@@ -297,6 +318,242 @@ def _check_profile(profile: UtilityProfile) -> None:
     check_url(profile.authorize_url, what=f"profile {profile.name!r} authorize_url")
 
 
+# -- egress guard (R47) ---------------------------------------------------------------------
+
+#: (host, port) -> the addresses it resolves to, as strings; :func:`resolve` by default,
+#: a stub in tests.
+Resolver = Callable[[str, int], Sequence[str]]
+
+# Special-purpose ranges (IANA IPv4/IPv6 special-purpose address registries) listed here, not
+# only ``ipaddress``'s is_private/is_global, whose tables have been wrong in some CPython
+# releases (gh-113171, CVE-2024-4032). Either check refusing is enough to refuse.
+_NOT_PUBLIC = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+        "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+        "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+        "::/128", "::1/128", "::/96", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48",
+        "100::/64", "2001::/23", "2001:db8::/32", "2002::/16", "3fff::/20", "5f00::/16",
+        "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+    )
+)  # fmt: skip
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, NAT64, 6to4, Teredo client), if any."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    return None
+
+
+def address_problem(address: str) -> str | None:
+    """Why ``address`` (an IP literal) is not a public unicast address, or None if it is.
+
+    IPv4 carried inside IPv6 (``::ffff:10.0.0.1``, NAT64, 6to4, Teredo) is judged by the
+    IPv4 address it reaches.
+    """
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
+    except ValueError:
+        return "not an IP address"
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = _embedded_ipv4(ip)
+        if inner is not None:
+            problem = address_problem(str(inner))
+            return f"carries {inner}: {problem}" if problem else None
+    for label, flag in (
+        ("unspecified", ip.is_unspecified),
+        ("loopback", ip.is_loopback),
+        ("link-local (cloud metadata lives here)", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved),
+    ):
+        if flag:
+            return label
+    if any(ip in net for net in _NOT_PUBLIC if net.version == ip.version):
+        return "special-purpose"
+    if not ip.is_global:
+        return "not global"
+    return None
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to for a TCP connection, in resolver order, once."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class EgressDenied(ConnectError):
+    """Not connected: the custodian host resolves to an address that is not public and its
+    profile is not marked ``local`` (SECURITY R47)."""
+
+
+class EgressGuard:
+    """Resolve once, check every address, return them for the connection to use (R47).
+
+    ``allow_local`` (a profile marked ``local``: the simulator) admits loopback, private and
+    link-local addresses; unspecified and multicast addresses are never a custodian.
+    """
+
+    def __init__(self, *, allow_local: bool = False, resolver: Resolver | None = None):
+        self.allow_local = allow_local
+        self.resolver = resolver or resolve
+
+    def addresses(self, host: str, port: int) -> list[str]:
+        try:
+            found = list(self.resolver(host, port))
+        except OSError as exc:  # gaierror: as httpcore2 reports it, a (retryable) connect error
+            raise httpcore2.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        if not found:
+            raise httpcore2.ConnectError(f"{host} resolves to no address")
+        for address in found:
+            problem = address_problem(address)
+            if problem is None:
+                continue
+            if self.allow_local and not problem.startswith(("unspecified", "multicast")):
+                continue
+            raise EgressDenied(
+                f"refusing to connect to {host}: it resolves to {address}, which is "
+                f"{problem}, not a public address; only a profile marked local (the "
+                "simulator) may reach such addresses (SECURITY R47)",
+                url=f"https://{host}:{port}" if ":" not in host else f"https://[{host}]:{port}",
+            )
+        return found
+
+
+class GuardedBackend(httpcore2.NetworkBackend):
+    """An httpcore2 network backend that connects only to addresses its guard checked.
+
+    ``connect_tcp`` gets the URL's host; it resolves it once through the guard and hands the
+    checked IP literals to the real backend, so a DNS answer that changes between check and
+    connect (rebinding) cannot redirect the connection. TLS is unaffected: httpcore2 passes
+    the URL's host as ``server_hostname``, so SNI and the hostname check use the name, and
+    the Host header comes from the request.
+    """
+
+    def __init__(self, guard: EgressGuard, inner: httpcore2.NetworkBackend | None = None):
+        self.guard = guard
+        self.inner = inner if inner is not None else httpcore2.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.NetworkStream:
+        failure: Exception | None = None
+        for address in self.guard.addresses(host, port):
+            try:
+                return self.inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore2.ConnectError, httpcore2.ConnectTimeout) as exc:
+                failure = exc  # try the next checked address, as create_connection would
+        assert failure is not None
+        raise failure
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.NetworkStream:
+        raise EgressDenied("Unix sockets are not a data custodian (SECURITY R47)")
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+
+
+class AsyncGuardedBackend(httpcore2.AsyncNetworkBackend):
+    """The async twin of :class:`GuardedBackend`; resolution runs in a worker thread."""
+
+    def __init__(self, guard: EgressGuard, inner: httpcore2.AsyncNetworkBackend | None = None):
+        self.guard = guard
+        self.inner = inner if inner is not None else httpcore2.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        failure: Exception | None = None
+        addresses = await anyio.to_thread.run_sync(self.guard.addresses, host, port)
+        for address in addresses:
+            try:
+                return await self.inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore2.ConnectError, httpcore2.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        raise EgressDenied("Unix sockets are not a data custodian (SECURITY R47)")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class GuardedTransport(httpx2.HTTPTransport):
+    """``httpx2.HTTPTransport`` whose connection pool connects through a :class:`GuardedBackend`.
+
+    httpx2 2.16 takes no ``network_backend`` argument, so the pool it builds is replaced
+    by an ``httpcore2.ConnectionPool`` (public API) with the same TLS context and limits.
+    """
+
+    def __init__(self, ssl_context: ssl.SSLContext, limits: httpx2.Limits, guard: EgressGuard):
+        super().__init__(verify=ssl_context, limits=limits, trust_env=False)
+        self._pool = httpcore2.ConnectionPool(
+            ssl_context=ssl_context,
+            network_backend=GuardedBackend(guard),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+        )
+
+
+class AsyncGuardedTransport(httpx2.AsyncHTTPTransport):
+    """The async twin of :class:`GuardedTransport`."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, limits: httpx2.Limits, guard: EgressGuard):
+        super().__init__(verify=ssl_context, limits=limits, trust_env=False)
+        self._pool = httpcore2.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            network_backend=AsyncGuardedBackend(guard),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+        )
+
+
 # -- clients ------------------------------------------------------------------------------
 
 
@@ -328,19 +585,15 @@ def _client_kwargs(
     *,
     timeout: httpx2.Timeout | None,
     limits: httpx2.Limits | None,
-    with_tls: bool,
 ) -> dict[str, object]:
     _check_profile(profile)
     install_redaction()  # idempotent: whoever makes a client gets redacted library logs (R49)
     kwargs: dict[str, object] = {
         "timeout": timeout if timeout is not None else DEFAULT_TIMEOUT,
-        "limits": limits if limits is not None else DEFAULT_LIMITS,
         "follow_redirects": False,
         "trust_env": False,
         "headers": {"User-Agent": USER_AGENT},
     }
-    if with_tls:
-        kwargs["verify"] = build_ssl_context(creds)
     return kwargs
 
 
@@ -351,15 +604,19 @@ def make_client(
     transport: httpx2.BaseTransport | None = None,
     timeout: httpx2.Timeout | None = None,
     limits: httpx2.Limits | None = None,
+    resolver: Resolver | None = None,
 ) -> httpx2.Client:
-    """An ``httpx2.Client`` for one data custodian: mutual TLS, no redirects, explicit timeouts.
+    """An ``httpx2.Client`` for one data custodian: mutual TLS, no redirects, explicit timeouts,
+    connections only to checked public addresses unless ``profile.local`` (R47).
 
-    ``transport`` replaces the network layer, TLS included, and is for tests
-    (``httpx2.MockTransport``); with it the certificate files are not read.
+    ``transport`` replaces the network layer, TLS and egress guard included, and is for
+    tests (``httpx2.MockTransport``); with it the certificate files are not read.
+    ``resolver`` replaces DNS resolution (tests).
     """
-    kwargs = _client_kwargs(
-        profile, creds, timeout=timeout, limits=limits, with_tls=transport is None
-    )
+    kwargs = _client_kwargs(profile, creds, timeout=timeout, limits=limits)
+    if transport is None:
+        guard = EgressGuard(allow_local=profile.local, resolver=resolver)
+        transport = GuardedTransport(build_ssl_context(creds), limits or DEFAULT_LIMITS, guard)
     return httpx2.Client(
         transport=transport,
         event_hooks={"request": [_on_request], "response": [_on_response]},
@@ -374,11 +631,14 @@ def make_async_client(
     transport: httpx2.AsyncBaseTransport | None = None,
     timeout: httpx2.Timeout | None = None,
     limits: httpx2.Limits | None = None,
+    resolver: Resolver | None = None,
 ) -> httpx2.AsyncClient:
     """The ``httpx2.AsyncClient`` twin of :func:`make_client`."""
-    kwargs = _client_kwargs(
-        profile, creds, timeout=timeout, limits=limits, with_tls=transport is None
-    )
+    kwargs = _client_kwargs(profile, creds, timeout=timeout, limits=limits)
+    if transport is None:
+        guard = EgressGuard(allow_local=profile.local, resolver=resolver)
+        ctx = build_ssl_context(creds)
+        transport = AsyncGuardedTransport(ctx, limits or DEFAULT_LIMITS, guard)
     return httpx2.AsyncClient(
         transport=transport,
         event_hooks={"request": [_on_request_async], "response": [_on_response_async]},
