@@ -29,6 +29,7 @@ __all__ = [
     "ingest_jobs",
     "metadata",
     "meter_readings",
+    "pending_revocations",
     "readings",
     "usage_points",
     "utilities",
@@ -174,6 +175,25 @@ ingest_jobs = Table(
     Column("lease_owner", Text),
     Column("lease_until", Float),
     Index("ix_ingest_jobs_state", "state"),
+)
+
+#: Revocations the custodian has not confirmed yet (r0004, SECURITY R22). The local tokens
+#: are already deleted when a row is written; the ESPI ``DELETE Authorization/{id}`` goes
+#: with the client-credentials token, so the authorization's URI is all a retry needs.
+#: ``due_at`` is when the next attempt may start (claiming pushes it on: a lease).
+pending_revocations = Table(
+    "pending_revocations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("utility", Text, nullable=False),
+    Column("authorization_uri", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("due_at", Float, nullable=False),
+    Column("error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("utility", "authorization_uri"),
+    Index("ix_pending_revocations_due_at", "due_at"),
 )
 
 #: The web app's server-side browser sessions (r0002): the SHA-256 of the session id and

@@ -63,6 +63,7 @@ from ..storage import (
 from ..storage._schema import authorizations, readings, usage_points
 from ._config import WebConfig
 from ._notify import NotifiedURI, RejectedURI, validate_notified_uri
+from ._revoke import Revocations
 from ._sessions import (
     COOKIE_NAME,
     SECURE_COOKIE_NAME,
@@ -114,6 +115,15 @@ class _SecurityHeaders:
 
         await self.app(scope, receive, send_headers)
 
+
+#: What the home page says after a disconnect (``/?disconnected=...``, R22).
+_DISCONNECTED = {
+    "confirmed": "Disconnected. Your tokens are deleted here and the utility confirmed it.",
+    "pending": (
+        "Disconnected. Your tokens are deleted here; the utility did not answer yet and "
+        "will be told again shortly."
+    ),
+}
 
 _UNITS = {"therm": ("therms", 0)}  # beside display_unit's kWh for Wh
 #: The charts' words for ESPI flow directions (forward = delivered to the customer).
@@ -178,6 +188,9 @@ class _Web:
         # R51: over HTTPS (ours or a TLS proxy's) the cookie is Secure and __Host- prefixed
         self.secure_cookies = config.https or config.secure_cookies
         self.cookie_name = SECURE_COOKIE_NAME if self.secure_cookies else COOKIE_NAME
+        self.revocations = Revocations(
+            store, self.client, config.profile.name, config.revoke_timeout
+        )
         self.templates = Jinja2Templates(directory=str(_HERE / "templates"))
         self.namespace = config.profile.name
         self.resource_url = config.profile.resource_url.rstrip("/")
@@ -228,7 +241,9 @@ class _Web:
     async def home(self, request: Request) -> Response:
         session = await self.session_of(request)
         connected = bool(session and session.accounts)
-        return self.page(request, "home.html", {"connected": connected})
+        # a fixed message chosen by a fixed word: nothing of the query reaches the page
+        notice = _DISCONNECTED.get(request.query_params.get("disconnected", ""))
+        return self.page(request, "home.html", {"connected": connected, "notice": notice})
 
     # -- authorization (R01-R11) ----------------------------------------------------------
 
@@ -283,7 +298,7 @@ class _Web:
                 request, 400, "This authorization cannot be completed", "Please start again."
             )
         try:
-            key, _ = await self.client.exchange_code(
+            key, token = await self.client.exchange_code(
                 code, redirect_uri=pending.redirect_uri, code_verifier=pending.code_verifier
             )
         except GreenButtonError as exc:
@@ -294,6 +309,8 @@ class _Web:
                 "The utility did not accept the authorization",
                 "Please try connecting again.",
             )
+        # the same grant again: a revocation still owed for it is not owed any more (R22)
+        await self.revocations.reconnected(token.authorization_uri)
         # a privilege change: the session moves to a new id, the old one is dead (fixation)
         rotated = await anyio.to_thread.run_sync(self.sessions.add_account, session.id, key)
         if rotated is None:
@@ -441,7 +458,10 @@ class _Web:
 
     async def disconnect(self, request: Request) -> Response:
         session = await self.session_of(request)
-        form = await request.form(max_files=0, max_fields=8)
+        try:
+            form = await request.form(max_files=0, max_fields=8)
+        except ClientDisconnect:
+            return PlainTextResponse("incomplete body\n", status_code=400)
         token = form.get("csrf")
         if session is None or not session.csrf_ok(token if isinstance(token, str) else None):
             return self.error(request, 403, "This form has expired", "Reload the page and retry.")
@@ -449,17 +469,12 @@ class _Web:
             key = session.accounts[int(str(form.get("account", "")))]
         except (ValueError, IndexError):
             return self.error(request, 400, "No such account", "Reload the page and retry.")
-        auth_id = unquote(key.rstrip("/").rpartition("/")[2])
-        try:
-            await self.client.revoke(auth_id)  # R22: at the utility first
-        except GreenButtonError as exc:
-            log.warning("revocation failed: %s", type(exc).__name__)
-            return self.error(
-                request, 502, "The utility did not confirm the disconnection", "Please retry."
-            )
-        await anyio.to_thread.run_sync(self.tokens.delete, key)
+        # R22: the local tokens go now whatever the utility answers; a revocation it does
+        # not confirm is retried by the worker
+        confirmed = await self.revocations.disconnect(key)
         rotated = await anyio.to_thread.run_sync(self.sessions.remove_account, session.id, key)
-        response = RedirectResponse("/", status_code=303)
+        word = "confirmed" if confirmed else "pending"
+        response = RedirectResponse(f"/?disconnected={word}", status_code=303)
         self._set_cookie(request, response, None if rotated is None else rotated[1])
         return response
 
@@ -640,6 +655,10 @@ class _Web:
                 await self.run_jobs()
             except (StorageError, SQLAlchemyError) as exc:
                 log.error("ingest round failed: %s", type(exc).__name__)
+            try:  # R22: revocations the utility has not confirmed yet
+                await self.revocations.run_due()
+            except Exception as exc:
+                log.error("revocation round failed: %s", type(exc).__name__)
             with anyio.move_on_after(self.config.job_poll_seconds):
                 await self._wake.wait()
 

@@ -49,6 +49,9 @@ class WebConfig:
     makes the cookie ``__Host-gb_session; Secure`` (R51): set it behind a TLS-terminating
     proxy; serving HTTPS ourselves implies it.
 
+    Disconnecting deletes the local tokens at once and tries the revocation for at most
+    ``revoke_timeout`` seconds; one not confirmed is retried by the worker (R22).
+
     ``tls_cert``/``tls_key`` serve the app over HTTPS (session cookies then get
     ``Secure``). With ``client_ca`` the TLS layer asks for a client certificate and the
     notification endpoint answers 403 unless the connection presented one verified
@@ -86,6 +89,7 @@ class WebConfig:
     secure_cookies: bool = False
     session_idle_seconds: float = 86400.0
     session_lifetime_seconds: float = 7 * 86400.0
+    revoke_timeout: float = 10.0  # R22: the disconnect's own attempt; the worker retries
 
     def __post_init__(self) -> None:
         if not 0 < self.session_idle_seconds <= self.session_lifetime_seconds:
