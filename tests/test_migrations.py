@@ -3,7 +3,8 @@
 A database at an earlier release's revision (0001) holding tokens, client secrets, jobs,
 usage points, readings and the web app's legacy zone table is upgraded to head: every row
 survives and the zones move onto ``usage_points.local_time``; 0002 -> 0003 adds the job
-leases (no job starts leased). A revision failing halfway
+leases (no job starts leased); 0004 adds the owed revocations (a new table). A revision
+failing halfway
 rolls back as a whole (transactional DDL, on SQLite too) and says so; downgrading works.
 """
 
@@ -30,6 +31,7 @@ TOKEN = Token(
     expires_at=2e9,
     scope="FB=1_3_4_5_13_14_39",
 )
+HEAD = "0004"
 ZONE = '{"tz_offset": -18000, "dst_offset": 3600, "label": "EST5EDT"}'
 OLD_TABLES = (
     "utilities", "authorizations", "ingest_jobs", "usage_points", "meter_readings", "readings",
@@ -134,7 +136,7 @@ def test_upgrade_with_data_present_keeps_every_row_and_downgrade_works(
         )
     columns = {t: _columns(store, t) for t in OLD_TABLES}  # now with local_time
     at_0002 = _dump(store, columns)
-    store.migrate()
+    store.migrate("0003")
     assert store.schema_revision() == "0003"
     assert _dump(store, columns) == at_0002
     assert _zones(store) == {"up-1": ZONE, "up-2": None}
@@ -159,8 +161,9 @@ def test_upgrade_with_data_present_keeps_every_row_and_downgrade_works(
     assert "local_time" not in _columns(store, "usage_points")
     assert "web_sessions" not in _tables(store)
     assert _dump(store, columns) == before
-    store.migrate()  # and up again
-    assert store.schema_revision() == "0003"
+    store.migrate()  # and up again, to head
+    assert store.schema_revision() == HEAD
+    assert "pending_revocations" in _tables(store)
     assert _dump(store, columns) == before
     store.close()
 
@@ -182,7 +185,7 @@ def test_a_migration_failing_halfway_leaves_the_database_unchanged(
     with pytest.raises(StorageError) as info:
         Store.open(store_url, data_dir=tmp_path)
     message = str(info.value)
-    assert message.startswith("migrating the database to 0003 failed: ")
+    assert message.startswith(f"migrating the database to {HEAD} failed: ")
     assert "ix_web_sessions_seen_at" in message
     assert message.endswith("; it is unchanged at 0001")
 
@@ -199,6 +202,6 @@ def test_a_migration_failing_halfway_leaves_the_database_unchanged(
             conn.execute(text("DROP TABLE obstacle"))
 
     with Store.open(store_url, data_dir=tmp_path) as store:
-        assert store.schema_revision() == "0003"
+        assert store.schema_revision() == HEAD
         assert _dump(store, columns) == before
         assert _zones(store) == {"up-1": ZONE, "up-2": None}
