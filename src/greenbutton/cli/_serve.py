@@ -81,6 +81,35 @@ __all__ = ["serve_command"]
     multiple=True,
     help="Accept notifications only from these source addresses (repeatable).",
 )
+@click.option(
+    "--secure-cookies",
+    is_flag=True,
+    help="Send the session cookie as __Host-gb_session with Secure: for a TLS-terminating "
+    "proxy in front (implied by --https).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    default=200,
+    show_default=True,
+    help="Connections served at once; further requests get 503.",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Close a connection whose request line and headers are not complete in time.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Answer 408 and close when a request body is not complete in time.",
+)
 def serve_command(
     state_dir: Path | None,
     host: str,
@@ -94,6 +123,10 @@ def serve_command(
     trusted_proxies: tuple[str, ...],
     client_cert_header: str | None,
     notify_allow: tuple[str, ...],
+    secure_cookies: bool,
+    max_connections: int,
+    header_timeout: float,
+    body_timeout: float,
 ) -> None:
     """Run the third-party web app: connect a utility account, see its charts, receive
     notifications. Ctrl-C stops it.
@@ -102,7 +135,9 @@ def serve_command(
     data folder). With --https --cert --key it serves TLS; add --client-ca to accept
     notifications only over connections presenting a certificate from that CA. Behind a
     TLS-terminating proxy, --trusted-proxy and --client-cert-header take the certificate
-    from the proxy's header instead; --notify-allow limits callers by address.
+    from the proxy's header instead; --notify-allow limits callers by address, and
+    --secure-cookies marks the session cookie Secure (__Host-). Connections are bounded:
+    --max-connections at once, --header-timeout and --body-timeout per request.
     """
     if https and (cert is None or key is None):
         raise click.UsageError("--https needs --cert and --key")
@@ -140,6 +175,10 @@ def serve_command(
         trusted_proxies=trusted_proxies,
         client_cert_header=client_cert_header,
         notify_allow=notify_allow,
+        secure_cookies=secure_cookies or https,
+        max_connections=max_connections,
+        head_timeout=header_timeout,
+        body_timeout=body_timeout,
     )
     scheme = "https" if https else "http"
     url = f"{scheme}://{host}:{port}"

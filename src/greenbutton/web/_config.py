@@ -49,6 +49,11 @@ class WebConfig:
     makes the cookie ``__Host-gb_session; Secure`` (R51): set it behind a TLS-terminating
     proxy; serving HTTPS ourselves implies it.
 
+    Serving (:func:`uvicorn_config`, ``greenbutton serve``): a request's head must arrive
+    within ``head_timeout`` seconds and its body within ``body_timeout`` more, at most
+    ``max_connections`` connections are served at once (others get 503), an idle kept-alive
+    connection closes after ``keep_alive_timeout`` and a head is at most ``max_head_bytes``.
+
     Disconnecting deletes the local tokens at once and tries the revocation for at most
     ``revoke_timeout`` seconds; one not confirmed is retried by the worker (R22).
 
@@ -90,8 +95,18 @@ class WebConfig:
     session_idle_seconds: float = 86400.0
     session_lifetime_seconds: float = 7 * 86400.0
     revoke_timeout: float = 10.0  # R22: the disconnect's own attempt; the worker retries
+    head_timeout: float = 10.0  # s for a request's line and headers (serving, see _tls)
+    body_timeout: float = 30.0  # s for a request's body after its head
+    max_connections: int = 200  # open connections at once; more get 503
+    keep_alive_timeout: int = 5  # s an idle kept-alive connection stays open
+    max_head_bytes: int = 16 * 1024  # request line + headers (h11); larger: 400
 
     def __post_init__(self) -> None:
+        if (
+            min(self.head_timeout, self.body_timeout, self.revoke_timeout) <= 0
+            or min(self.max_connections, self.keep_alive_timeout, self.max_head_bytes) < 1
+        ):
+            raise ConfigurationError("timeouts and connection limits must be positive")
         if not 0 < self.session_idle_seconds <= self.session_lifetime_seconds:
             raise ConfigurationError(
                 "sessions need 0 < idle timeout <= lifetime (session_idle_seconds, "

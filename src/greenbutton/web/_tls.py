@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 from starlette.types import ASGIApp, Scope
 
-from .._asgi_tls import TLSScopeProtocol
+from .._asgi_tls import TLSScopeProtocol, guarded_protocol
 from .._errors import ConfigurationError
 from ._config import WebConfig
 
@@ -130,12 +130,33 @@ def uvicorn_config(app: ASGIApp, config: WebConfig, **options: Any) -> uvicorn.C
 
     uvicorn's proxy headers are off: the scope's client stays the TCP peer, and the app
     itself decides which forwarded headers count (``WebConfig.trusted_proxies``).
+
+    Connections are bounded (SECURITY R39, b7): the h11 protocol is a
+    :class:`~greenbutton._asgi_tls.GuardedProtocol` (head and body deadlines, request line
+    and header count; it also fills the ASGI TLS extension), at most
+    ``config.max_connections`` are served at once (uvicorn answers 503 beyond), an idle
+    kept-alive connection closes after ``config.keep_alive_timeout`` and the head's size is
+    capped by h11.
     """
     options.setdefault("log_level", "warning")
     options.setdefault("proxy_headers", False)
     options.setdefault("server_header", False)
+    options.setdefault("limit_concurrency", config.max_connections)
+    options.setdefault("timeout_keep_alive", config.keep_alive_timeout)
+    options.setdefault("h11_max_incomplete_event_size", config.max_head_bytes)
+    options.setdefault(
+        "http",
+        guarded_protocol(
+            head_timeout=config.head_timeout,
+            body_timeout=config.body_timeout,
+            max_head_bytes=config.max_head_bytes,
+        ),
+    )
     if config.https:
+        http = options["http"]
+        if not (isinstance(http, type) and issubclass(http, TLSScopeProtocol)):
+            # the notification check reads the connection's certificate from the scope (R32)
+            raise ConfigurationError("over HTTPS the protocol must be a TLSScopeProtocol")
         ctx = server_ssl_context(config)
         options["ssl_context_factory"] = lambda _config, _default: ctx
-        options["http"] = ClientCertProtocol
     return uvicorn.Config(app, **options)
