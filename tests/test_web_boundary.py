@@ -151,6 +151,12 @@ async def test_notification_never_answers_500(
             assert r.status_code == 503 and r.text == "try again later\n"
             assert r.headers["retry-after"] == "30"
 
+        # a Content-Length that str.isdigit() takes for a number but int() does not
+        for declared in (b"\xb2", b"\xd9\xa3"):  # "²", and a latin-1 reading of Arabic 3
+            headers = [(b"content-type", b"application/xml"), (b"content-length", declared)]
+            r = await browser.post(NOTIFY, content=body, headers=headers)
+            assert r.status_code == 413, declared
+
         assert _jobs(web) == [] and counting.urls[sent:] == []
         _no_traceback(caplog, "secret-internal-detail")
 

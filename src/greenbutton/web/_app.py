@@ -319,7 +319,7 @@ class _Web:
             )
         try:
             await self.first_pull(key)
-        except GreenButtonError as exc:  # the account stays connected; data can follow
+        except Exception as exc:  # the account stays connected (new session); data can follow
             log.warning("first data pull failed: %s", type(exc).__name__)
         response = RedirectResponse("/account", status_code=303)
         self._set_cookie(request, response, rotated[1])
@@ -537,7 +537,9 @@ class _Web:
             return PlainTextResponse("unsupported media type\n", status_code=415)
         cap = self.config.max_notification_bytes
         declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > cap):
+        # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses
+        digits = declared is not None and declared.isascii() and declared.isdigit()
+        if declared is not None and (not digits or int(declared) > cap):
             return PlainTextResponse("body too large\n", status_code=413)
         body = bytearray()
         try:
