@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import pytest
 from sqlalchemy.exc import OperationalError
 
@@ -163,6 +164,26 @@ async def test_notification_never_answers_500(
         # and once everything works again, the same BatchList is queued
         ok = await browser.post(NOTIFY, content=body, headers=XML)
         assert ok.status_code == 200 and "queued 1" in ok.text
+
+
+@pytest.mark.anyio
+async def test_the_worker_survives_a_failing_round(
+    gb: SimulatorHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round of the background worker raising anything (a bug, not only the database)
+    is logged and the loop goes on: the app keeps serving and later rounds run."""
+    async with running(gb, tmp_path, job_poll_seconds=0.05) as (web, browser, _):
+        rounds: list[int] = []
+
+        async def broken_round() -> int:
+            rounds.append(1)
+            raise RuntimeError("a bug in one round")
+
+        monkeypatch.setattr(web, "run_jobs", broken_round)
+        with anyio.fail_after(10):
+            while len(rounds) < 3:
+                await anyio.sleep(0.02)
+        assert (await browser.get("/")).status_code == 200
 
 
 # -- R09: no open redirector ---------------------------------------------------------------------

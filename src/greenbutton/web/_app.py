@@ -655,7 +655,7 @@ class _Web:
             self._wake = anyio.Event()
             try:
                 await self.run_jobs()
-            except (StorageError, SQLAlchemyError) as exc:
+            except Exception as exc:  # the database, or a bug: this round ends, the loop goes on
                 log.error("ingest round failed: %s", type(exc).__name__)
             try:  # R22: revocations the utility has not confirmed yet
                 await self.revocations.run_due()
