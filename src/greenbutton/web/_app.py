@@ -29,7 +29,6 @@ import anyio
 import anyio.to_thread
 from markupsafe import Markup
 from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
