@@ -179,6 +179,30 @@ def test_urls_lose_their_query_in_log_messages() -> None:
         assert redact(text) == expected, text
 
 
+def test_uvicorn_access_records_stay_formattable() -> None:
+    """R49 without breaking uvicorn: its AccessFormatter (``greenbutton serve``'s default log
+    config) unpacks the record's arguments, so the filter keeps them a tuple and drops only
+    the query of the path."""
+    from uvicorn.logging import AccessFormatter
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", "/OAuthCallback?code=C0DE-VALUE&state=S-VALUE", "1.1", 303),
+        None,
+    )
+    assert RedactingFilter().filter(record)
+    for formatter in (
+        AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s'),
+        logging.Formatter("%(message)s"),
+    ):
+        line = formatter.format(record)
+        assert "GET /OAuthCallback HTTP/1.1" in line and "VALUE" not in line, line
+
+
 def test_whole_flow_at_debug_logs_no_secret_and_no_query(
     tmp_path: Path, bare_logging: Everything
 ) -> None:

@@ -118,12 +118,27 @@ def redact(text: str) -> str:
     return text
 
 
+def _access_arg(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    if value.startswith("/"):  # the request target
+        value = value.split("?", 1)[0]
+    return redact(value).replace("\r", "%0D").replace("\n", "%0A")
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites each record so no handler can print a secret; never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "_greenbutton_redacted", False):
             return True  # already done by a filter nearer the source
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+            # uvicorn's AccessFormatter unpacks the arguments (client, method, path, version,
+            # status): keep them a tuple, the path without its query.
+            record.args = tuple(_access_arg(a) for a in record.args)
+            record.msg = redact(str(record.msg))
+            record._greenbutton_redacted = True
+            return True
         try:
             message = record.getMessage()
         except Exception:  # a broken format string: keep what we can see, safely
