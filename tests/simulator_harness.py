@@ -120,6 +120,14 @@ class SimulatorHandle:
                 r = browser.get(pending.url)
             return client.exchange_code(r.headers["location"], pending)
 
+    @staticmethod
+    def authorization_id(tokens: TokenStore, key: str) -> str:
+        """The custodian's id of the grant stored under ``key`` (its authorizationURI's last
+        segment: keys are ``{utility}/Subscription/{id}``, not the URL)."""
+        token = tokens.load(key)
+        assert token is not None and token.authorization_uri, key
+        return token.authorization_uri.rstrip("/").rsplit("/", 1)[1]
+
     def authorize_expired(self, tokens: TokenStore) -> str:
         """:meth:`authorize`, then the stored access token made expired (locally): the
         next call must refresh. Returns the key."""

@@ -244,7 +244,7 @@ def test_malformed_xml_is_a_parse_error(ready: Ready) -> None:
 def test_revoked_authorization_is_an_authorization_error(ready: Ready) -> None:
     """Revoked at the custodian: the data call gets 401, the refresh gets invalid_grant,
     and the caller learns the customer must authorize again (R24)."""
-    auth_id = ready.key.rsplit("/", 1)[1]
+    auth_id = ready.gb.authorization_id(ready.client.token_store, ready.key)
     assert ready.gb.sim.state.revoke_authorization(auth_id)
     with pytest.raises(AuthorizationError, match="authorize again") as info:
         ready.client.usage_points(ready.key)

@@ -3,14 +3,16 @@
 A database at an earlier release's revision (0001) holding tokens, client secrets, jobs,
 usage points, readings and the web app's legacy zone table is upgraded to head: every row
 survives and the zones move onto ``usage_points.local_time``; 0002 -> 0003 adds the job
-leases (no job starts leased); 0004 adds the owed revocations (a new table). A revision
-failing halfway
-rolls back as a whole (transactional DDL, on SQLite too) and says so; downgrading works.
+leases (no job starts leased); 0004 adds the owed revocations (a new table); 0005 gives
+authorizations their (utility, subscription) identity, merging a customer's duplicate
+grants. A revision failing halfway rolls back as a whole (transactional DDL, on SQLite
+too) and says so; downgrading works.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +33,7 @@ TOKEN = Token(
     expires_at=2e9,
     scope="FB=1_3_4_5_13_14_39",
 )
-HEAD = "0004"
+HEAD = "0005"
 ZONE = '{"tz_offset": -18000, "dst_offset": 3600, "label": "EST5EDT"}'
 OLD_TABLES = (
     "utilities", "authorizations", "ingest_jobs", "usage_points", "meter_readings", "readings",
@@ -205,3 +207,93 @@ def test_a_migration_failing_halfway_leaves_the_database_unchanged(
         assert store.schema_revision() == HEAD
         assert _dump(store, columns) == before
         assert _zones(store) == {"up-1": ZONE, "up-2": None}
+
+
+def _grant(conn: Any, key: str, uri: str | None, updated: float, access: str) -> int:
+    """An authorization row as 0004 and earlier stored it: keyed by its URL."""
+    return int(
+        conn.execute(
+            text(
+                "INSERT INTO authorizations (key, kind, token_type, access_token_enc,"
+                " resource_uri, status, version, updated_at)"
+                " VALUES (:k, 'access', 'Bearer', :t, :u, 'active', 1, :w) RETURNING id"
+            ),
+            {"k": key, "t": Fernet(KEY).encrypt(access.encode()), "u": uri, "w": updated},
+        ).scalar_one()
+    )
+
+
+def test_0005_keys_grants_by_utility_and_subscription_and_merges_duplicates(
+    store_url: str, tmp_path: Path
+) -> None:
+    """DESIGN 3.7: data keyed the old way (authorization URLs with ports; one customer
+    connected twice) upgrades to one authorization per (utility, subscription), keeping
+    every usage point and job; a grant with no data is adopted by its utility's first
+    sync (``adopt_authorizations``)."""
+    from greenbutton.storage import adopt_authorizations
+
+    store = Store.open(store_url, data_dir=tmp_path, migrate=False)
+    store.migrate("0004")
+    old_base = "https://127.0.0.1:40001/GreenButtonConnect/espi/1_1/resource"
+    new_base = "https://127.0.0.1:40002/GreenButtonConnect/espi/1_1/resource"
+    with store.begin() as conn:
+        first = _grant(conn, f"{old_base}/Authorization/1", f"{old_base}/Batch/Subscription/7",
+                       100.0, "access-first")  # fmt: skip
+        again = _grant(conn, f"{new_base}/Authorization/2", f"{new_base}/Batch/Subscription/7",
+                       200.0, "access-again")  # fmt: skip
+        idle = _grant(conn, f"{old_base}/Authorization/3", f"{old_base}/Batch/Subscription/8",
+                      150.0, "access-idle")  # fmt: skip
+        for key, auth in (
+            ("Subscription/7/UsagePoint/1", first),
+            ("Subscription/7/UsagePoint/2", again),
+        ):
+            conn.execute(
+                text("INSERT INTO usage_points (namespace, key, authorization_id)"
+                     " VALUES ('simulator', :k, :a)"),
+                {"k": key, "a": auth},
+            )  # fmt: skip
+        conn.execute(
+            text("INSERT INTO ingest_jobs (resource_uri, authorization_id, state, attempts,"
+                 " created_at, updated_at) VALUES (:u, :a, 'pending', 0, 1, 1)"),
+            {"u": f"{old_base}/Batch/Subscription/7/UsagePoint/1?published-min=0", "a": first},
+        )  # fmt: skip
+
+    store.migrate()
+    assert store.schema_revision() == HEAD
+    with store.connect() as conn:
+        grants = conn.execute(
+            text("SELECT id, key, utility, subscription FROM authorizations ORDER BY id")
+        ).all()
+        owners = {
+            str(k): int(a)
+            for k, a in conn.execute(text("SELECT key, authorization_id FROM usage_points"))
+        }
+        job_owner = conn.execute(text("SELECT authorization_id FROM ingest_jobs")).scalar_one()
+    assert [tuple(g) for g in grants] == [
+        (again, "simulator/Subscription/7", "simulator", "7"),  # the newer grant is kept
+        (idle, f"{old_base}/Authorization/3", None, "8"),  # no data: no utility known yet
+    ]
+    assert set(owners.values()) == {again} and job_owner == again
+    tokens = DatabaseTokenStore(store, KEY)
+    token = tokens.load("simulator/Subscription/7")
+    assert token is not None and token.access_token == Secret("access-again")
+
+    # the schema holds the rule: a second grant of one (utility, subscription) is refused
+    with pytest.raises(StorageError), store.begin() as conn:
+        conn.execute(
+            text("UPDATE authorizations SET utility = 'simulator', subscription = '7'"
+                 " WHERE id = :i"),
+            {"i": idle},
+        )  # fmt: skip
+
+    # the grant without data: its utility's first sync (today's port) adopts it
+    assert adopt_authorizations(store, "simulator", new_base) == 0  # another origin's path
+    assert adopt_authorizations(store, "simulator", old_base) == 1
+    assert adopt_authorizations(store, "simulator", old_base) == 0  # idempotent
+    assert tokens.load("simulator/Subscription/8") is not None
+    store.downgrade("0004")
+    assert "utility" not in _columns(store, "authorizations")
+    with store.connect() as conn:  # rebuilding the table on SQLite must not null the links
+        links = {a for (a,) in conn.execute(text("SELECT authorization_id FROM usage_points"))}
+    assert links == {again}
+    store.close()

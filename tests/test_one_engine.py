@@ -165,3 +165,39 @@ def test_sync_enqueue_only_plans_and_commits_jobs_without_fetching_data(
     assert [u for u, *_ in done[: len(planned)]] == [u for u, *_ in planned]
     assert all(state == "done" for _, state, _, _ in done) and _readings(store)
     store.close()
+
+
+def test_identity_survives_a_restart_on_new_ports_and_a_second_connect(
+    store_url: str, tmp_path: Path
+) -> None:
+    """DESIGN 3.7: a utility is its profile, an authorization is (utility, subscription).
+    The same customer connecting twice leaves one authorization (updated, its data kept);
+    the simulator restarted from the same state folder on other ports leaves the stored
+    account syncing (before, its URL-with-port key orphaned it: "jobs run: 0")."""
+    from greenbutton.storage import accounts
+
+    store = Store.open(store_url, data_dir=tmp_path)
+    tokens = DatabaseTokenStore(store)
+    with start_simulator(tmp_path / "sim", auto_approve="alice", customers=1) as gb:
+        first, _ = gb.authorize(tokens)
+        with gb.sdk_client(tokens) as client:
+            assert sync(store, client, since=SINCE, until=UNTIL).ok
+        old_port = gb.registration["resource_url"]
+        again, _ = gb.authorize(tokens)  # the customer connects a second time
+    assert again == first == f"simulator/Subscription/{first.rsplit('/', 1)[1]}"
+    (account,) = accounts(store)
+    assert account.key == first and account.usage_points
+    stored = _readings(store)
+
+    # a later window, after a restart on other ports (state folder kept)
+    with start_simulator(tmp_path / "sim", auto_approve="alice", customers=1) as gb:
+        assert gb.registration["resource_url"] != old_port
+        with gb.sdk_client(tokens) as client:
+            report = sync(store, client, until=UNTIL + timedelta(days=10))
+    assert report.ok and report.jobs_run >= 1 and not report.skipped, report
+    (account,) = accounts(store)
+    assert account.key == first
+    later = _readings(store)
+    assert set(stored) < set(later)  # the same series grew: nothing was orphaned
+    assert {r.usage_point for r in later} == {r.usage_point for r in stored}
+    store.close()

@@ -159,7 +159,7 @@ async def test_connect_flow_account_page_and_replay(gb: SimulatorHandle, tmp_pat
         assert "<svg" in page.text and "UsagePoint" in page.text
         assert "readings" in page.text and "<script" not in page.text
         key = web.tokens.keys()
-        token = web.tokens.load([k for k in key if "Authorization" in k][0])
+        token = web.tokens.load([k for k in key if "/Subscription/" in k][0])
         assert token.access_token.reveal() not in page.text
         assert token.refresh_token.reveal() not in page.text
 
@@ -225,7 +225,7 @@ async def test_disconnect_needs_csrf_and_revokes(gb: SimulatorHandle, tmp_path: 
         ok = await browser.post("/disconnect", data={"account": "0", "csrf": csrf.group(1)})
         assert ok.status_code == 303
         assert grant.status == 0
-        assert [k for k in web.tokens.keys() if "Authorization" in k] == []
+        assert [k for k in web.tokens.keys() if "/Subscription/" in k] == []
         assert (await browser.get("/account")).status_code == 303
 
 
@@ -373,7 +373,7 @@ async def test_notification_arriving_during_a_refresh(gb: SimulatorHandle, tmp_p
     async with running(gb, tmp_path, gate, job_poll_seconds=60) as (web, browser, _):
         _, done = await connect(gb, browser)
         assert done.status_code == 303
-        (key,) = [k for k in web.tokens.keys() if "Authorization" in k]
+        (key,) = [k for k in web.tokens.keys() if "/Subscription/" in k]
         old = web.tokens.load(key)
         web.tokens.save(key, dataclasses.replace(old, expires_at=time.time() - 10))
         (grant,) = gb.sim.state.grants.values()

@@ -163,7 +163,7 @@ def _connect(s: Served, browser: httpx2.Client) -> str:
     assert callback.startswith(s.base + "/OAuthCallback?")
     done = browser.get(callback)
     assert done.status_code == 303 and done.headers["location"] == "/account"
-    (key,) = [k for k in s.web.tokens.keys() if "Authorization" in k]
+    (key,) = [k for k in s.web.tokens.keys() if "/Subscription/" in k]
     return str(key)
 
 

@@ -468,9 +468,10 @@ class Client(_Base):
     def authorization(self, authorization_id: str, *, raw: bool = False) -> Result:
         return self._run(ops.authorizations(self._context, authorization_id, raw=raw))
 
-    def revoke(self, authorization_id: str) -> None:
-        """Revoke at the custodian (ESPI DELETE) and drop the local token."""
-        self._run(ops.revoke(self._context, authorization_id))
+    def revoke(self, authorization: str) -> None:
+        """Revoke at the custodian (ESPI DELETE) and drop the local token; ``authorization``
+        is the grant's store key or the custodian's authorization id."""
+        self._run(ops.revoke(self._context, authorization))
 
     def application_information(
         self, application_id: str, registration_token: Secret | str, *, raw: bool = False
@@ -744,8 +745,10 @@ class AsyncClient(_Base):
     async def authorization(self, authorization_id: str, *, raw: bool = False) -> Result:
         return await self._run(ops.authorizations(self._context, authorization_id, raw=raw))
 
-    async def revoke(self, authorization_id: str) -> None:
-        await self._run(ops.revoke(self._context, authorization_id))
+    async def revoke(self, authorization: str) -> None:
+        """Revoke at the custodian (ESPI DELETE) and drop the local token; ``authorization``
+        is the grant's store key or the custodian's authorization id."""
+        await self._run(ops.revoke(self._context, authorization))
 
     async def application_information(
         self, application_id: str, registration_token: Secret | str, *, raw: bool = False

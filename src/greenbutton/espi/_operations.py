@@ -38,6 +38,7 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import httpx2
 
@@ -60,6 +61,7 @@ from ..oauth._authorize import AuthorizationRequest, parse_callback
 from ..oauth._requests import client_credentials_request, code_request, refresh_request
 from ..oauth._responses import parse_retry_after, parse_token_response
 from ..parse import Limits, parse
+from ._identity import authorization_key, subscription_of
 from ._paths import Paths, TimeLike, format_time, split_windows
 
 __all__ = [
@@ -212,8 +214,9 @@ def exchange_code(
     code_verifier: str | None,
     key: str | None,
 ) -> Flow[tuple[str, Token]]:
-    """Code -> token set (RFC 6749 4.1.3), stored under ``key`` (default: the token's
-    authorizationURI, else its resourceURI). Returns ``(key, token)``."""
+    """Code -> token set (RFC 6749 4.1.3), stored under ``key`` (default: the grant's
+    identity, ``{utility}/Subscription/{id}``, so connecting again updates it; without a
+    subscription in the token, its authorizationURI). Returns ``(key, token)``."""
     if pending is not None:
         code = parse_callback(callback, pending, now=ctx.clock())
         redirect_uri = pending.redirect_uri
@@ -227,18 +230,27 @@ def exchange_code(
         ctx.profile, ctx.credentials, code, redirect_uri=redirect_uri, code_verifier=code_verifier
     )
     token = parse_token_response(response, kind="access", now=ctx.clock())
-    key = key or token.authorization_uri or token.resource_uri
+    key = key or _identity(ctx, token)
     if not key:
         raise ConfigurationError("the token response names no authorization: pass key=")
     ctx.store.save(key, token)
     return key, token
 
 
+def _identity(ctx: Context, token: Token) -> str | None:
+    """A grant's store key: (utility, subscription) when the token names its subscription
+    (DESIGN 3.7), else its authorization URI or resource URI as before."""
+    sub = subscription_of(token.resource_uri)
+    if sub is not None:
+        return authorization_key(ctx.profile.name, sub)
+    return token.authorization_uri or token.resource_uri
+
+
 def grant_key(ctx: Context, authorization: str | Token) -> str:
     """The store key of an authorization given as a key or as a Token (stored if new)."""
     if isinstance(authorization, str):
         return authorization
-    key = authorization.authorization_uri or authorization.resource_uri
+    key = _identity(ctx, authorization)
     if not key:
         raise ConfigurationError("this token names no authorization: store it under a key")
     if ctx.store.load(key) is None:
@@ -684,12 +696,24 @@ def authorizations(ctx: Context, auth_id: str | None = None, *, raw: bool = Fals
     return (yield from get_one(ctx, url, _client_source(ctx), raw=raw))
 
 
-def revoke(ctx: Context, auth_id: str) -> Flow[None]:
-    """DELETE ``Authorization/{id}`` (ESPI revocation), then forget the local token (R22)."""
+def revoke(ctx: Context, authorization: str) -> Flow[None]:
+    """DELETE ``Authorization/{id}`` (ESPI revocation), then forget the local token (R22).
+
+    ``authorization`` is a token-store key (the custodian's id is read from the stored
+    token's authorizationURI) or the custodian's authorization id itself."""
+    stored = ctx.store.load(authorization)
+    key: str | None = None
+    auth_id = authorization
+    if stored is not None and stored.authorization_uri:
+        key, auth_id = (
+            authorization,
+            unquote(stored.authorization_uri.rstrip("/").rpartition("/")[2]),
+        )
     url = ctx.paths.authorizations(auth_id)
     yield from authorized("DELETE", url, _client_source(ctx))
-    if ctx.store.load(url) is not None:
-        ctx.store.delete(url)
+    for gone in dict.fromkeys(k for k in (key, url) if k):
+        if ctx.store.load(gone) is not None:
+            ctx.store.delete(gone)
 
 
 def application_information(

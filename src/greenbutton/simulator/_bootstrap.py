@@ -43,6 +43,7 @@ from ._state import (
 __all__ = ["bootstrap", "demo_customer", "is_loopback"]
 
 STATE_FILE = "state.json"
+GRANTS_FILE = "grants.json"  # the customers' consents, kept across restarts
 META_FILE = "meta.json"
 MAX_CUSTOMERS = 100_000
 
@@ -252,6 +253,11 @@ def bootstrap(config: SimulatorConfig) -> Simulator:
     _write_meta(meta_path, seed=config.seed, network=network or bool(meta.get("network")))
 
     state = SimulatorState(registration, customers[: config.customers])
+    if stored is not None:  # a fresh registration voids the consents given to the old one
+        state.load_grants(state_dir / GRANTS_FILE)
+    else:
+        (state_dir / GRANTS_FILE).unlink(missing_ok=True)
+        state.grants_file = state_dir / GRANTS_FILE
     if config.auto_approve is not None and config.auto_approve not in state.customers:
         raise ConfigurationError(
             f"--auto-approve {config.auto_approve!r} is not a customer; "

@@ -307,6 +307,7 @@ class _Validator(RequestValidator):  # type: ignore[misc]
                 else None,
             )
             self.ledger.code_grants[code["code"]] = grant.id
+            state.persist_grants()
         log.info("authorization %s granted by customer %s", grant.id, customer.username)
 
     def validate_code(
@@ -389,6 +390,7 @@ class _Validator(RequestValidator):  # type: ignore[misc]
                     ):
                         other.revoked = True
             grant.refresh_token = token.get("refresh_token")
+            state.persist_grants()
 
     # -- helpers -------------------------------------------------------------------------------
 

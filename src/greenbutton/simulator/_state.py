@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .._redact import get_logger
+
 __all__ = [
     "AuthorizationGrant",
     "Customer",
@@ -52,6 +54,9 @@ def new_secret(nbytes: int = 24) -> str:
 def new_id() -> str:
     """An opaque identifier (PG&E ids are numbers; ours are random digits, not sequential)."""
     return str(secrets.randbelow(9 * 10**11) + 10**11)
+
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,6 +142,10 @@ class SimulatorState:
         self.grants: dict[str, AuthorizationGrant] = {}
         self.tokens: dict[str, Token] = {}
         self.lock = threading.RLock()
+        #: Where :meth:`persist_grants` keeps the grants (``None``: in memory only). A real
+        #: custodian remembers its customers' consents across restarts; so does this one,
+        #: so a restarted simulator keeps every stored account syncing (DESIGN 3.7).
+        self.grants_file: Path | None = None
         #: (time.monotonic(), method, path) of every API request as it arrived, faults
         #: included, newest last: what a custodian's rate limiter would count (R58, R59).
         self.arrivals: deque[tuple[float, str, str]] = deque(maxlen=ARRIVALS_KEPT)
@@ -166,6 +175,30 @@ class SimulatorState:
             for c in data["customers"]
         ]
         return cls(Registration(**data["registration"]), customers)
+
+    def persist_grants(self) -> None:
+        """Write the grants (with their current refresh tokens, 0600) to ``grants_file``.
+        Access tokens are not kept: after a restart a client's 401 leads to a refresh."""
+        if self.grants_file is None:
+            return
+        with self.lock:
+            data = {"format": 1, "grants": [asdict(g) for g in self.grants.values()]}
+            _write_private(self.grants_file, json.dumps(data, indent=2))
+
+    def load_grants(self, path: Path) -> None:
+        """Adopt the grants a previous run persisted in ``path`` (none if it is missing or
+        unreadable: the customers authorize again), then persist there from now on."""
+        self.grants_file = path
+        try:
+            data = json.loads(path.read_text())
+            grants = [AuthorizationGrant(**g) for g in data["grants"]]
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring unreadable %s: %s", path.name, type(exc).__name__)
+            return
+        with self.lock:
+            self.grants.update({g.id: g for g in grants if g.customer in self.customers})
 
     # -- grants ---------------------------------------------------------------------------
 
@@ -210,6 +243,7 @@ class SimulatorState:
             for token in self.tokens.values():
                 if token.authorization_id == authorization_id:
                     token.revoked = True
+            self.persist_grants()
             return True
 
 

@@ -61,6 +61,7 @@ from ._sync import (
     UsagePointSummary,
     accounts,
     active_subscriptions,
+    adopt_authorizations,
     sync,
 )
 from ._tokens import (
@@ -99,6 +100,7 @@ __all__ = [
     "abandon",
     "accounts",
     "active_subscriptions",
+    "adopt_authorizations",
     "cancel_revocation",
     "claim_job",
     "claim_revocation",

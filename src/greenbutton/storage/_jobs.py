@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import Connection, insert, or_, select, text, update
 
@@ -204,13 +204,16 @@ def due_jobs(
     store: Store,
     *,
     resource_url: str | None = None,
+    utility: str | None = None,
     authorization_ids: Iterable[int] | None = None,
     max_attempts: int | None = MAX_ATTEMPTS,
 ) -> list[Job]:
     """Open jobs (pending, interrupted while running, failed), oldest first, with the key
     of their authorization. ``resource_url`` keeps those under that endpoint (one
-    custodian's); ``authorization_ids`` those of these authorizations; ``max_attempts``
-    leaves out jobs with no attempt left (``None`` keeps them: a runner abandons them)."""
+    custodian's); with ``utility`` too, also that utility's customers' jobs stored under
+    another host or port (:meth:`JobRunner.resolve`); ``authorization_ids`` those of
+    these authorizations; ``max_attempts`` leaves out jobs with no attempt left (``None``
+    keeps them: a runner abandons them)."""
     j, a = ingest_jobs, authorizations
     query = (
         select(j.c.id, j.c.resource_uri, j.c.authorization_id, a.c.key, j.c.attempts, j.c.error)
@@ -220,7 +223,8 @@ def due_jobs(
     )
     if resource_url is not None:
         base = resource_url.rstrip("/") + "/"
-        query = query.where(j.c.resource_uri.startswith(base, autoescape=True))
+        under = j.c.resource_uri.startswith(base, autoescape=True)
+        query = query.where(under if utility is None else or_(under, a.c.utility == utility))
     if authorization_ids is not None:
         query = query.where(j.c.authorization_id.in_(list(authorization_ids)))
     if max_attempts is not None:
@@ -317,17 +321,24 @@ class JobRunner:
         """Take the job's lease, counting the attempt; False: done, abandoned or held."""
         return claim_job(self.store, job.id, self.owner, self.lease_s, now=self.clock())
 
-    def check(self, job: Job) -> None:
-        """The job's URI must be the custodian's (scheme, host, port, path prefix): a token
-        is never sent elsewhere, whatever a row says (defence in depth after R41)."""
+    def resolve(self, job: Job) -> str:
+        """The URL to GET for the job: always under the custodian's resource endpoint
+        (scheme, host, port, path prefix), so a token never goes elsewhere whatever a row
+        says (defence in depth after R41). A customer's job stored when the endpoint was
+        reached on another host or port (a restarted simulator; jobs are selected per
+        utility, DESIGN 3.7) is the same resource at today's endpoint."""
         base, got = urlsplit(self.resource_url), urlsplit(job.uri)
-        inside = got.path.startswith(base.path.rstrip("/") + "/")
-        if (got.scheme, got.netloc) != (base.scheme, base.netloc) or not inside:
-            raise JobRejected("the job's URI is not under the custodian's resource endpoint")
         if got.username is not None or "@" in got.netloc:
             raise JobRejected("the job's URI has userinfo")
+        if not got.path.startswith(base.path.rstrip("/") + "/") or got.fragment:
+            raise JobRejected("the job's URI is not under the custodian's resource endpoint")
         if job.authorization_id is not None and job.authorization is None:
             raise JobRejected("the job's authorization is gone")
+        if (got.scheme, got.netloc) == (base.scheme, base.netloc):
+            return job.uri
+        if job.authorization_id is None:  # a notified URI of another origin: never
+            raise JobRejected("the job's URI is not the custodian's resource endpoint")
+        return urlunsplit((base.scheme, base.netloc, got.path, got.query, ""))
 
     def store_body(self, job: Job, body: bytes) -> Outcome:
         """Parse and ingest the fetched body; the job is done in the same transaction."""
@@ -368,8 +379,7 @@ class JobRunner:
         if not self.claim(job):
             return None
         try:
-            self.check(job)
-            body = client.get(job.uri, job.authorization, raw=True)
+            body = client.get(self.resolve(job), job.authorization, raw=True)
             assert isinstance(body, bytes)
             return self.store_body(job, body)
         except BaseException as exc:
@@ -383,8 +393,7 @@ class JobRunner:
         if not await to_thread.run_sync(self.claim, job):
             return None
         try:
-            self.check(job)
-            body = await client.get(job.uri, job.authorization, raw=True)
+            body = await client.get(self.resolve(job), job.authorization, raw=True)
             assert isinstance(body, bytes)
             return await to_thread.run_sync(self.store_body, job, body)
         except BaseException as exc:

@@ -58,7 +58,8 @@ utilities = Table(
     Column("updated_at", Float, nullable=False),
 )
 
-#: One grant (or the client-credentials token), keyed as the TokenStore protocol keys it.
+#: One grant (or the client-credentials token), keyed as the TokenStore protocol keys it:
+#: a customer grant's key is ``{utility}/Subscription/{id}`` (``espi.authorization_key``).
 authorizations = Table(
     "authorizations",
     metadata,
@@ -77,6 +78,11 @@ authorizations = Table(
     Column("status", Text, nullable=False, server_default="active"),
     Column("version", Integer, nullable=False, server_default="0"),
     Column("updated_at", Float, nullable=False),
+    # The grant's identity (r0005, DESIGN 3.7): the utility (profile name) and the
+    # subscription; one authorization per pair, whatever URL the custodian has today.
+    Column("utility", Text),
+    Column("subscription", Text),
+    Index("ix_authorizations_identity", "utility", "subscription", unique=True),
 )
 
 #: ``namespace`` separates the same path key served by two custodians ('' for files).

@@ -45,16 +45,18 @@ reported as ``elsewhere``, neither a failure nor unfinished work of this run.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Connection, and_, delete, func, select, update
 
 from .._errors import ConfigurationError, GreenButtonError, RequestDeferred
+from ..espi._identity import authorization_key, subscription_of
 from ..espi._paths import TimeLike, split_windows, to_datetime
 from ..models import Document
 from ..parse import series_key
@@ -86,8 +88,11 @@ __all__ = [
     "UsagePointSummary",
     "accounts",
     "active_subscriptions",
+    "adopt_authorizations",
     "sync",
 ]
+
+log = logging.getLogger("greenbutton.storage")
 
 #: History fetched for a usage point with nothing stored, when ``since`` is not given.
 DEFAULT_HISTORY_DAYS = 365
@@ -153,39 +158,74 @@ def _subscription(resource_uri: str | None) -> str | None:
     return resource_uri.split("?")[0].rstrip("/").rpartition("/")[2] or None
 
 
-def active_subscriptions(store: Store, resource_url: str) -> dict[str, tuple[int, str]]:
-    """Subscription id -> (authorization id, token store key) of the active customer grants
-    of the custodian at ``resource_url``: how a notified subscription finds its token (R42)."""
+def adopt_authorizations(store: Store, utility: str, resource_url: str) -> int:
+    """Give grants stored by older versions (keyed by their URL, no utility) this
+    utility's identity: those whose resourceURI lies under ``resource_url`` are re-keyed
+    ``{utility}/Subscription/{id}``; one whose identity is already taken (the customer
+    connected again) is merged into it — its usage points and jobs move over, the older
+    token goes. Returns how many were adopted. Idempotent; runs before every sync and when
+    the web app starts, so no stored account is orphaned by an upgrade."""
+    a, up, j = authorizations, usage_points, ingest_jobs
     base = resource_url.rstrip("/") + "/"
+
+    def write(conn: Connection) -> int:
+        rows = conn.execute(
+            select(a.c.id, a.c.resource_uri, a.c.updated_at)
+            .where(a.c.kind == "access", a.c.utility.is_(None))
+            .order_by(a.c.updated_at.desc(), a.c.id.desc())
+        ).all()
+        adopted = 0
+        for auth_id, uri, _updated in rows:
+            sub = subscription_of(uri)
+            if not uri or not str(uri).startswith(base) or sub is None:
+                continue
+            key = authorization_key(utility, sub)
+            taken = conn.execute(select(a.c.id).where(a.c.key == key)).scalar()
+            if taken is None:
+                conn.execute(
+                    update(a)
+                    .where(a.c.id == auth_id)
+                    .values(key=key, utility=utility, subscription=sub)
+                )
+            else:
+                log.warning("merging a second authorization of subscription %s into %s", sub, key)
+                conn.execute(update(up).where(up.c.authorization_id == auth_id).values(
+                    authorization_id=taken))  # fmt: skip
+                conn.execute(update(j).where(j.c.authorization_id == auth_id).values(
+                    authorization_id=taken))  # fmt: skip
+                conn.execute(delete(a).where(a.c.id == auth_id))
+            adopted += 1
+        return adopted
+
+    return store.transaction(write)
+
+
+def active_subscriptions(store: Store, utility: str) -> dict[str, tuple[int, str]]:
+    """Subscription id -> (authorization id, token store key) of the active customer grants
+    of ``utility``: how a notified subscription finds its token (R42)."""
     a = authorizations
     with store.connect() as conn:
         rows = conn.execute(
-            select(a.c.id, a.c.key, a.c.resource_uri)
-            .where(a.c.kind == "access", a.c.status == "active")
-            .order_by(a.c.id)
+            select(a.c.id, a.c.key, a.c.subscription).where(
+                a.c.kind == "access", a.c.status == "active", a.c.utility == utility
+            )
         ).all()
-    found: dict[str, tuple[int, str]] = {}
-    for auth_id, key, uri in rows:
-        sub = _subscription(uri) if uri and str(uri).startswith(base) else None
-        if sub is not None:
-            found[unquote(sub)] = (int(auth_id), str(key))
-    return found
+    return {str(sub): (int(i), str(k)) for i, k, sub in rows if sub}
 
 
 def _authorizations(store: Store, client: Client, wanted: Iterable[str] | None) -> list[_Auth]:
-    """Customer grants of the client's custodian (their resourceURI lies under its endpoint)."""
-    base = client.profile.resource_url.rstrip("/") + "/"
+    """Customer grants of the client's utility (its profile, DESIGN 3.7)."""
+    utility = client.profile.name
+    adopt_authorizations(store, utility, client.profile.resource_url)
     a = authorizations
     with store.connect() as conn:
         rows = conn.execute(
-            select(a.c.id, a.c.key, a.c.status, a.c.resource_uri)
-            .where(a.c.kind == "access")
+            select(a.c.id, a.c.key, a.c.status, a.c.subscription)
+            .where(a.c.kind == "access", a.c.utility == utility)
             .order_by(a.c.id)
         ).all()
     found = [
-        _Auth(int(i), str(k), str(s), _subscription(uri))
-        for i, k, s, uri in rows
-        if uri and str(uri).startswith(base)
+        _Auth(int(i), str(k), str(s), None if sub is None else str(sub)) for i, k, s, sub in rows
     ]
     if wanted is None:
         return found
@@ -512,8 +552,7 @@ class _Runner:
         self.report.jobs_run += 1
         self.retry_after = None
         try:
-            self.engine.check(job)
-            body = self.client.get(job.uri, job.authorization, raw=True)
+            body = self.client.get(self.engine.resolve(job), job.authorization, raw=True)
             assert isinstance(body, bytes)
             outcome = self.engine.store_body(job, body)
         except BaseException as exc:

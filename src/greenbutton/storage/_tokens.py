@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from .._errors import InvalidGrantError
 from .._secret import Secret
+from ..espi._identity import parse_authorization_key, subscription_of
 from ..oauth import Token
 from ._schema import authorizations, utilities
 from ._store import StorageError, Store, default_data_dir
@@ -108,6 +109,17 @@ def _ring(key: MultiFernet | Fernet | bytes | str | None, store: Store) -> Multi
         raise SecretKeyError(f"the encryption key is not a Fernet key: {exc}") from None
 
 
+def _identity(key: str, token: Token) -> dict[str, str | None]:
+    """The identity columns of a grant stored under ``key`` (DESIGN 3.7): from a key of the
+    ``{utility}/Subscription/{id}`` form, else (an older key) the subscription alone,
+    which ``storage.adopt_authorizations`` completes; nothing for other tokens."""
+    parsed = parse_authorization_key(key) if token.kind == "access" else None
+    if parsed is not None:
+        return {"utility": parsed[0], "subscription": parsed[1]}
+    sub = subscription_of(token.resource_uri) if token.kind == "access" else None
+    return {} if sub is None else {"subscription": sub}
+
+
 class DatabaseTokenStore:
     """The :class:`~greenbutton.oauth.TokenStore` protocol over the ``authorizations`` table.
 
@@ -160,7 +172,12 @@ class DatabaseTokenStore:
             return None if value is None else str(value)
 
     def _load(self, conn: Connection, key: str, *, lock: bool = False) -> Token | None:
-        stmt = select(authorizations).where(authorizations.c.key == key)
+        a = authorizations
+        stmt = select(
+            a.c.kind, a.c.access_token_enc, a.c.token_type, a.c.expires_at,
+            a.c.refresh_token_enc, a.c.scope, a.c.resource_uri, a.c.authorization_uri,
+            a.c.customer_resource_uri,
+        ).where(a.c.key == key)  # fmt: skip
         if lock and conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         row = conn.execute(stmt).mappings().first()
@@ -188,7 +205,7 @@ class DatabaseTokenStore:
             "expires_at": token.expires_at, "scope": token.scope,
             "resource_uri": token.resource_uri, "authorization_uri": token.authorization_uri,
             "customer_resource_uri": token.customer_resource_uri, "status": "active",
-            "updated_at": time.time(),
+            "updated_at": time.time(), **_identity(key, token),
         }  # fmt: skip
         dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
         stmt = dialect.insert(authorizations).values(**values, version=1)

@@ -29,6 +29,7 @@ import anyio
 import anyio.to_thread
 from markupsafe import Markup
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
@@ -52,6 +53,7 @@ from ..storage import (
     Store,
     abandon,
     active_subscriptions,
+    adopt_authorizations,
     due_jobs,
     enqueue,
     export_readings,
@@ -330,7 +332,7 @@ class _Web:
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         start = end - timedelta(days=self.config.first_pull_days)
         listing = await self.client.usage_points(key)
-        subs = await anyio.to_thread.run_sync(active_subscriptions, self.store, self.resource_url)
+        subs = await anyio.to_thread.run_sync(active_subscriptions, self.store, self.namespace)
         found = next(((sub, aid) for sub, (aid, k) in subs.items() if k == key), None)
         if found is None or not isinstance(listing, Document):
             return
@@ -588,7 +590,7 @@ class _Web:
         authorization (R42), a known URI collapses into its job (R45). Returns (created,
         unmatched)."""
         created = unmatched = 0
-        by_sub = active_subscriptions(self.store, self.resource_url)
+        by_sub = active_subscriptions(self.store, self.namespace)
         for target in {t.url: t for t in targets}.values():
             auth: tuple[int, str] | None = None
             if target.kind == "subscription":
@@ -621,7 +623,13 @@ class _Web:
         ends the round."""
         limit = self.config.job_attempts
         jobs = await anyio.to_thread.run_sync(
-            partial(due_jobs, self.store, resource_url=self.resource_url, max_attempts=limit)
+            partial(
+                due_jobs,
+                self.store,
+                resource_url=self.resource_url,
+                utility=self.namespace,
+                max_attempts=limit,
+            )  # fmt: skip
         )
         refused: set[int] = set()
         for tried, job in enumerate(jobs, 1):
@@ -649,7 +657,14 @@ class _Web:
         return len(jobs)
 
     async def worker(self) -> None:
-        """Run due jobs when a notification arrives, and every ``job_poll_seconds``."""
+        """Run due jobs when a notification arrives, and every ``job_poll_seconds``.
+
+        First, grants stored by older versions get this utility's identity (DESIGN 3.7)."""
+        try:
+            adopt = partial(adopt_authorizations, self.store, self.namespace, self.resource_url)
+            await anyio.to_thread.run_sync(adopt)
+        except (StorageError, SQLAlchemyError) as exc:
+            log.error("stored authorizations not adopted: %s", type(exc).__name__)
         while True:
             self._wake = anyio.Event()
             try:
