@@ -15,11 +15,12 @@ and one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice, repeat
 from pathlib import Path
@@ -51,6 +52,8 @@ __all__ = [
     "start_job",
     "unstart_job",
 ]
+
+log = logging.getLogger("greenbutton.storage")
 
 BATCH_SIZE = 10_000
 #: Attempts of one resource's transaction after a serialization failure (40001), a deadlock
@@ -183,6 +186,52 @@ def _reading_type_values(rt: ReadingType | None) -> dict[str, Any]:
     return values
 
 
+def _signature(values: Mapping[Any, Any]) -> tuple[Any, ...]:
+    """What a meter reading measures (its ReadingType's codes), without its links."""
+    return tuple(values[name] for name in _READING_TYPE_FIELDS)
+
+
+def _follow_rekeyed(conn: Connection, up_id: int, incoming: Sequence[MeterReading]) -> None:
+    """SECURITY R65: a custodian that re-keys its MeterReading ids (PG&E did in 2024) serves
+    the same series under a new path. Before upserting, a stored meter reading of this
+    usage point that the document no longer names takes the new key when it is the same
+    series: the same Atom id, else the only stored and the only new series of that
+    ReadingType. Its readings then upsert onto their own rows (no duplicate intervals);
+    each such migration is logged. Anything ambiguous is left alone (a new series)."""
+    mr = meter_readings
+    stored = conn.execute(
+        select(mr.c.id, mr.c.key, mr.c.atom_id, *[mr.c[n] for n in _READING_TYPE_FIELDS]).where(
+            mr.c.usage_point_id == up_id
+        )
+    ).all()
+    keys = {series_key(m): m for m in incoming}
+    gone = [row for row in stored if row.key not in keys]
+    new = [m for k, m in keys.items() if k not in {row.key for row in stored}]
+    if not gone or not new:
+        return
+    moves: dict[int, MeterReading] = {}
+    by_atom = {row.atom_id: row for row in gone if row.atom_id}
+    for m in new:
+        row = by_atom.get(m.atom_id) if m.atom_id else None
+        if row is not None:
+            moves[row.id] = m
+    left_rows = [row for row in gone if row.id not in moves]
+    left_new = [m for m in new if m not in moves.values()]
+    for sig in {_signature(_reading_type_values(m.reading_type)) for m in left_new}:
+        rows = [r for r in left_rows if _signature(r._mapping) == sig]
+        news = [m for m in left_new if _signature(_reading_type_values(m.reading_type)) == sig]
+        if len(rows) == 1 and len(news) == 1:
+            moves[rows[0].id] = news[0]
+    for row_id, m in moves.items():
+        old = next(r.key for r in gone if r.id == row_id)
+        log.warning("meter reading re-keyed by the custodian: %s -> %s (R65)", old, series_key(m))
+        conn.execute(
+            update(mr)
+            .where(mr.c.id == row_id)
+            .values(key=series_key(m), href=m.href, atom_id=m.atom_id)
+        )
+
+
 def _merged(blocks: list[ReadingColumns]) -> ReadingColumns:
     if len(blocks) == 1:
         return blocks[0]
@@ -264,6 +313,7 @@ def _ingest(
             point["local_time"] = local_time
         up_id = _upsert(conn, usage_points, ["namespace", "key"], point)
         points.add(up_id)
+        _follow_rekeyed(conn, up_id, up.meter_readings)
         for mr in up.meter_readings:
             values = {
                 "usage_point_id": up_id, "key": series_key(mr), "href": mr.href,
