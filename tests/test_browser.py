@@ -167,7 +167,7 @@ def test_connect_in_a_real_browser(chromium: Any, loop: tuple[str, SimulatorHand
 
     # no code or token in the app's URL, no token in the page or the cookies (R10, R51)
     assert page.url == base + "/account"
-    (key,) = [k for k in web.tokens.keys() if "Authorization" in k]
+    (key,) = [k for k in web.tokens.keys() if "/Subscription/" in k]
     token = web.tokens.load(key)
     secrets = [token.access_token.reveal(), token.refresh_token.reveal()]
     assert all(s and s not in html for s in secrets)
