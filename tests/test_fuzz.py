@@ -99,3 +99,19 @@ def test_r37_each_value_mutator_alone(corpus: list[tuple[str, bytes]], kind: str
         mutated, what = mutate(random.Random(f"{SEED}:{kind}:{n}"), data)
         bad = [o for o in run_case(mutated) if o.kind == "untyped"]
         assert not bad, (name, what, bad)
+
+
+def test_r37_malformed_link_href_is_read_as_a_path() -> None:
+    """Found by ``bench/fuzz.py --cases 20000`` (seed 9, case 19636): a byte flip made an
+    href ``https://[...``, and ``urlsplit`` raised ValueError "Invalid IPv6 URL" out of
+    every entry point. The href is now read as a plain path, so linking still works."""
+    import greenbutton
+    from greenbutton.parse._records import normalize_href
+
+    href = "https://[dc.example/espi/1_1/resource/Subscription/1/UsagePoint/2"
+    assert normalize_href(href) == "Subscription/1/UsagePoint/2"
+    data = (FIXTURES / "pge_smd_bulk_day_2019-10-19.xml").read_bytes()
+    flipped = data.replace(b'href="https://', b'href="https://[', 1)
+    assert flipped != data
+    assert [o.kind for o in run_case(flipped)] == ["ok", "ok", "ok"]
+    assert len(greenbutton.parse(flipped).usage_points) == len(greenbutton.parse(data).usage_points)

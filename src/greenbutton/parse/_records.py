@@ -88,8 +88,11 @@ def normalize_href(href: str | None) -> str | None:
 @functools.lru_cache(maxsize=4096)
 def _normalize(href: str) -> tuple[str | None, bool]:
     """``normalize_href`` of a stripped href, and whether its path holds the endpoint."""
-    parts = urlsplit(href)
-    path = _SLASHES.sub("/", parts.path).rstrip("/")
+    try:
+        raw_path = urlsplit(href).path
+    except ValueError:  # "https://[dc.example/...": not a URL (fuzz, issue 9); read as a path
+        raw_path = href.partition("#")[0].partition("?")[0]
+    path = _SLASHES.sub("/", raw_path).rstrip("/")
     m = _ENDPOINT.search(path + "/") if "/espi/1_1/resource" in path else None
     if m:
         path = path[m.end() :] if m.end() <= len(path) else ""
