@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import operator
+from itertools import islice
+
 from lxml import etree
 
 from ..models import (
@@ -80,7 +83,7 @@ def _dropped(columns: list[ReadingColumns]) -> int:
         if not n:
             continue
         if (high is not None and starts[0] <= high) or not all(
-            starts[i] < starts[i + 1] for i in range(n - 1)
+            map(operator.lt, starts, islice(starts, 1, None))
         ):
             break
         high = starts[-1]
