@@ -40,6 +40,7 @@ from greenbutton.models import (
     UsagePoint,
     UsageSummary,
 )
+from greenbutton.models._bounds import TIME_MAX, TIME_MIN
 from tests.conftest import FIXTURES, XSD_DIR
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -478,6 +479,8 @@ CODE = st.integers(0, 255)
 INT16 = st.integers(-(2**15), 2**15 - 1)
 UINT32 = st.integers(0, UINT32_MAX)
 TIME = st.integers(INT64_MIN + 1, INT64_MAX)  # int64 but the ABSENT sentinel
+#: Reading and block starts: the parser refuses times outside 1900-2199 (models._bounds).
+READING_TIME = st.integers(TIME_MIN, TIME_MAX - 1)
 QUALITY = st.sampled_from([0, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19])
 SAFE_TEXT = (
     st.text(
@@ -502,7 +505,7 @@ def _readings(wide: bool) -> st.SearchStrategy[list[tuple[Any, ...]]]:
     """0-50 readings as (start, duration, value, cost, qualities, tou); ``wide`` numbers use
     all of int64 but the ABSENT sentinel, else the XSD's Int48 (and starts from 0)."""
     amount = st.integers(INT64_MIN + 1, INT64_MAX) if wide else st.integers(-INT48, INT48)
-    start = TIME if wide else st.integers(0, 2**40)
+    start = READING_TIME if wide else st.integers(0, 2**40)
     reading = st.tuples(
         start,
         UINT32,
@@ -640,7 +643,7 @@ def documents(draw: st.DrawFn, *, wide: bool = True) -> Document:
                 if mr_href is not None and draw(st.booleans()):
                     block_href = f"{mr_href}/IntervalBlock/{k}"
                 interval = draw(
-                    _intervals()
+                    st.builds(DateTimeInterval, start=READING_TIME, duration=UINT32)
                     if wide
                     else st.builds(DateTimeInterval, start=st.integers(0, 2**40), duration=UINT32)
                 )
@@ -787,9 +790,9 @@ def _check_hrefs(before: Document, after: Document) -> None:
 @given(documents(wide=True))
 def test_round_trip(doc: Document) -> None:
     parsed = greenbutton.parse(to_xml(doc, updated=FIXED))
-    assert not parsed.warnings or all("LocalTimeParameters" in w for w in parsed.warnings), (
-        parsed.warnings
-    )
+    # generated readings may repeat a start: the parser says how many it dropped (issue 9)
+    expected = ("LocalTimeParameters", "readings dropped")
+    assert all(any(e in w for e in expected) for w in parsed.warnings), parsed.warnings
     assert_same_meaning(doc, parsed)
     _check_hrefs(doc, parsed)
     # Writing is a fixpoint: the parsed document is written back byte for byte, unless the
