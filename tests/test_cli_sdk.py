@@ -12,7 +12,6 @@ import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx2
 import pytest
@@ -189,21 +188,18 @@ def test_listener_times_out_cleanly(gb: SimulatorHandle, tmp_path: Path) -> None
 
 
 def test_listener_binds_loopback_only(gb: SimulatorHandle) -> None:
+    """The library's listener (used by authorize) binds the loopback IP literal of the
+    redirect URI, nothing wider, and frees the port on the way out (R12)."""
+    from greenbutton._loopback import LoopbackCallback
     from greenbutton.oauth import authorization_request
 
     port = int(gb.registration["redirect_uri"].split(":")[2].split("/")[0])
     pending = authorization_request(
         _sdk.UtilityProfile.simulator(gb.state_dir), "c", gb.registration["redirect_uri"]
     )
-    steps = _sdk._listen(("127.0.0.1", port), "/OAuthCallback", pending, 1)
-    next(steps)
-    try:
-        frame = steps.gi_frame
-        assert frame is not None
-        server: Any = frame.f_locals["server"]
-        assert server.server_address == ("127.0.0.1", port)
-    finally:
-        steps.close()
+    with LoopbackCallback(pending) as listener:
+        assert listener.server_address == ("127.0.0.1", port)
+        assert listener.path == "/OAuthCallback"
     with socket.socket() as s, pytest.raises(ConnectionRefusedError):
         s.connect(("127.0.0.1", port))
 

@@ -132,8 +132,11 @@ def read_arrow(
 
 
 def write_parquet(document: Document, path: str, *, cost_scale: int = DEFAULT_COST_SCALE) -> None:
-    """Write the readings table of ``document`` to a Parquet file."""
-    _need("pyarrow")
-    import pyarrow.parquet as pq
+    """Write the readings table of ``document`` to a Parquet file (atomically).
 
-    pq.write_table(to_arrow(document, cost_scale=cost_scale), path)
+    The same writer as ``greenbutton export -o x.parquet``
+    (:func:`greenbutton._writers.write_readings`), so both files have one schema.
+    """
+    from ._writers import document_rows, write_readings
+
+    write_readings(document_rows(document, cost_scale=cost_scale), path, format="parquet")

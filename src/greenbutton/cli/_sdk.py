@@ -2,158 +2,48 @@
 
 The utility comes from ``--simulator DIR`` (that simulator's ``registration.json``) or from
 the config file and environment (``--config``/``--profile``, see :mod:`greenbutton._config`);
-secrets are never option values (SECURITY R50). Customer tokens live in a JSON token store
-(mode 0600, written atomically; tokens only, never the client secret).
+secrets are never option values (SECURITY R50). Customer tokens live in the library's JSON
+token store (:class:`greenbutton.oauth.FileTokenStore`: mode 0600, written atomically; tokens
+only, never the client secret); the redirect is caught by its loopback listener
+(:class:`greenbutton._loopback.LoopbackCallback`, R12).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import socket
 import sys
-import tempfile
-import threading
-import time
 import webbrowser
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, TypeVar, cast
 
 import click
 
 from .._client import Client
 from .._config import credentials_from_registration, load_config
-from .._errors import CallbackError, ConfigurationError
+from .._errors import ConfigurationError
+from .._loopback import LoopbackCallback, loopback_address
 from .._profile import Credentials, UtilityProfile
-from .._secret import Secret
-from ..oauth import Token
-from ..oauth._authorize import AuthorizationRequest, parse_callback
+from .._util import atomic_file, read_json_file, write_private_json
+from .._writers import ReadingsFormat
+from ..oauth import AuthorizationRequest, FileTokenStore, Token
 from . import cli
-from ._files import _atomic, _write_csv, _write_jsonl, _write_parquet
+from ._files import write_table
 
-__all__ = ["TokenFile", "authorize", "fetch", "status"]
+__all__ = ["TokenFile", "authorize", "default_store_path", "fetch", "status"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_TOKEN_FIELDS = (
-    "kind",
-    "token_type",
-    "expires_at",
-    "scope",
-    "resource_uri",
-    "authorization_uri",
-    "customer_resource_uri",
-)
+#: The file token store moved into the library (``greenbutton.oauth.FileTokenStore``);
+#: this name stays for code that imported it from here.
+TokenFile = FileTokenStore
 
 
 def default_store_path() -> Path:
-    """``tokens.json`` in the per-user data folder (platformdirs' ``user_data_dir``)."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "greenbutton" / "tokens.json"
-
-
-def _write_private(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to ``path`` atomically, mode 0600 from the first byte (R50)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:  # mkstemp: 0600
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except ValueError:
-        raise ConfigurationError(f"{path} is not a greenbutton token store") from None
-    if not isinstance(data, dict):
-        raise ConfigurationError(f"{path} is not a greenbutton token store")
-    return data
-
-
-class TokenFile:
-    """A :class:`~greenbutton.oauth.TokenStore` in a 0600 JSON file, one section per
-    utility (its resource URL). Customer tokens are saved durably (rotation persisted before
-    use, R20); client-credentials tokens stay in memory (R19 caches them per run)."""
-
-    def __init__(self, path: Path, utility: str) -> None:
-        self.path = path
-        self.utility = utility
-        self._lock = threading.Lock()
-        self._memory: dict[str, Token] = {}
-
-    def _section(self) -> dict[str, Any]:
-        section = _read_json(self.path).get("tokens", {}).get(self.utility, {})
-        return section if isinstance(section, dict) else {}
-
-    def load(self, key: str) -> Token | None:
-        with self._lock:
-            if key in self._memory:
-                return self._memory[key]
-            raw = self._section().get(key)
-        if not isinstance(raw, dict):
-            return None
-        try:
-            refresh = raw.get("refresh_token")
-            fields: dict[str, Any] = {k: raw[k] for k in _TOKEN_FIELDS if raw.get(k) is not None}
-            return Token(
-                access_token=Secret(raw["access_token"]),
-                refresh_token=Secret(refresh) if refresh else None,
-                **fields,
-            )
-        except (KeyError, TypeError):
-            raise ConfigurationError(f"{self.path}: unreadable token for {key}") from None
-
-    def save(self, key: str, token: Token) -> None:
-        with self._lock:
-            if token.kind != "access":
-                self._memory[key] = token
-                return
-            data = _read_json(self.path)
-            data["version"] = 1
-            section = data.setdefault("tokens", {}).setdefault(self.utility, {})
-            entry = {k: getattr(token, k) for k in _TOKEN_FIELDS}
-            entry["access_token"] = token.access_token.reveal()
-            entry["refresh_token"] = token.refresh_token.reveal() if token.refresh_token else None
-            entry["saved_at"] = time.time()
-            section[key] = entry
-            _write_private(self.path, data)
-
-    def delete(self, key: str) -> None:
-        with self._lock:
-            self._memory.pop(key, None)
-            data = _read_json(self.path)
-            section = data.get("tokens", {}).get(self.utility, {})
-            if key in section:
-                del section[key]
-                _write_private(self.path, data)
-
-    def keys(self) -> list[str]:
-        """Stored customer authorizations of this utility."""
-        with self._lock:
-            return sorted(self._section())
-
-    def __repr__(self) -> str:
-        return f"TokenFile({str(self.path)!r}, keys={self.keys()!r})"
+    """``tokens.json`` in the per-user data folder (:meth:`FileTokenStore.default_path`)."""
+    return FileTokenStore.default_path()
 
 
 # -- common options -------------------------------------------------------------------------
@@ -201,7 +91,7 @@ def _utility(
     return load_config(config_path, profile=profile)
 
 
-def _client(utility: tuple[UtilityProfile, Credentials], store: TokenFile | None) -> Client:
+def _client(utility: tuple[UtilityProfile, Credentials], store: FileTokenStore | None) -> Client:
     return Client(*utility, token_store=store)
 
 
@@ -239,7 +129,7 @@ def _pending_path(store_path: Path) -> Path:
 
 
 def _save_pending(path: Path, pending: AuthorizationRequest, utility: str) -> None:
-    _write_private(
+    write_private_json(
         path,
         {
             "utility": utility,
@@ -257,7 +147,7 @@ def _save_pending(path: Path, pending: AuthorizationRequest, utility: str) -> No
 
 def _take_pending(path: Path, utility: str) -> AuthorizationRequest:
     """The pending request of the last ``authorize --no-listen``; removed (single use, R01)."""
-    data = _read_json(path)
+    data = read_json_file(path)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     if not data or data.get("utility") != utility:
@@ -276,85 +166,7 @@ def _take_pending(path: Path, utility: str) -> AuthorizationRequest:
     )
 
 
-def _loopback(redirect_uri: str) -> tuple[str, int, str] | None:
-    """(IP literal, port, path) when the redirect URI is plain http on a loopback IP."""
-    parts = urlsplit(redirect_uri)
-    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "::1") or not parts.port:
-        return None
-    return parts.hostname, parts.port, parts.path or "/"
-
-
-class _CallbackServer(HTTPServer):
-    """Serves one flow: 404 elsewhere, 400 for a wrong ``state``; stops at the first
-    callback that carries this flow's state (a code or the custodian's error)."""
-
-    def __init__(self, address: tuple[str, int], pending: AuthorizationRequest, path: str):
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.pending = pending
-        self.callback_path = path
-        self.target: str | None = None
-        super().__init__(address, _CallbackHandler)
-
-
-class _CallbackHandler(BaseHTTPRequestHandler):
-    timeout = 10  # a client that connects and says nothing does not hold the flow
-
-    def do_GET(self) -> None:
-        server = self.server
-        assert isinstance(server, _CallbackServer)
-        if urlsplit(self.path).path != server.callback_path:
-            self._answer(404, "Not found.")
-            return
-        try:
-            parse_callback(self.path, server.pending, now=time.time())
-        except CallbackError as exc:
-            if exc.error == "state_mismatch":  # not our flow: ignore it, keep waiting
-                self._answer(400, "This is not the authorization this terminal started.")
-                return
-        server.target = self.path
-        self._answer(200, "Authorization received. You can close this window.")
-
-    def _answer(self, status: int, text: str) -> None:
-        body = f"<!doctype html><title>greenbutton</title><p>{text}</p>\n".encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Referrer-Policy", "no-referrer")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # the query holds the code
-        pass
-
-
-def _listen(
-    address: tuple[str, int], path: str, pending: AuthorizationRequest, timeout: float
-) -> Generator[str, None, None]:
-    """Bind the loopback listener, yield once it listens (to open the browser), then wait
-    for this flow's callback; returns its request target. Closed on the way out (R12)."""
-    try:
-        server = _CallbackServer(address, pending, path)
-    except OSError as exc:
-        raise ConfigurationError(
-            f"cannot listen on {address[0]} port {address[1]} for the redirect "
-            f"({exc.strerror or exc}); free it or use --no-listen"
-        ) from None
-    with server:
-        yield ""
-        deadline = time.monotonic() + timeout
-        while server.target is None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise click.ClickException(
-                    f"no redirect arrived within {timeout:g} s; run greenbutton authorize again"
-                )
-            server.timeout = left
-            server.handle_request()
-        yield server.target
-
-
-def _report(key: str, token: Token, store: TokenFile) -> None:
+def _report(key: str, token: Token, store: FileTokenStore) -> None:
     click.echo(f"authorization: {key}")
     click.echo(f"subscription: {token.subscription_id or '-'}")
     if token.scope:
@@ -413,7 +225,7 @@ def authorize(
     if callback_url is not None and (listen or open_browser):
         raise click.UsageError("--callback-url finishes an authorization: drop --listen/--open")
     path = store_path or default_store_path()
-    store = TokenFile(path, utility[0].resource_url)
+    store = FileTokenStore(path, utility[0].resource_url)
     with _client(utility, store) as client:
         if callback_url is not None:
             if callback_url == "-":
@@ -423,7 +235,7 @@ def authorize(
             _report(key, token, store)
             return
         pending = client.authorization_url()
-        loopback = _loopback(pending.redirect_uri)
+        loopback = loopback_address(pending.redirect_uri)
         if listen is None:
             listen = utility[0].loopback_redirect_allowed and loopback is not None
         elif listen and (loopback is None or not utility[0].loopback_redirect_allowed):
@@ -444,16 +256,27 @@ def authorize(
                 webbrowser.open(pending.url)
             return
         assert loopback is not None
-        host, port, cb_path = loopback
-        steps = _listen((host, port), cb_path, pending, timeout)
-        next(steps)  # listening
-        if open_browser:
-            webbrowser.open(pending.url)
-        click.echo(f"Waiting for the redirect on {host} port {port} ...", err=True)
-        target = next(steps)
-        steps.close()
+        target = _catch(pending, timeout, open_browser)
         key, token = client.exchange_code(target, pending)
         _report(key, token, store)
+
+
+def _catch(pending: AuthorizationRequest, timeout: float, open_browser: bool) -> str:
+    """The redirect's request target, caught by the library's loopback listener (R12)."""
+    try:
+        listener = LoopbackCallback(pending).listen()
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc}, or use --no-listen") from None
+    with listener:
+        if open_browser:
+            webbrowser.open(pending.url)
+        click.echo(
+            f"Waiting for the redirect on {listener.host} port {listener.port} ...", err=True
+        )
+        try:
+            return listener.wait(timeout)
+        except TimeoutError as exc:
+            raise click.ClickException(f"{exc}; run greenbutton authorize again") from None
 
 
 # -- fetch ----------------------------------------------------------------------------------
@@ -465,7 +288,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def _pick_authorization(store: TokenFile, given: str | None) -> str:
+def _pick_authorization(store: FileTokenStore, given: str | None) -> str:
     if given is not None:
         return given
     keys = store.keys()
@@ -535,7 +358,7 @@ def fetch(
     if fmt == "parquet" and output is None:
         raise click.UsageError("parquet output needs a file: add -o OUT.parquet")
     utility = _utility(simulator_dir, config_path, profile)
-    store = TokenFile(store_path or default_store_path(), utility[0].resource_url)
+    store = FileTokenStore(store_path or default_store_path(), utility[0].resource_url)
     key = _pick_authorization(store, authorization)
     bodies: list[bytes] = []
     with _client(utility, store) as client:
@@ -564,25 +387,14 @@ def _write_fetched(
             _write_xml(bodies, sys.stdout.buffer, profile)
             sys.stdout.flush()
             return
-        with _atomic(output, "wb") as (fh, _tmp):
+        with atomic_file(output, "wb") as fh:
             size = _write_xml(bodies, fh, profile)
         click.echo(f"wrote {size:,} bytes to {output}", err=True)
         return
     from ..parse import iter_readings
 
     rows = (row for body in bodies for row in iter_readings(body, cost_scale=profile.cost_scale))
-    if fmt == "parquet":
-        assert output is not None
-        with _atomic(output, "wb") as (fh, tmp):
-            fh.close()
-            n = _write_parquet(rows, tmp)
-    elif output is None:
-        write = _write_csv if fmt == "csv" else _write_jsonl
-        n = write(rows, sys.stdout)
-        sys.stdout.flush()
-    else:
-        with _atomic(output, "w") as (fh, _tmp):
-            n = (_write_csv if fmt == "csv" else _write_jsonl)(rows, fh)
+    n = write_table(rows, cast(ReadingsFormat, fmt), output)
     click.echo(f"wrote {n} readings{f' to {output}' if output else ''}", err=True)
 
 

@@ -9,6 +9,10 @@ Authorization code flow::
     request = code_request(profile, creds, code, redirect_uri=pending.redirect_uri,
                            code_verifier=pending.code_verifier)
     token = parse_token_response(send(request), kind="access", now=time.time())
+
+The token stores implement the ``TokenStore`` protocol: ``InMemoryTokenStore`` (one process)
+and ``FileTokenStore`` (a 0600 JSON file; file I/O, no network); the database store is
+``greenbutton.storage.DatabaseTokenStore``.
 """
 
 from ._authorize import (
@@ -17,6 +21,7 @@ from ._authorize import (
     code_challenge_s256,
     parse_callback,
 )
+from ._file_store import FileTokenStore
 from ._requests import (
     basic_authorization,
     client_credentials_request,
@@ -39,6 +44,7 @@ from ._token import (
 
 __all__ = [
     "AuthorizationRequest",
+    "FileTokenStore",
     "InMemoryTokenStore",
     "LockedToken",
     "REAUTH_REQUIRED",

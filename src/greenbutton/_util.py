@@ -1,0 +1,82 @@
+"""Small helpers every layer may use; the lowest layer (STYLE 1 ``_util``): nothing here
+imports another greenbutton module but the error tree.
+
+:func:`atomic_file` is the one atomic write: the readings writers, the file token store and
+the CLI's pending-authorization file use it (the latter two through
+:func:`write_private_json`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from ._errors import ConfigurationError
+
+__all__ = ["atomic_file", "read_json_file", "write_private_json"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "wb", *, private: bool = False) -> Iterator[IO[Any]]:
+    """A temporary file in ``path``'s folder, fsynced and renamed onto ``path`` only when
+    the block succeeds (removed otherwise). ``private``: mode 0600 from the first byte
+    (secrets, R50); else an ordinary file (0666 less the umask). A missing folder raises
+    :class:`FileNotFoundError` naming the folder."""
+    folder = path.parent if str(path.parent) else Path(".")
+    missing = FileNotFoundError(
+        errno.ENOENT, f"cannot write {path.name}: no such folder", str(folder)
+    )
+    if not folder.is_dir():
+        raise missing
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    except FileNotFoundError:  # the folder went away in between
+        raise missing from None
+    try:
+        text = "b" not in mode
+        options: dict[str, Any] = {"encoding": "utf-8", "newline": ""} if text else {}
+        with os.fdopen(fd, mode, **options) as fh:  # mkstemp: 0600
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        if not private:
+            os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_private_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON to ``path`` atomically, mode 0600 from the first byte (R50); the folder
+    is created 0700 when missing."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with atomic_file(path, "w", private=True) as fh:
+        json.dump(data, fh, indent=1, sort_keys=True)
+
+
+def read_json_file(path: Path, what: str = "greenbutton token store") -> dict[str, Any]:
+    """The JSON object in ``path``; ``{}`` when there is no file. Anything else than a JSON
+    object is a :class:`~greenbutton.ConfigurationError` naming the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        raise ConfigurationError(f"{path} is not a {what}") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path} is not a {what}")
+    return data
