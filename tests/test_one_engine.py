@@ -10,6 +10,7 @@ database equals a sync-only run. On SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,12 @@ def gb(tmp_path: Path) -> Iterator[SimulatorHandle]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class _Interrupted(Exception):
@@ -189,8 +196,11 @@ def test_identity_survives_a_restart_on_new_ports_and_a_second_connect(
     assert account.key == first and account.usage_points
     stored = _readings(store)
 
-    # a later window, after a restart on other ports (state folder kept)
-    with start_simulator(tmp_path / "sim", auto_approve="alice", customers=1) as gb:
+    # a later window, after a restart on other ports (state folder kept; without a port
+    # given it would reuse its old ones, DESIGN 3.7)
+    with start_simulator(
+        tmp_path / "sim", auto_approve="alice", customers=1, api_port=_free_port()
+    ) as gb:
         assert gb.registration["resource_url"] != old_port
         with gb.sdk_client(tokens) as client:
             report = sync(store, client, until=UNTIL + timedelta(days=10))
@@ -201,3 +211,16 @@ def test_identity_survives_a_restart_on_new_ports_and_a_second_connect(
     assert set(stored) < set(later)  # the same series grew: nothing was orphaned
     assert {r.usage_point for r in later} == {r.usage_point for r in stored}
     store.close()
+
+
+def test_a_restarted_simulator_keeps_its_ports_unless_told(tmp_path: Path) -> None:
+    """DESIGN 3.7: the ports are kept in the state folder, so ``registration.json`` and a
+    third party's configuration stay valid across restarts; given ports win."""
+    with start_simulator(tmp_path / "sim", customers=1) as gb:
+        first = dict(gb.registration)
+    with start_simulator(tmp_path / "sim", customers=1) as gb:
+        assert gb.registration["resource_url"] == first["resource_url"]
+        assert gb.registration["authorize_url"] == first["authorize_url"]
+    port = _free_port()
+    with start_simulator(tmp_path / "sim", customers=1, api_port=port) as gb:
+        assert gb.registration["resource_url"].startswith(f"https://127.0.0.1:{port}/")

@@ -71,6 +71,32 @@ def server_ssl_context(sim: Simulator, *, require_client_cert: bool) -> ssl.SSLC
     return ctx
 
 
+PORTS_FILE = "ports.json"
+
+
+def _remembered_ports(path: Path) -> dict[str, int]:
+    """The ports the last run of this state folder listened on (DESIGN 3.7)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, int) and 0 < v <= 65535}
+
+
+def _bind_again(host: str, port: int, remembered: int | None) -> socket.socket:
+    """``port`` when given; else the port this state folder had last time, so the URLs in
+    ``registration.json`` (and a third party's configuration) stay the same across
+    restarts; else, or when that port is taken now, a free one."""
+    if port or remembered is None:
+        return _bind(host, port)
+    try:
+        return _bind(host, remembered)
+    except ConfigurationError:
+        return _bind(host, 0)
+
+
 def _bind(host: str, port: int) -> socket.socket:
     """A bound TCP socket; port 0 gets a free one. Fails here, before anything serves."""
     if not 0 <= port <= 65535:
@@ -162,9 +188,14 @@ class SimulatorServer:
             REGISTRATION_FILE
         )
         self.registration: dict[str, Any] = {}
-        self._sockets = [_bind(config.host, config.portal_port)]
+        state_dir = self.sim.config.state_dir.expanduser().resolve()
+        remembered = _remembered_ports(state_dir / PORTS_FILE)
+        self._sockets = [_bind_again(config.host, config.portal_port, remembered.get("portal"))]
         try:
-            self._sockets.append(_bind(config.host, config.api_port))
+            self._sockets.append(_bind_again(config.host, config.api_port, remembered.get("api")))
+            ports = {"portal": self._sockets[0].getsockname()[1]}
+            ports["api"] = self._sockets[1].getsockname()[1]
+            _write_private(state_dir / PORTS_FILE, json.dumps(ports))
             self.sim.portal_url = _base_url(config.host, self._sockets[0])
             self.sim.api_url = _base_url(config.host, self._sockets[1])
             apps = (portal_app(self.sim), api_app(self.sim))
