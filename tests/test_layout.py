@@ -26,11 +26,12 @@ def _module(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, source: str | None = None) -> set[str]:
     module = _module(path)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    text = path.read_text() if source is None else source
+    for node in ast.walk(ast.parse(text, str(path))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -75,3 +76,58 @@ def test_the_check_sees_relative_imports() -> None:
     names = _imports(PACKAGE / "web" / "_app.py")
     assert "greenbutton.storage" in names and "greenbutton._asgi_tls" not in names
     assert "greenbutton._asgi_tls" in _imports(PACKAGE / "web" / "_tls.py")
+
+
+#: Private modules of other layers that a front end still imports, each with the reason.
+#: Flat modules of the package root (``greenbutton._client``, ``_errors``, ``_writers`` ...)
+#: are the SDK's own surface until STYLE 1's ``client/`` and ``table/`` folders exist, so
+#: only a subpackage's private module (``greenbutton.storage._schema``) counts here.
+PRIVATE_IMPORT_EXCEPTIONS = {
+    # The demo and the simulator command run the simulator's listeners in-process; the
+    # simulator package exports its apps and config, not the server runner (not ours to
+    # change here: re-export them from simulator/__init__ and this entry goes).
+    ("greenbutton.cli._demo", "greenbutton.simulator._server"),
+    ("greenbutton.cli._simulator", "greenbutton.simulator._server"),
+    # espi/ exports both names (``from ..espi import Paths, segment``); web/_notify.py is
+    # outside this change.
+    ("greenbutton.web._notify", "greenbutton.espi._paths"),
+}
+
+
+def _private_imports(path: Path, source: str | None = None) -> set[str]:
+    """Private modules of another subpackage that ``path`` imports."""
+    own = _module(path).split(".")[1]
+    found = set()
+    for name in _imports(path, source):
+        parts = name.split(".")
+        if len(parts) < 3 or parts[0] != "greenbutton" or parts[1] == own:
+            continue
+        if (PACKAGE / parts[1]).is_dir() and parts[2].startswith("_"):
+            found.add(".".join(parts[:3]))
+    return found
+
+
+def test_front_ends_import_no_private_module_of_a_lower_layer() -> None:
+    """STYLE 1: cli/, web/ and simulator/ are thin, with no SQL of their own; what they need
+    from storage/ (or oauth/, parse/ ...) is a public name of that package."""
+    found = {
+        (_module(p), name)
+        for front in FRONT_ENDS
+        for p in sorted((PACKAGE / front).rglob("*.py"))
+        for name in _private_imports(p)
+    }
+    assert found - PRIVATE_IMPORT_EXCEPTIONS == set()
+    assert PRIVATE_IMPORT_EXCEPTIONS - found == set()  # a fixed one leaves the list
+
+
+def test_the_private_import_check_sees_a_schema_import() -> None:
+    """The checker itself: a relative import of storage._schema from web/ is found, the
+    package's public name and web/'s own private modules are not."""
+    source = (
+        "from ..storage._schema import readings\n"
+        "from ..storage import Store\n"
+        "from ._config import WebConfig\n"
+        "from .._errors import GreenButtonError\n"
+    )
+    found = _private_imports(PACKAGE / "web" / "_probe.py", source)
+    assert found == {"greenbutton.storage._schema"}

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .._client import Client
+from ..oauth import FileTokenStore
 from . import cli
 from ._sdk import (
     _DATE,
-    TokenFile,
     _store_option,
     _utc,
     _utility,
@@ -54,22 +54,16 @@ def _database_option(fn: Any) -> Any:
 
 def _import_tokens(store: Any, tokens: Any, path: Path, utility: str) -> int:
     """Copy the JSON store's customer tokens the database lacks or holds older copies of."""
-    from sqlalchemy import select
+    from ..storage import authorization_versions
 
-    from ..storage._schema import authorizations
-
-    source = TokenFile(path, utility)
-    section = source._section()
-    if not section:
+    source = FileTokenStore(path, utility)
+    entries = source.entries()
+    if not entries:
         return 0
-    with store.connect() as conn:
-        stored = {
-            str(k): float(t)
-            for k, t in conn.execute(select(authorizations.c.key, authorizations.c.updated_at))
-        }
+    stored = authorization_versions(store)
     count = 0
-    for key, entry in section.items():
-        saved = entry.get("saved_at") if isinstance(entry, dict) else None
+    for key, entry in entries.items():
+        saved = entry.get("saved_at")
         if key in stored and stored[key] >= float(saved or 0):
             continue
         token = source.load(key)

@@ -284,29 +284,18 @@ def _connect(
 
 
 def _latest_grant(store: Store) -> str:
-    from sqlalchemy import select
+    from ..storage import latest_authorization
 
-    from ..storage._schema import authorizations as a
-
-    with store.connect() as conn:
-        key = conn.execute(
-            select(a.c.key)
-            .where(a.c.kind == "access", a.c.status == "active")
-            .order_by(a.c.updated_at.desc())
-            .limit(1)
-        ).scalar()
+    key = latest_authorization(store)
     if key is None:
         raise DemoError("the web app stored no authorization")
-    return str(key)
+    return key
 
 
 def _reading_count(store: Store) -> int:
-    from sqlalchemy import func, select
+    from ..storage import reading_count
 
-    from ..storage._schema import readings
-
-    with store.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(readings)).scalar_one())
+    return reading_count(store)
 
 
 def _batch(steps: _Steps, store: Store, client: Any, key: str) -> None:
@@ -330,18 +319,15 @@ def _batch(steps: _Steps, store: Store, client: Any, key: str) -> None:
 
 
 def _wait_for_jobs(store: Store, since: float) -> int:
-    from sqlalchemy import select
-
-    from ..storage._schema import ingest_jobs as j
+    from ..storage import jobs_since
 
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
-        with store.connect() as conn:
-            jobs = conn.execute(select(j.c.state, j.c.error).where(j.c.created_at >= since)).all()
-        failed = [row.error for row in jobs if row.state == "failed"]
+        jobs = jobs_since(store, since)
+        failed = [error for state, error in jobs if state == "failed"]
         if failed:
             raise DemoError(f"the notified fetch failed: {failed[0]}")
-        if jobs and all(row.state == "done" for row in jobs):
+        if jobs and all(state == "done" for state, _ in jobs):
             return len(jobs)
         time.sleep(0.05)
     raise DemoError(f"no notification was ingested within {WAIT_S:.0f} s")

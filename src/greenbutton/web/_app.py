@@ -28,7 +28,6 @@ from urllib.parse import unquote
 import anyio
 import anyio.to_thread
 from markupsafe import Markup
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
@@ -54,14 +53,17 @@ from ..storage import (
     abandon,
     active_subscriptions,
     adopt_authorizations,
+    authorization_id,
+    authorization_points,
     due_jobs,
     enqueue,
     export_readings,
+    last_reading_start,
     load_fernet,
+    local_time_of,
     time_zone_of,
     window_uri,
 )
-from ..storage._schema import authorizations, readings, usage_points
 from ._config import WebConfig
 from ._notify import NotifiedURI, RejectedURI, validate_notified_uri
 from ._revoke import Revocations
@@ -348,20 +350,10 @@ class _Web:
 
     def _zone(self, key: str) -> tuple[tzinfo, str]:
         """The usage point's local time as ingest stored it (UTC without one)."""
-        with self.store.connect() as conn:
-            raw = conn.execute(
-                select(usage_points.c.local_time).where(
-                    usage_points.c.namespace == self.namespace, usage_points.c.key == key
-                )
-            ).scalar()
-        return time_zone_of(None if raw is None else str(raw))
+        return time_zone_of(local_time_of(self.store, self.namespace, key))
 
     def _authorization_id(self, key: str) -> int | None:
-        with self.store.connect() as conn:
-            value = conn.execute(
-                select(authorizations.c.id).where(authorizations.c.key == key)
-            ).scalar()
-            return None if value is None else int(value)
+        return authorization_id(self.store, key)
 
     # -- account pages --------------------------------------------------------------------
 
@@ -374,45 +366,26 @@ class _Web:
 
     def _account_views(self, keys: Sequence[str]) -> list[_AccountView]:
         views = []
-        with self.store.connect() as conn:
-            for index, key in enumerate(keys):
-                row = conn.execute(
-                    select(authorizations.c.id, authorizations.c.status).where(
-                        authorizations.c.key == key
+        for index, key in enumerate(keys):
+            found = authorization_points(self.store, key, self.namespace)
+            if found is None:
+                continue
+            status, stored = found
+            points = []
+            for up in stored:
+                tz, zone = self._zone(up.key)
+                points.append(
+                    _PointView(
+                        key=up.key,
+                        title=up.title or up.key,
+                        readings=up.readings,
+                        first=_day(up.first, tz),
+                        last=_day(up.last, tz),
+                        zone=zone,
                     )
-                ).first()
-                if row is None:
-                    continue
-                points = []
-                ups = conn.execute(
-                    select(usage_points.c.id, usage_points.c.key, usage_points.c.title)
-                    .where(
-                        usage_points.c.authorization_id == row.id,
-                        usage_points.c.namespace == self.namespace,
-                    )
-                    .order_by(usage_points.c.key)
-                ).all()
-                for up in ups:
-                    tz, zone = self._zone(str(up.key))
-                    count, first, last = conn.execute(
-                        select(
-                            func.count(),
-                            func.min(readings.c.start),
-                            func.max(readings.c.start + readings.c.duration),
-                        ).where(readings.c.usage_point_id == up.id)
-                    ).one()
-                    points.append(
-                        _PointView(
-                            key=up.key,
-                            title=up.title or up.key,
-                            readings=int(count),
-                            first=_day(first, tz),
-                            last=_day(last, tz),
-                            zone=zone,
-                        )
-                    )
-                label = f"Authorization {unquote(key.rstrip('/').rpartition('/')[2])}"
-                views.append(_AccountView(index, label, str(row.status), points))
+                )
+            label = f"Authorization {unquote(key.rstrip('/').rpartition('/')[2])}"
+            views.append(_AccountView(index, label, status, points))
         for view in views:
             for point in view.points:
                 self._chart(point)
@@ -422,13 +395,8 @@ class _Web:
         """Totals and an inline SVG chart of the point's last 30 stored days."""
         if not point.readings:
             return
-        with self.store.connect() as conn:
-            last = conn.execute(
-                select(func.max(readings.c.start))
-                .join(usage_points, usage_points.c.id == readings.c.usage_point_id)
-                .where(usage_points.c.key == point.key, usage_points.c.namespace == self.namespace)
-            ).scalar()
-        since = int(last or 0) - 30 * 86400
+        last = last_reading_start(self.store, self.namespace, point.key)
+        since = (last or 0) - 30 * 86400
         rows = list(
             export_readings(
                 self.store, usage_point=point.key, namespace=self.namespace, start=since

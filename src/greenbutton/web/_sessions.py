@@ -37,12 +37,20 @@ from typing import TypeVar
 
 from cryptography.fernet import InvalidToken, MultiFernet
 from itsdangerous import BadSignature, TimestampSigner
-from sqlalchemy import ColumnElement, Connection, and_, delete, insert, not_, select, update
+from sqlalchemy import Connection
 
 from ..oauth import AuthorizationRequest
-from ..storage import SECRET_KEY_ENV, Store, default_data_dir
-from ..storage._schema import web_sessions
-from ..storage._tokens import KEY_FILE_NAME
+from ..storage import (
+    SECRET_KEY_ENV,
+    Store,
+    secret_key_file,
+    web_session_delete_expired,
+    web_session_delete_if,
+    web_session_get,
+    web_session_insert,
+    web_session_replace_if,
+    web_session_touch,
+)
 
 __all__ = ["COOKIE_NAME", "SECURE_COOKIE_NAME", "Session", "Sessions", "derived_cookie_key"]
 
@@ -77,7 +85,7 @@ def derived_cookie_key(store: Store) -> bytes:
     if value:
         material = value.split(",")[0].strip().encode()
     else:
-        material = ((store.data_dir or default_data_dir()) / KEY_FILE_NAME).read_bytes().strip()
+        material = secret_key_file(store).read_bytes().strip()
     return hmac.new(material, b"greenbutton.web.session-cookie", hashlib.sha256).digest()
 
 
@@ -150,41 +158,24 @@ class Sessions:
             return None
         now = self._clock()
         with self._store.connect() as conn:
-            row = conn.execute(
-                select(web_sessions.c.data_enc, web_sessions.c.seen_at).where(
-                    web_sessions.c.id_hash == _id_hash(sid), *self._live(now)
-                )
-            ).first()
+            row = web_session_get(conn, _id_hash(sid), **self._live(now))
         if row is None:
             return None
-        if row.seen_at < now - _TOUCH_EVERY:
+        blob, seen_at = row
+        if seen_at < now - _TOUCH_EVERY:
             with self._store.begin() as conn:
-                conn.execute(
-                    update(web_sessions)
-                    .where(web_sessions.c.id_hash == _id_hash(sid))
-                    .values(seen_at=now)
-                )
-        return self._decode(sid, bytes(row.data_enc))
+                web_session_touch(conn, _id_hash(sid), now)
+        return self._decode(sid, blob)
 
-    def _live(self, now: float) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-        """The conditions of a session still alive at ``now`` (both lifetimes)."""
-        return (
-            web_sessions.c.seen_at > now - self.idle_timeout,
-            web_sessions.c.created_at > now - self.absolute_timeout,
-        )
+    def _live(self, now: float) -> dict[str, float]:
+        """The bounds of a session still alive at ``now`` (both lifetimes)."""
+        return {"seen_after": now - self.idle_timeout, "created_after": now - self.absolute_timeout}
 
     def _insert(self, conn: Connection, session: Session, now: float) -> str:
         if now - self._last_cleanup > _CLEANUP_EVERY:
             self._last_cleanup = now
-            conn.execute(delete(web_sessions).where(not_(and_(*self._live(now)))))
-        conn.execute(
-            insert(web_sessions).values(
-                id_hash=_id_hash(session.id),
-                data_enc=self._encode(session),
-                created_at=now,
-                seen_at=now,
-            )
-        )
+            web_session_delete_expired(conn, **self._live(now))
+        web_session_insert(conn, _id_hash(session.id), self._encode(session), now)
         return self._signer.sign(session.id).decode()
 
     def create(self) -> tuple[Session, str]:
@@ -205,24 +196,15 @@ class Sessions:
             now = self._clock()
             try:
                 with self._store.begin() as conn:
-                    blob = conn.execute(
-                        select(web_sessions.c.data_enc).where(
-                            web_sessions.c.id_hash == key, *self._live(now)
-                        )
-                    ).scalar()
-                    old = None if blob is None else self._decode(sid, bytes(blob))
-                    if old is None:
+                    row = web_session_get(conn, key, **self._live(now))
+                    old = None if row is None else self._decode(sid, row[0])
+                    if row is None or old is None:
                         return None
                     change(old)
                     new = Session(
                         id=secrets.token_urlsafe(32), pending=old.pending, accounts=old.accounts
                     )
-                    gone = conn.execute(
-                        delete(web_sessions).where(
-                            web_sessions.c.id_hash == key, web_sessions.c.data_enc == blob
-                        )
-                    ).rowcount
-                    if gone != 1:
+                    if not web_session_delete_if(conn, key, row[0]):
                         raise _Changed
                     cookie = self._insert(conn, new, now)
             except _Changed:
@@ -236,23 +218,20 @@ class Sessions:
         key = _id_hash(sid)
         for _ in range(_CAS_ATTEMPTS):
             with self._store.begin() as conn:
-                blob = conn.execute(
-                    select(web_sessions.c.data_enc).where(web_sessions.c.id_hash == key)
-                ).scalar()
-                if blob is None:
+                row = web_session_get(conn, key)
+                if row is None:
                     return None
-                session = self._decode(sid, bytes(blob))
+                blob = row[0]
+                session = self._decode(sid, blob)
                 if session is None:
                     return None
                 write, result = change(session)
                 if not write:
                     return result
-                done = conn.execute(
-                    update(web_sessions)
-                    .where(web_sessions.c.id_hash == key, web_sessions.c.data_enc == blob)
-                    .values(data_enc=self._encode(session), seen_at=self._clock())
-                ).rowcount
-            if done == 1:
+                done = web_session_replace_if(
+                    conn, key, blob, self._encode(session), seen_at=self._clock()
+                )
+            if done:
                 return result
         raise RuntimeError("the session kept changing under us")  # pragma: no cover
 
