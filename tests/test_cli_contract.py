@@ -51,3 +51,34 @@ def test_debug_shows_the_traceback(tmp_path: object) -> None:
     result = CliRunner().invoke(cli, ["--debug", "export", str(bad)])
     assert result.exit_code == 1
     assert result.exception is not None
+
+
+def test_json_output_has_one_shared_definition() -> None:
+    """STYLE 7 (sqlite-utils ``output_options``): ``--json`` is defined once, in
+    cli/_output.py; commands use the decorator instead of their own click.option."""
+    from pathlib import Path
+
+    import greenbutton.cli as package
+
+    folder = Path(package.__file__).parent
+    own = [p.name for p in folder.glob("*.py") if '"--json"' in p.read_text()]
+    assert own == ["_output.py"]
+    for name in ("accounts", "inspect"):
+        (option,) = [p for p in cli.commands[name].params if "--json" in p.opts]
+        assert option.name == "as_json" and option.is_flag  # type: ignore[attr-defined]
+
+
+def test_json_layout_of_each_command_is_unchanged(tmp_path: object) -> None:
+    """What scripts diff: accounts indents by 1, inspect by 2 and keeps non-ASCII."""
+    from pathlib import Path
+
+    from tests.conftest import FIXTURES
+
+    db = f"sqlite:///{Path(str(tmp_path)) / 'gb.db'}"
+    result = CliRunner().invoke(cli, ["accounts", "--database", db, "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "[]\n"
+    fixture = str(FIXTURES / "gba_gas_monthly_therm.xml")
+    result = CliRunner().invoke(cli, ["inspect", "--json", fixture])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith('{\n  "files": [\n    {\n')

@@ -14,7 +14,6 @@ not on the stack.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ import click
 from .._client import Client
 from ..oauth import FileTokenStore
 from . import cli
+from ._output import echo_json, output_options
 from ._sdk import (
     _DATE,
     _store_option,
@@ -264,7 +264,7 @@ def _print_report(report: SyncReport) -> None:
 
 @cli.command()
 @_database_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+@output_options(help="One JSON document instead of text.")
 def accounts(database_url: str | None, as_json: bool) -> None:
     """List stored authorizations, their usage points, reading counts and coverage.
 
@@ -282,7 +282,7 @@ def accounts(database_url: str | None, as_json: bool) -> None:
     with _database_errors(), Store.open(database_url) as store:
         found = stored_accounts(store)
     if as_json:
-        click.echo(json.dumps([a.as_dict() for a in found], indent=1))
+        echo_json([a.as_dict() for a in found], indent=1)
         return
     if not found:
         click.echo("nothing stored yet: run greenbutton authorize, then greenbutton sync")

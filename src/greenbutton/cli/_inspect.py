@@ -6,7 +6,6 @@ drawn from those same dicts, so the two views never disagree.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -30,6 +29,7 @@ from ..models import (
 )
 from ..parse import parse
 from . import cli
+from ._output import echo_json, output_options
 
 __all__ = ["build_report", "inspect_command"]
 
@@ -41,7 +41,7 @@ _num = analysis.format_number
 
 @cli.command("inspect")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the same facts as JSON.")
+@output_options(help="Print the same facts as JSON.")
 def inspect_command(files: tuple[Path, ...], as_json: bool) -> None:
     """Summarize what Green Button FILES hold and what is odd in them.
 
@@ -54,7 +54,7 @@ def inspect_command(files: tuple[Path, ...], as_json: bool) -> None:
     # Parse everything first: a bad file fails before any output, so --json stays valid.
     reports = [build_report(str(path), parse(path)) for path in files]
     if as_json:
-        click.echo(json.dumps({"files": reports}, indent=2, ensure_ascii=False))
+        echo_json({"files": reports}, indent=2, ensure_ascii=False)
         return
     console = Console(highlight=False, soft_wrap=False)
     for report in reports:
