@@ -53,6 +53,9 @@ from .simulator_harness import (
 )
 
 CONTRACT_KEYS = {
+    "registration_access_token",  # DESIGN 3.7: a third party need not read state.json
+    "application_information_id",
+    "bulk_id",
     "client_id",
     "client_secret",
     "client_cert",

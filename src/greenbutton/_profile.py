@@ -74,12 +74,14 @@ class UtilityProfile:
         """The profile of a running ``greenbutton simulator``, from its ``registration.json``
         (DESIGN 3.6): a path to that file or to the state folder, or the parsed mapping.
 
-        xs:dateTime query parameters and no client-side rate limit (the simulator enforces
-        one only when its fault switch says so); the CLI may catch the callback on loopback;
-        marked ``local``, so the egress guard lets it reach loopback (R47).
+        xs:dateTime query parameters; the rate limit the simulator was started with
+        (``--rate-limit``, ``rate_limit_per_second``), else none; the CLI may catch the
+        callback on loopback; marked ``local``, so the egress guard lets it reach loopback (R47).
         """
         reg = read_registration(registration)
         scope = reg.get("scope")
+        limit = reg.get("rate_limit_per_second")  # a simulator run with --rate-limit
+        rate = float(limit) if isinstance(limit, int | float) and limit > 0 else None
         return cls(
             name="simulator",
             authorize_url=reg["authorize_url"],
@@ -89,6 +91,7 @@ class UtilityProfile:
             published_format="datetime",
             loopback_redirect_allowed=True,
             local=True,
+            rate_limit_per_s=rate,
         )
 
     @classmethod

@@ -7,13 +7,12 @@ without the ``[sim]`` extra.
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import click
 
 from .._errors import ConfigurationError
+from .._util import user_data_dir
 from . import cli
 
 __all__ = ["default_state_dir", "simulator_command"]
@@ -22,14 +21,8 @@ _SIM_MODULES = {"uvicorn", "starlette", "jinja2", "oauthlib", "itsdangerous", "m
 
 
 def default_state_dir() -> Path:
-    """The per-user data folder (what platformdirs' ``user_data_dir`` would give)."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "greenbutton" / "simulator"
+    """``simulator`` in the per-user data folder (``_util.user_data_dir``)."""
+    return user_data_dir() / "simulator"
 
 
 _port = click.IntRange(0, 65535)
@@ -77,6 +70,15 @@ _port = click.IntRange(0, 65535)
 )
 @click.option("--latency-ms", type=click.IntRange(0), default=0, help="Delay every API answer.")
 @click.option(
+    "--rate-limit",
+    type=click.FloatRange(0),
+    default=0.0,
+    metavar="PER_SECOND",
+    help="The custodian's own limit: 429 + Retry-After above this many API requests in any "
+    "second, written to registration.json so clients of the simulator profile keep under it "
+    "(0 = none). GET /_simulator/stats shows what arrived.",
+)
+@click.option(
     "--fault-429-rate",
     type=click.FloatRange(0),
     default=0.0,
@@ -116,6 +118,7 @@ def simulator_command(
     data_dir: Path | None,
     notify_every: float | None,
     latency_ms: int,
+    rate_limit: float,
     fault_429_rate: float,
     fault_5xx_burst: int,
     malformed_xml: bool,
@@ -154,6 +157,7 @@ def simulator_command(
         notification_interval=notify_every,
         allow_insecure_bind=allow_non_loopback,
         bind_tokens=bind_tokens,
+        rate_limit=rate_limit,
         faults=Faults(
             latency_ms=latency_ms,
             rate_limit_per_s=fault_429_rate,

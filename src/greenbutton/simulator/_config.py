@@ -17,6 +17,7 @@ class PATHS:
     TOKEN = "/datacustodian/oauth/v2/token"  # noqa: S105 - a URL path, not a secret
     RESOURCE = "/GreenButtonConnect/espi/1_1/resource"
     ADMIN_FAULTS = "/_simulator/faults"
+    ADMIN_STATS = "/_simulator/stats"
     # The third party's side (the web app), relative to --third-party-url.
     THIRD_PARTY_REDIRECT = "/OAuthCallback"
     THIRD_PARTY_NOTIFY = "/espi/1_1/Notification"
@@ -62,4 +63,8 @@ class SimulatorConfig:
     allow_insecure_bind: bool = False  # a non-loopback host needs this and fresh secrets
     # RFC 8705 §3: bind access tokens to the client certificate they were issued over
     bind_tokens: bool = False
+    #: The custodian's own limit (DESIGN 3.7 ``--rate-limit``): above this many API
+    #: requests in any second, 429 + Retry-After; written to registration.json so the
+    #: ``simulator`` profile keeps under it. 0 = none.
+    rate_limit: float = 0.0
     faults: Faults = field(default_factory=Faults)

@@ -79,7 +79,8 @@ class FaultMiddleware:
         self.app = app
         self.sim = sim
         self._lock = threading.Lock()
-        self._recent: deque[float] = deque()
+        self._recent: deque[float] = deque()  # the 429 fault's window
+        self._policy: deque[float] = deque()  # the custodian's --rate-limit window
         self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,6 +90,10 @@ class FaultMiddleware:
         if scope["path"].rstrip("/") == PATHS.ADMIN_FAULTS:
             await self._admin(scope, receive, send)
             return
+        if scope["path"].rstrip("/") == PATHS.ADMIN_STATS:  # not counted itself
+            payload = json.dumps(self.sim.state.stats()).encode()
+            await _send(send, 200, payload, b"application/json", [(b"cache-control", b"no-store")])
+            return
         self.sim.state.record_arrival(scope["method"], scope["path"])
         faults = self.sim.faults
         delay = faults.latency_ms
@@ -96,11 +101,16 @@ class FaultMiddleware:
             delay += faults.connect_latency_ms
         if delay > 0:
             await anyio.sleep(delay / 1000)
-        if self._over_rate(faults.rate_limit_per_s):
+        if self._over_rate(self.sim.config.rate_limit, self._policy) or self._over_rate(
+            faults.rate_limit_per_s, self._recent
+        ):
+            self._count_429()
             await _plain(send, 429, "rate limit exceeded", retry_after=faults.retry_after)
             return
         status = self._take_burst()
         if status is not None:
+            if status == 429:
+                self._count_429()
             retry = faults.retry_after if status in (429, 503) else None
             await _plain(send, status, "injected fault", retry_after=retry)
             return
@@ -125,18 +135,22 @@ class FaultMiddleware:
                 self._seen.popitem(last=False)
             return True
 
-    def _over_rate(self, limit: float) -> bool:
+    def _over_rate(self, limit: float, recent: deque[float]) -> bool:
         """Sliding one-second window; rejected requests do not count."""
         if limit <= 0:
             return False
         now = time.monotonic()
         with self._lock:
-            while self._recent and now - self._recent[0] >= 1.0:
-                self._recent.popleft()
-            if len(self._recent) >= limit:
+            while recent and now - recent[0] >= 1.0:
+                recent.popleft()
+            if len(recent) >= limit:
                 return True
-            self._recent.append(now)
+            recent.append(now)
             return False
+
+    def _count_429(self) -> None:
+        with self.sim.state.lock:
+            self.sim.state.responses_429 += 1
 
     def _take_burst(self) -> int | None:
         faults = self.sim.faults

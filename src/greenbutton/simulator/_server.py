@@ -266,6 +266,7 @@ class SimulatorServer:
                     authorize_url=self.sim.authorize_url,
                     token_url=self.sim.token_url,
                     resource_url=self.sim.resource_url,
+                    rate_limit=self.sim.config.rate_limit,
                 )
                 _write_private(self.registration_path, json.dumps(self.registration, indent=2))
                 if on_ready is not None:

@@ -149,10 +149,33 @@ class SimulatorState:
         #: (time.monotonic(), method, path) of every API request as it arrived, faults
         #: included, newest last: what a custodian's rate limiter would count (R58, R59).
         self.arrivals: deque[tuple[float, str, str]] = deque(maxlen=ARRIVALS_KEPT)
+        #: ``/_simulator/stats`` (DESIGN 3.7): all API requests, the most that arrived in
+        #: any one second, and the 429s answered.
+        self.requests = 0
+        self.max_requests_per_second = 0
+        self.responses_429 = 0
+        self._last_second: deque[float] = deque()
 
     def record_arrival(self, method: str, path: str) -> None:
         """Note one API request (called by the fault middleware before any fault)."""
-        self.arrivals.append((time.monotonic(), method, path))  # deque.append is atomic
+        now = time.monotonic()
+        with self.lock:
+            self.arrivals.append((now, method, path))
+            self.requests += 1
+            window = self._last_second
+            window.append(now)
+            while now - window[0] >= 1.0:
+                window.popleft()
+            self.max_requests_per_second = max(self.max_requests_per_second, len(window))
+
+    def stats(self) -> dict[str, int]:
+        """What ``GET /_simulator/stats`` answers."""
+        with self.lock:
+            return {
+                "requests": self.requests,
+                "max_requests_per_second": self.max_requests_per_second,
+                "responses_429": self.responses_429,
+            }
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -265,9 +288,12 @@ def registration_json(
     authorize_url: str,
     token_url: str,
     resource_url: str,
+    rate_limit: float = 0.0,
 ) -> dict[str, Any]:
-    """The contract of DESIGN 3.6: what scripts and tests read from ``registration.json``."""
+    """The contract of DESIGN 3.6 and 3.7: what scripts and tests read from
+    ``registration.json``."""
     reg = state.registration
+    extra: dict[str, Any] = {"rate_limit_per_second": rate_limit} if rate_limit > 0 else {}
     return {
         "client_id": reg.client_id,
         "client_secret": reg.client_secret,
@@ -283,4 +309,8 @@ def registration_json(
         "customers": [
             {"username": c.username, "password": c.password} for c in state.customers.values()
         ],
+        "registration_access_token": reg.registration_access_token,
+        "application_information_id": reg.application_information_id,
+        "bulk_id": reg.bulk_id,
+        **extra,
     }
