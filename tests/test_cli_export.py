@@ -128,3 +128,12 @@ def test_python_dash_m_is_the_same_cli() -> None:
 def test_missing_file_is_a_usage_error() -> None:
     code, _, err = run("export", "/nonexistent/file.xml")
     assert code == 2 and "does not exist" in err
+
+
+def test_missing_output_folder_is_named(tmp_path: Path) -> None:
+    """One error line naming the missing folder, not the writer's temporary file."""
+    out = tmp_path / "nowhere" / "gas.csv"
+    code, _, err = run("export", str(GAS), "-o", str(out))
+    assert code == 1
+    assert err == f"error: cannot write gas.csv: no such folder: {out.parent}\n"
+    assert not (tmp_path / "nowhere").exists()

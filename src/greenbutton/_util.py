@@ -1,9 +1,10 @@
 """Small helpers every layer may use; the lowest layer (STYLE 1 ``_util``): nothing here
 imports another greenbutton module but the error tree.
 
-:func:`atomic_file` is the one atomic write: the readings writers, the file token store and
-the CLI's pending-authorization file use it (the latter two through
-:func:`write_private_json`).
+:func:`user_data_dir` is the per-user data folder (what platformdirs' ``user_data_dir``
+gives, without needing it). :func:`atomic_file` is the one atomic write: the readings
+writers, the file token store and the CLI's pending-authorization file use it (the latter
+two through :func:`write_private_json`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import errno
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,19 @@ from typing import IO, Any
 
 from ._errors import ConfigurationError
 
-__all__ = ["atomic_file", "read_json_file", "write_private_json"]
+__all__ = ["atomic_file", "read_json_file", "user_data_dir", "write_private_json"]
+
+
+def user_data_dir() -> Path:
+    """``greenbutton`` in the per-user data folder: ``$XDG_DATA_HOME`` (else
+    ``~/.local/share``), ``~/Library/Application Support`` or ``%LOCALAPPDATA%``."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "greenbutton"
 
 
 def _umask() -> int:

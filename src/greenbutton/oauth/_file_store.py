@@ -20,7 +20,6 @@ last-writer-wins (use the database store for that).
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 from .._errors import ConfigurationError
 from .._secret import Secret
-from .._util import read_json_file, write_private_json
+from .._util import read_json_file, user_data_dir, write_private_json
 from ._token import Token
 
 __all__ = ["FileTokenStore"]
@@ -56,16 +55,8 @@ class FileTokenStore:
 
     @staticmethod
     def default_path() -> Path:
-        """``tokens.json`` in the per-user data folder (``user_data_dir`` of platformdirs:
-        ``$XDG_DATA_HOME/greenbutton``, ``~/Library/Application Support/greenbutton``,
-        ``%LOCALAPPDATA%\\greenbutton``)."""
-        if sys.platform == "win32":
-            base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-        elif sys.platform == "darwin":
-            base = Path.home() / "Library" / "Application Support"
-        else:
-            base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-        return base / "greenbutton" / "tokens.json"
+        """``tokens.json`` in the per-user data folder (``_util.user_data_dir``)."""
+        return user_data_dir() / "tokens.json"
 
     def entries(self) -> dict[str, dict[str, Any]]:
         """This utility's stored entries by key, as in the file (``saved_at`` included):
