@@ -68,3 +68,9 @@ def test_classic_end_to_end(tmp_path: Path) -> None:
         no_cert = Api({"crt": "/nonexistent.crt", "key": "/nonexistent.key"})
         gone = no_cert.async_request(batch, sub, now - 86400, now, "x")
         assert gone["status"] == 0 and gone["error"]
+        # One modern client under each object, kept between calls (its pool, limiter and
+        # breaker); closed here so no connection outlives the simulator.
+        assert oauth.client is not None and api.client is not None and no_cert.client is None
+        oauth.close()
+        api.close()
+        assert oauth.client is None

@@ -16,27 +16,45 @@
 
 Every call returns a dict and never raises: on success ``{"status": 200, ...}`` with the
 original SDK's keys; on any failure ``{"status": <HTTP status, or 0 without one>, "error":
-"<message>"}``. Underneath is the modern stack: mutual TLS, Basic client authentication done
-right (R14), retries, timeouts and the body cap, sans-IO flows run by the sync driver.
+"<message>"}``.
+
+Each object is a thin wrapper over one :class:`~greenbutton.Client` (built at its first call),
+so classic calls go through the same stack as modern ones: mutual TLS, Basic client
+authentication done right (R14), retries, timeouts, the body cap, the circuit breaker (R59)
+and the machine-wide rate limit and quotas (R58). The profile is ``profile=`` when given, else
+taken from the first call's URL: PG&E's quirks (1 request/s, 2,000/h, 20,000/day, under the
+profile name ``pge``, so classic and modern calls of one client id share one budget) for
+``*.pge.com``, no client-side limit elsewhere. ``Api`` has no client id in its 2015 signature;
+give it ``client_id=`` to count its calls against the same budget as ``OAuth2``'s.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
+import weakref
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 from urllib.parse import urlencode
 
 import httpx2
 
+from ._client import Client
 from ._errors import APIStatusError, GreenButtonError, OAuthError
-from ._flows import Flow, Locks, Policy, run_sync
-from ._profile import Credentials, UtilityProfile, loopback_literals
+from ._flows import Flow
+from ._profile import PGE, Credentials, UtilityProfile, _is_pge, loopback_literals
 from ._secret import Secret
-from ._transport import make_client
 from .espi._operations import authorized, fixed_source
-from .espi._paths import Paths
-from .oauth import Token, basic_authorization, parse_token_response, refresh_request
+from .espi._paths import Paths, segment
+from .oauth import (
+    Token,
+    basic_authorization,
+    client_credentials_request,
+    parse_token_response,
+    refresh_request,
+)
 
 __all__ = ["Api", "ClientCredentials", "OAuth2"]
 
@@ -63,33 +81,75 @@ def _credentials(creds: dict[str, Any] | None, certs: dict[str, Any]) -> Credent
     )
 
 
-def _profile(*, token_url: str = "", resource_url: str = "") -> UtilityProfile:
-    # The classic calls name their URL per call; PG&E's conventions otherwise (epoch times).
-    some = token_url or resource_url
+def _profile(url: str) -> UtilityProfile:
+    """The profile of a classic object that was given none, from its first call's URL (the
+    classic calls name their URL per call; each request is checked again when sent)."""
+    if _is_pge(url):
+        return dataclasses.replace(PGE, token_url=url, resource_url=url)
     return UtilityProfile(
         name="classic",
-        authorize_url=some,
-        token_url=token_url or some,
-        resource_url=resource_url or some,
+        authorize_url=url,
+        token_url=url,
+        resource_url=url,
         published_format="epoch",
-        local=loopback_literals(token_url or some, resource_url or some),  # the simulator, R47
+        local=loopback_literals(url),  # the simulator, R47
     )
 
 
 class _Base:
-    def __init__(self, creds: dict[str, Any] | None, certs: dict[str, Any]):
+    def __init__(
+        self,
+        creds: dict[str, Any] | None,
+        certs: dict[str, Any],
+        *,
+        profile: UtilityProfile | None = None,
+    ):
         self._creds_in = creds
         self._certs = dict(certs)
-        self._policy = Policy()
-        self._locks = Locks()
+        self._profile = profile
+        self._client: Client | None = None
+        self._lock = threading.Lock()
 
-    def _run(self, profile: UtilityProfile, flow: Flow[Answer]) -> Answer:
+    def _client_for(self, url: str) -> Client:
+        # Built once, so every call shares its limiter, breaker and connection pool; a failed
+        # build (a missing certificate) is an error answer and is tried again next call.
+        with self._lock:
+            if self._client is None:
+                creds = _credentials(self._creds_in, self._certs)
+                client = Client(self._profile or _profile(url), creds)
+                # The 2015 SDK had no close(): its connections go when the object does.
+                weakref.finalize(self, client.close)
+                self._client = client
+            return self._client
+
+    def _run(self, url: str, flow: Flow[Answer]) -> Answer:
         try:
-            creds = _credentials(self._creds_in, self._certs)
-            with make_client(profile, creds) as http:
-                return run_sync(flow, http, policy=self._policy, locks=self._locks)
+            return self._client_for(url)._run(flow)
         except (GreenButtonError, OSError, ValueError, KeyError, TypeError) as exc:
             return _failure(exc)
+
+    @property
+    def client(self) -> Client | None:
+        """The modern client underneath (None before the first call)."""
+        return self._client
+
+    def close(self) -> None:
+        """Close the client's connections (the original SDK had no close; optional)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def _token_answer(token: Token, now: float, *, client: bool = False) -> Answer:
@@ -117,8 +177,14 @@ def _token_answer(token: Token, now: float, *, client: bool = False) -> Answer:
 class OAuth2(_Base):
     """Authorization-code exchange and refresh, as in PG&E's original SDK."""
 
-    def __init__(self, creds: dict[str, Any], certs: dict[str, Any]):
-        super().__init__(creds, certs)
+    def __init__(
+        self,
+        creds: dict[str, Any],
+        certs: dict[str, Any],
+        *,
+        profile: UtilityProfile | None = None,
+    ):
+        super().__init__(creds, certs, profile=profile)
         self._last: Token | None = None
 
     def get_access_token(self, url: str, code: str, redirect_uri: str) -> Answer:
@@ -148,7 +214,7 @@ class OAuth2(_Base):
             self._last = parse_token_response(response, kind="access", now=now)
             return _token_answer(self._last, now)
 
-        return self._run(_profile(token_url=url), flow())
+        return self._run(url, flow())
 
     def get_refresh_token(self, url: str, refresh_token: str | None = None) -> Answer:
         """Refresh with ``refresh_token``, or the last refresh token this object received."""
@@ -163,31 +229,38 @@ class OAuth2(_Base):
                 )
             if previous is None or previous.refresh_token is None:
                 raise ValueError("no refresh token: call get_access_token first or pass one")
-            profile = _profile(token_url=url)
             creds = _credentials(self._creds_in, self._certs)
-            response = yield refresh_request(profile, creds, previous.refresh_token)
+            response = yield refresh_request(_profile(url), creds, previous.refresh_token)
             now = time.time()
             self._last = parse_token_response(response, kind="access", now=now, previous=previous)
             return _token_answer(self._last, now)
 
-        return self._run(_profile(token_url=url), flow())
+        return self._run(url, flow())
 
 
 class ClientCredentials(_Base):
     """The ``client_access_token`` (client-credentials grant) for Bulk and admin calls."""
 
+    def __init__(
+        self,
+        creds: dict[str, Any],
+        certs: dict[str, Any],
+        *,
+        profile: UtilityProfile | None = None,
+    ):
+        super().__init__(creds, certs, profile=profile)
+
     def get_client_access_token(self, url: str) -> Answer:
+        """A client-credentials token from the token endpoint ``url`` (RFC 6749 4.4)."""
+
         def flow() -> Flow[Answer]:
             creds = _credentials(self._creds_in, self._certs)
-            profile = _profile(token_url=url)
-            from .oauth import client_credentials_request
-
-            response = yield client_credentials_request(profile, creds)
+            response = yield client_credentials_request(_profile(url), creds)
             now = time.time()
             token = parse_token_response(response, kind="client", now=now)
             return _token_answer(token, now, client=True)
 
-        return self._run(_profile(token_url=url), flow())
+        return self._run(url, flow())
 
 
 def _epoch(value: Any, name: str) -> str:
@@ -200,8 +273,14 @@ def _epoch(value: Any, name: str) -> str:
 class Api(_Base):
     """The PG&E data calls: "sync" (one usage point, 200) and "async" (subscription, 202)."""
 
-    def __init__(self, certs: dict[str, Any]):
-        super().__init__(None, certs)
+    def __init__(
+        self,
+        certs: dict[str, Any],
+        *,
+        profile: UtilityProfile | None = None,
+        client_id: str | None = None,
+    ):
+        super().__init__({"client_key": client_id} if client_id else None, certs, profile=profile)
 
     def _get(self, url: str, path: list[str], params: dict[str, str], token: str) -> Answer:
         base = url.rstrip("/")
@@ -214,7 +293,7 @@ class Api(_Base):
             response = yield from authorized("GET", target, fixed_source(Secret(token)), params)
             return {"status": response.status_code, "data": response.text}
 
-        return self._run(_profile(resource_url=resource), flow())
+        return self._run(resource, flow())
 
     def sync_request(
         self,
@@ -227,8 +306,6 @@ class Api(_Base):
     ) -> Answer:
         """``GET Batch/Subscription/{id}/UsagePoint/{up}`` -> ``{"status": 200, "data": xml}``."""
         try:
-            from .espi._paths import segment
-
             path = ["Subscription", segment(str(subscription_id))]
             path += ["UsagePoint", segment(str(usage_point))]
             params = {
@@ -249,8 +326,6 @@ class Api(_Base):
     ) -> Answer:
         """``GET Batch/Subscription/{id}`` -> ``{"status": 202, "data": body}``."""
         try:
-            from .espi._paths import segment
-
             path = ["Subscription", segment(str(subscription_id))]
             params = {
                 "published-min": _epoch(published_min, "published_min"),

@@ -1,0 +1,81 @@
+"""The classic interface runs over the modern client (DESIGN 5): PG&E's 1 request/s and the
+body cap hold for 2015-style calls too (SECURITY R58, R27).
+
+Measured where it matters, at the simulator (``sim.state.arrivals``, monotonic): classic
+token and data calls sent from threads, through objects sharing one profile and client id,
+never put more than the profile's rate into any one-second window. Before classic went
+through ``Client`` it built a bare transport per call and sent them all at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from greenbutton._profile import UtilityProfile
+from greenbutton._ratelimit import RATE_DIR_ENV
+from greenbutton.classic import Api, ClientCredentials, OAuth2
+
+from .simulator_harness import start_simulator
+from .test_rate_limit import _windows
+
+RATE = 4.0
+CALLS = 6  # per object: 12 requests, at least 11 limiter slots (1.1 / RATE s) apart
+
+
+def test_classic_calls_keep_the_profile_rate_and_body_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(RATE_DIR_ENV, str(tmp_path / "rate"))
+    with start_simulator(tmp_path / "sim", auto_approve="alice", customers=1) as gb:
+        reg = gb.registration
+        profile = dataclasses.replace(UtilityProfile.simulator(reg), rate_limit_per_s=RATE)
+        creds = {"client_key": reg["client_id"], "client_secret_key": reg["client_secret"]}
+        certs = {"crt": reg["client_cert"], "key": reg["client_key"], "ca": reg["ca_cert"]}
+        tokens = ClientCredentials(creds, certs, profile=profile)
+        # Api names the client id, so its calls count against the same budget as the tokens'.
+        api = Api(certs, profile=profile, client_id=reg["client_id"])
+        batch = reg["resource_url"] + "/Batch"
+        now = int(time.time())
+
+        def call(i: int) -> dict[str, object]:
+            if i % 2:
+                return tokens.get_client_access_token(reg["token_url"])
+            return api.async_request(batch, "1", now - 86400, now, "not-a-token")
+
+        gb.sim.state.arrivals.clear()
+        started = time.monotonic()
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(call, range(2 * CALLS)))
+        elapsed = time.monotonic() - started
+        assert sorted(a["status"] for a in answers) == [200] * CALLS + [401] * CALLS
+        arrivals = [t for t, _, _ in gb.sim.state.arrivals]
+        assert len(arrivals) == 2 * CALLS
+        assert _windows(arrivals) <= RATE
+        assert elapsed >= (2 * CALLS - 1) / RATE * 0.9
+
+        # The profile's body cap applies as well: a token answer over it is an error dict.
+        capped = ClientCredentials(
+            creds, certs, profile=dataclasses.replace(profile, max_body_bytes=16)
+        )
+        answer = capped.get_client_access_token(reg["token_url"])
+        assert answer["status"] == 0 and "larger than 16 bytes" in answer["error"]
+        for obj in (tokens, api, capped):
+            obj.close()
+
+
+def test_a_pge_url_gets_pges_limits_and_shares_them_with_modern_clients() -> None:
+    """Without ``profile=``, a ``*.pge.com`` URL brings PG&E's quirks and the profile name
+    ``pge``, so classic and modern calls of one client id share one machine-wide budget."""
+    from greenbutton.classic import _profile
+
+    pge = _profile("https://api.pge.com/datacustodian/oauth/v2/token")
+    assert (pge.name, pge.rate_limit_per_s, pge.quota_per_hour) == ("pge", 1.0, 2000)
+    other = _profile("https://example.com/token")
+    assert other.rate_limit_per_s is None and not other.local
+    assert _profile("http://127.0.0.1:8080/token").local
+    assert OAuth2({}, {"crt": "c", "key": "k"}).client is None  # nothing built before a call
