@@ -22,12 +22,13 @@ from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Literal, TypedDict, TypeVar, Unpack, overload
 
 import anyio.to_thread
 import httpx2
 
 from ._breaker import CircuitBreaker
+from ._config import load_config
 from ._errors import InvalidGrantError
 from ._flows import Flow, Locks, Policy, run_async, run_sync
 from ._profile import Credentials, UtilityProfile
@@ -44,7 +45,7 @@ from .oauth import REAUTH_REQUIRED, SupportsStatus, Token, TokenStore
 from .oauth._authorize import AuthorizationRequest, authorization_request
 from .parse import Limits
 
-__all__ = ["AsyncClient", "Client"]
+__all__ = ["AsyncClient", "AsyncClientOptions", "Client", "ClientOptions"]
 
 T = TypeVar("T")
 Authorization = str | Token
@@ -88,19 +89,42 @@ def _breaker(option: CircuitBreaker | bool, profile: UtilityProfile) -> CircuitB
     return CircuitBreaker(name=f"data custodian {profile.name!r}") if option else None
 
 
-class _Base:
-    """Configuration shared by both clients (no I/O here).
+class _Options(TypedDict, total=False):
+    """The keyword arguments both clients take besides ``transport`` (see :class:`Client`);
+    for :meth:`Client.for_simulator` and :meth:`Client.from_config`."""
 
-    ``rate_limit_per_s`` overrides the profile's limit (R58). The limit is shared by every
-    process on the machine using the same profile name and client id, through a state file
-    in ``rate_limit_dir`` (default ``GREENBUTTON_RATE_DIR``, else the user cache folder; see
-    :mod:`greenbutton._ratelimit`); ``rate_limit_shared=False`` limits this client only.
-    The profile's hourly and daily quotas are counted the same way; a request over one is
-    not sent: :class:`~greenbutton.QuotaExhaustedError` says when to try again.
-    ``circuit_breaker`` (R59) is True for a :class:`~greenbutton.CircuitBreaker` with its
-    defaults (open after 5 failed operations in a row over at least 10 s, 30-45 s cool-down),
-    False for none, or an instance to configure or share.
-    """
+    token_store: TokenStore | None
+    timeout: float | httpx2.Timeout | None
+    max_attempts: int
+    deadline: float | None
+    rate_limit_per_s: float | None
+    rate_limit_shared: bool
+    rate_limit_dir: str | PathLike[str] | None
+    circuit_breaker: CircuitBreaker | bool
+    leeway: float
+    limits: Limits | None
+    client_scope: str | None
+    cert_check_interval: float | None
+    clock: Callable[[], float]
+    rng: random.Random | None
+    sleep: Callable[[float], None]
+
+
+class ClientOptions(_Options, total=False):
+    """:class:`Client`'s keyword arguments, as a ``TypedDict``."""
+
+    transport: httpx2.BaseTransport | None
+
+
+class AsyncClientOptions(_Options, total=False):
+    """:class:`AsyncClient`'s keyword arguments, as a ``TypedDict``."""
+
+    transport: httpx2.AsyncBaseTransport | None
+
+
+class _Base:
+    """Configuration shared by both clients, no I/O (httpx ``BaseClient``); the arguments are
+    described on :class:`Client`."""
 
     def __init__(
         self,
@@ -204,7 +228,30 @@ class _Base:
 
 
 class Client(_Base):
-    """Blocking client; thread-safe (token refresh is single-flight across threads)."""
+    """Blocking client; thread-safe (token refresh is single-flight across threads).
+
+    ``profile`` and ``credentials`` come from :func:`~greenbutton.load_config` (a config file
+    and the environment, DESIGN 3.5); :meth:`from_config` does both. Keyword arguments:
+
+    * ``token_store``: where grants live (default: in memory); ``transport``: replaces the
+      network layer, for tests; ``timeout``: per request (seconds or an ``httpx2.Timeout``).
+    * ``max_attempts`` per request (retries of idempotent calls, 5xx/429, connect errors) and
+      ``deadline``, seconds for one whole call (R56).
+    * ``rate_limit_per_s`` overrides the profile's limit (R58). The limit, and the profile's
+      hourly and daily quotas, are shared by every process on the machine using the same
+      profile name and client id, through a state file in ``rate_limit_dir`` (default
+      ``GREENBUTTON_RATE_DIR``, else the user cache folder); ``rate_limit_shared=False``
+      limits this client only. A request over a quota is not sent:
+      :class:`~greenbutton.QuotaExhaustedError` says when to try again.
+    * ``circuit_breaker`` (R59): True for a :class:`~greenbutton.CircuitBreaker` with its
+      defaults (open after 5 failed operations in a row over at least 10 s, 30-45 s
+      cool-down), False for none, or an instance to configure or share.
+    * ``leeway``: seconds before expiry a token counts as expired; ``limits``: parser
+      :class:`~greenbutton.Limits`; ``client_scope``: the scope of client-credentials tokens;
+      ``cert_check_interval``: how often (s) to look for a renewed certificate (None: never).
+    * ``clock`` (wall clock for expiry), ``rng`` (backoff jitter) and ``sleep``: injected,
+      for tests.
+    """
 
     def __init__(
         self,
@@ -214,9 +261,38 @@ class Client(_Base):
         token_store: TokenStore | None = None,
         transport: httpx2.BaseTransport | None = None,
         timeout: float | httpx2.Timeout | None = None,
-        **options: Any,
+        max_attempts: int = 4,
+        deadline: float | None = 300.0,
+        rate_limit_per_s: float | None = None,
+        rate_limit_shared: bool = True,
+        rate_limit_dir: str | PathLike[str] | None = None,
+        circuit_breaker: CircuitBreaker | bool = True,
+        leeway: float = 60.0,
+        limits: Limits | None = None,
+        client_scope: str | None = None,
+        cert_check_interval: float | None = 30.0,
+        clock: Callable[[], float] = _wall_clock,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(profile, credentials, token_store=token_store, **options)
+        super().__init__(
+            profile,
+            credentials,
+            token_store=token_store,
+            max_attempts=max_attempts,
+            deadline=deadline,
+            rate_limit_per_s=rate_limit_per_s,
+            rate_limit_shared=rate_limit_shared,
+            rate_limit_dir=rate_limit_dir,
+            circuit_breaker=circuit_breaker,
+            leeway=leeway,
+            limits=limits,
+            client_scope=client_scope,
+            cert_check_interval=cert_check_interval,
+            clock=clock,
+            rng=rng,
+            sleep=sleep,
+        )
         self._http = make_client(
             profile, credentials, transport=transport, timeout=_timeout(timeout)
         )
@@ -231,10 +307,26 @@ class Client(_Base):
         )
 
     @classmethod
-    def for_simulator(cls, registration: str | PathLike[str], **options: Any) -> Client:
+    def for_simulator(
+        cls, registration: str | PathLike[str], **options: Unpack[ClientOptions]
+    ) -> Client:
         """A client for the simulator whose ``registration.json`` is at ``registration``."""
         profile, creds = cls._simulator_config(registration)
         return cls(profile, creds, **options)
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | PathLike[str] | None = None,
+        *,
+        profile: str | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> Client:
+        """A client for ``profile`` (else ``GREENBUTTON_PROFILE``, else the file's default) of
+        the config file at ``path`` (default: :func:`~greenbutton.default_config_path`), with
+        the environment's overrides: :func:`~greenbutton.load_config`."""
+        utility, creds = load_config(None if path is None else Path(path), profile=profile)
+        return cls(utility, creds, **options)
 
     def _run(self, flow: Flow[T]) -> T:
         changed = self._rotation.changed()
@@ -274,6 +366,7 @@ class Client(_Base):
             old.close()
 
     def close(self) -> None:
+        """Close the connection pools (calls still running finish first)."""
         for http in self._rotation.leases.drain():
             http.close()
 
@@ -300,7 +393,7 @@ class Client(_Base):
         key: str | None = None,
     ) -> tuple[str, Token]:
         """Exchange the callback (URL or query, checked against ``pending``) or a bare code
-        for tokens; stores them and returns ``(key, token)``."""
+        for tokens (RFC 6749 4.1.3); stores them and returns ``(key, token)``."""
         return self._run(
             ops.exchange_code(
                 self._context,
@@ -313,24 +406,69 @@ class Client(_Base):
         )
 
     def refresh(self, authorization: Authorization) -> Token:
-        """Refresh now (rotation saved before use, R20)."""
+        """Refresh the grant's access token now (RFC 6749 6); a rotated refresh token is saved
+        before it is used (R20)."""
         return self._run(ops.force_refresh(self._context, self._key(authorization)))
 
     def client_token(self) -> Token:
-        """The client-credentials token (cached until near expiry, R19)."""
+        """The client-credentials token (RFC 6749 4.4) for Bulk, Authorization and
+        ReadServiceStatus calls; cached until near expiry (R19)."""
         return self._run(ops.client_token(self._context))
 
     # -- customer data ------------------------------------------------------------------------
 
-    def usage_points(self, authorization: Authorization, *, raw: bool = False) -> Result:
+    @overload
+    def usage_points(
+        self, authorization: Authorization, *, raw: Literal[False] = False
+    ) -> Document: ...
+
+    @overload
+    def usage_points(self, authorization: Authorization, *, raw: Literal[True]) -> bytes: ...
+
+    def usage_points(self, authorization: Authorization, *, raw: bool = False) -> Document | bytes:
+        """``Subscription/{sub}/UsagePoint``: the metering points the grant covers (ESPI
+        UsagePoint feed), to pick what to fetch."""
         return self._run(ops.usage_points(self._context, self._key(authorization), raw=raw))
+
+    @overload
+    def usage_point_resource(
+        self, authorization: Authorization, usage_point: str, *, raw: Literal[False] = False
+    ) -> Document: ...
+
+    @overload
+    def usage_point_resource(
+        self, authorization: Authorization, usage_point: str, *, raw: Literal[True]
+    ) -> bytes: ...
 
     def usage_point_resource(
         self, authorization: Authorization, usage_point: str, *, raw: bool = False
-    ) -> Result:
-        """``Subscription/{sub}/UsagePoint/{id}`` (the resource, without readings)."""
+    ) -> Document | bytes:
+        """``Subscription/{sub}/UsagePoint/{id}``: one usage point's resource, without its
+        readings (ESPI UsagePoint)."""
         k = self._key(authorization)
         return self._run(ops.usage_points(self._context, k, usage_point, raw=raw))
+
+    @overload
+    def usage_point(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: Literal[False] = False,
+    ) -> Document: ...
+
+    @overload
+    def usage_point(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: Literal[True],
+    ) -> list[bytes]: ...
 
     def usage_point(
         self,
@@ -341,11 +479,32 @@ class Client(_Base):
         end: TimeLike | None = None,
         raw: bool = False,
     ) -> Document | list[bytes]:
-        """The PG&E "sync" call for one usage point, paged by date window and merged."""
+        """``Batch/Subscription/{sub}/UsagePoint/{id}`` over ``[start, end)``, the PG&E "sync"
+        call: one usage point with its readings, paged by date window and merged."""
         k = self._key(authorization)
         return self._run(
             ops.usage_point(self._context, k, usage_point, start=start, end=end, raw=raw)
         )
+
+    @overload
+    def subscription(
+        self,
+        authorization: Authorization,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: Literal[False] = False,
+    ) -> Document: ...
+
+    @overload
+    def subscription(
+        self,
+        authorization: Authorization,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: Literal[True],
+    ) -> list[bytes]: ...
 
     def subscription(
         self,
@@ -355,7 +514,8 @@ class Client(_Base):
         end: TimeLike | None = None,
         raw: bool = False,
     ) -> Document | list[bytes]:
-        """Every usage point of the subscription over ``[start, end)``, merged."""
+        """``Batch/Subscription/{sub}`` over ``[start, end)``: every usage point of the grant
+        with its readings, paged by date window and merged."""
         k = self._key(authorization)
         return self._run(ops.subscription(self._context, k, start=start, end=end, raw=raw))
 
@@ -366,9 +526,30 @@ class Client(_Base):
         start: TimeLike | None = None,
         end: TimeLike | None = None,
     ) -> Accepted:
-        """PG&E "async" call: 202 now, a BatchList notification later (see :meth:`get`)."""
+        """``Batch/Subscription/{sub}``, the PG&E "async" call: 202 now, a BatchList
+        notification later whose URIs :meth:`get` fetches."""
         k = self._key(authorization)
         return self._run(ops.request_subscription_async(self._context, k, start=start, end=end))
+
+    @overload
+    def meter_readings(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        meter_reading: str | None = None,
+        *,
+        raw: Literal[False] = False,
+    ) -> Document: ...
+
+    @overload
+    def meter_readings(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        meter_reading: str | None = None,
+        *,
+        raw: Literal[True],
+    ) -> bytes: ...
 
     def meter_readings(
         self,
@@ -377,7 +558,9 @@ class Client(_Base):
         meter_reading: str | None = None,
         *,
         raw: bool = False,
-    ) -> Result:
+    ) -> Document | bytes:
+        """``Subscription/{sub}/UsagePoint/{id}/MeterReading[/{mr}]``: a usage point's
+        reading series and what each measures (ESPI MeterReading)."""
         return self._run(
             ops.customer_resource(
                 self._context,
@@ -386,6 +569,32 @@ class Client(_Base):
                 raw=raw,
             )
         )
+
+    @overload
+    def interval_blocks(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        meter_reading: str,
+        interval_block: str | None = None,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: Literal[False] = False,
+    ) -> Document: ...
+
+    @overload
+    def interval_blocks(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        meter_reading: str,
+        interval_block: str | None = None,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: Literal[True],
+    ) -> bytes: ...
 
     def interval_blocks(
         self,
@@ -397,7 +606,9 @@ class Client(_Base):
         start: TimeLike | None = None,
         end: TimeLike | None = None,
         raw: bool = False,
-    ) -> Result:
+    ) -> Document | bytes:
+        """``.../MeterReading/{mr}/IntervalBlock[/{ib}]`` over ``[start, end)``: the interval
+        readings themselves (ESPI IntervalBlock)."""
         return self._run(
             ops.customer_resource(
                 self._context,
@@ -409,6 +620,26 @@ class Client(_Base):
             )
         )
 
+    @overload
+    def usage_summaries(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        usage_summary: str | None = None,
+        *,
+        raw: Literal[False] = False,
+    ) -> Document: ...
+
+    @overload
+    def usage_summaries(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        usage_summary: str | None = None,
+        *,
+        raw: Literal[True],
+    ) -> bytes: ...
+
     def usage_summaries(
         self,
         authorization: Authorization,
@@ -416,7 +647,9 @@ class Client(_Base):
         usage_summary: str | None = None,
         *,
         raw: bool = False,
-    ) -> Result:
+    ) -> Document | bytes:
+        """``Subscription/{sub}/UsagePoint/{id}/UsageSummary[/{us}]``: billing-period totals
+        and costs (ESPI UsageSummary)."""
         return self._run(
             ops.customer_resource(
                 self._context,
@@ -426,28 +659,87 @@ class Client(_Base):
             )
         )
 
+    @overload
+    def reading_types(
+        self,
+        authorization: Authorization,
+        reading_type: str | None = None,
+        *,
+        raw: Literal[False] = False,
+    ) -> Document: ...
+
+    @overload
+    def reading_types(
+        self, authorization: Authorization, reading_type: str | None = None, *, raw: Literal[True]
+    ) -> bytes: ...
+
     def reading_types(
         self, authorization: Authorization, reading_type: str | None = None, *, raw: bool = False
-    ) -> Result:
+    ) -> Document | bytes:
+        """``ReadingType[/{id}]``: unit, multiplier and interval of reading series, to scale
+        raw values (ESPI ReadingType)."""
         url = self.paths.reading_types(reading_type)
         return self._run(ops.shared_resource(self._context, self._key(authorization), url, raw=raw))
 
+    @overload
+    def local_time_parameters(
+        self, authorization: Authorization, ltp: str | None = None, *, raw: Literal[False] = False
+    ) -> Document: ...
+
+    @overload
+    def local_time_parameters(
+        self, authorization: Authorization, ltp: str | None = None, *, raw: Literal[True]
+    ) -> bytes: ...
+
     def local_time_parameters(
         self, authorization: Authorization, ltp: str | None = None, *, raw: bool = False
-    ) -> Result:
+    ) -> Document | bytes:
+        """``LocalTimeParameters[/{id}]``: time zone offset and DST rules, to show local times
+        (ESPI LocalTimeParameters)."""
         url = self.paths.local_time_parameters(ltp)
         return self._run(ops.shared_resource(self._context, self._key(authorization), url, raw=raw))
 
+    @overload
+    def retail_customer(
+        self,
+        authorization: Authorization,
+        retail_customer: str | None = None,
+        *,
+        raw: Literal[False] = False,
+    ) -> Document: ...
+
+    @overload
+    def retail_customer(
+        self,
+        authorization: Authorization,
+        retail_customer: str | None = None,
+        *,
+        raw: Literal[True],
+    ) -> bytes: ...
+
     def retail_customer(
         self, authorization: Authorization, retail_customer: str | None = None, *, raw: bool = False
-    ) -> Result:
+    ) -> Document | bytes:
+        """``RetailCustomer/{id}``: the customer's account record, when the grant's scope
+        covers it (ESPI RetailCustomer)."""
         k = self._key(authorization)
         return self._run(ops.retail_customer(self._context, k, retail_customer, raw=raw))
 
+    @overload
+    def get(
+        self, uri: str, authorization: Authorization | None = None, *, raw: Literal[False] = False
+    ) -> Document: ...
+
+    @overload
+    def get(
+        self, uri: str, authorization: Authorization | None = None, *, raw: Literal[True]
+    ) -> bytes: ...
+
     def get(
         self, uri: str, authorization: Authorization | None = None, *, raw: bool = False
-    ) -> Result:
-        """A URI from a BatchList notification, fetched verbatim (``correlationID`` kept)."""
+    ) -> Document | bytes:
+        """A URI from a BatchList notification, fetched verbatim (``correlationID`` kept);
+        checked to be the custodian's before it is sent."""
         k = None if authorization is None else self._key(authorization)
         return self._run(ops.get(self._context, uri, k, raw=raw))
 
@@ -460,12 +752,29 @@ class Client(_Base):
         start: TimeLike | None = None,
         end: TimeLike | None = None,
     ) -> Accepted:
+        """``Batch/Bulk/{id}`` over ``[start, end)`` with the client token: every customer of a
+        bulk grant; 202 now, a BatchList notification later."""
         return self._run(ops.bulk(self._context, bulk_id, start=start, end=end))
 
-    def authorizations(self, *, raw: bool = False) -> Result:
+    @overload
+    def authorizations(self, *, raw: Literal[False] = False) -> Document: ...
+
+    @overload
+    def authorizations(self, *, raw: Literal[True]) -> bytes: ...
+
+    def authorizations(self, *, raw: bool = False) -> Document | bytes:
+        """``Authorization``: every grant the custodian holds for this third party (client
+        token), to reconcile the local ones."""
         return self._run(ops.authorizations(self._context, raw=raw))
 
-    def authorization(self, authorization_id: str, *, raw: bool = False) -> Result:
+    @overload
+    def authorization(self, authorization_id: str, *, raw: Literal[False] = False) -> Document: ...
+
+    @overload
+    def authorization(self, authorization_id: str, *, raw: Literal[True]) -> bytes: ...
+
+    def authorization(self, authorization_id: str, *, raw: bool = False) -> Document | bytes:
+        """``Authorization/{id}``: one grant's status, scope and resourceURI (client token)."""
         return self._run(ops.authorizations(self._context, authorization_id, raw=raw))
 
     def revoke(self, authorization: str) -> None:
@@ -473,23 +782,43 @@ class Client(_Base):
         is the grant's store key or the custodian's authorization id."""
         self._run(ops.revoke(self._context, authorization))
 
+    @overload
+    def application_information(
+        self, application_id: str, registration_token: Secret | str, *, raw: Literal[False] = False
+    ) -> Document: ...
+
+    @overload
+    def application_information(
+        self, application_id: str, registration_token: Secret | str, *, raw: Literal[True]
+    ) -> bytes: ...
+
     def application_information(
         self, application_id: str, registration_token: Secret | str, *, raw: bool = False
-    ) -> Result:
+    ) -> Document | bytes:
+        """``ApplicationInformation/{id}``: this third party's registration (endpoints,
+        scopes), read with the registration access token."""
         return self._run(
             ops.application_information(
                 self._context, application_id, _secret(registration_token), raw=raw
             )
         )
 
+    @overload
+    def service_status(self, *, raw: Literal[False] = False) -> ServiceStatus: ...
+
+    @overload
+    def service_status(self, *, raw: Literal[True]) -> bytes: ...
+
     def service_status(self, *, raw: bool = False) -> ServiceStatus | bytes:
+        """``ReadServiceStatus``: whether the custodian's data service is up (ESPI
+        ServiceStatus), with the client token."""
         return self._run(ops.service_status(self._context, raw=raw))
 
 
 class AsyncClient(_Base):
-    """The same methods as :class:`Client`, awaitable; token refresh is single-flight
-    across tasks (SECURITY R52). Token-store I/O, including a wait for another process's
-    lock on a token, runs in worker threads, never on the event loop."""
+    """The same arguments and methods as :class:`Client`, awaitable; token refresh is
+    single-flight across tasks (SECURITY R52). Token-store I/O, including a wait for another
+    process's lock on a token, runs in worker threads, never on the event loop."""
 
     def __init__(
         self,
@@ -499,9 +828,38 @@ class AsyncClient(_Base):
         token_store: TokenStore | None = None,
         transport: httpx2.AsyncBaseTransport | None = None,
         timeout: float | httpx2.Timeout | None = None,
-        **options: Any,
+        max_attempts: int = 4,
+        deadline: float | None = 300.0,
+        rate_limit_per_s: float | None = None,
+        rate_limit_shared: bool = True,
+        rate_limit_dir: str | PathLike[str] | None = None,
+        circuit_breaker: CircuitBreaker | bool = True,
+        leeway: float = 60.0,
+        limits: Limits | None = None,
+        client_scope: str | None = None,
+        cert_check_interval: float | None = 30.0,
+        clock: Callable[[], float] = _wall_clock,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(profile, credentials, token_store=token_store, **options)
+        super().__init__(
+            profile,
+            credentials,
+            token_store=token_store,
+            max_attempts=max_attempts,
+            deadline=deadline,
+            rate_limit_per_s=rate_limit_per_s,
+            rate_limit_shared=rate_limit_shared,
+            rate_limit_dir=rate_limit_dir,
+            circuit_breaker=circuit_breaker,
+            leeway=leeway,
+            limits=limits,
+            client_scope=client_scope,
+            cert_check_interval=cert_check_interval,
+            clock=clock,
+            rng=rng,
+            sleep=sleep,
+        )
         self._http = make_async_client(
             profile, credentials, transport=transport, timeout=_timeout(timeout)
         )
@@ -516,9 +874,25 @@ class AsyncClient(_Base):
         )
 
     @classmethod
-    def for_simulator(cls, registration: str | PathLike[str], **options: Any) -> AsyncClient:
+    def for_simulator(
+        cls, registration: str | PathLike[str], **options: Unpack[AsyncClientOptions]
+    ) -> AsyncClient:
+        """An async client for the simulator whose ``registration.json`` is at
+        ``registration``."""
         profile, creds = cls._simulator_config(registration)
         return cls(profile, creds, **options)
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | PathLike[str] | None = None,
+        *,
+        profile: str | None = None,
+        **options: Unpack[AsyncClientOptions],
+    ) -> AsyncClient:
+        """:meth:`Client.from_config`, for the async client (the file is read here, once)."""
+        utility, creds = load_config(None if path is None else Path(path), profile=profile)
+        return cls(utility, creds, **options)
 
     async def _akey(self, authorization: Authorization) -> str:
         # The store lookups behind a key (a database query) run off the event loop.
@@ -558,6 +932,7 @@ class AsyncClient(_Base):
             await old.aclose()
 
     async def aclose(self) -> None:
+        """Close the connection pools (calls still running finish first)."""
         for http in self._rotation.leases.drain():
             await http.aclose()
 
@@ -581,6 +956,8 @@ class AsyncClient(_Base):
         code_verifier: str | None = None,
         key: str | None = None,
     ) -> tuple[str, Token]:
+        """Exchange the callback (URL or query, checked against ``pending``) or a bare code
+        for tokens (RFC 6749 4.1.3); stores them and returns ``(key, token)``."""
         return await self._run(
             ops.exchange_code(
                 self._context,
@@ -593,21 +970,71 @@ class AsyncClient(_Base):
         )
 
     async def refresh(self, authorization: Authorization) -> Token:
+        """Refresh the grant's access token now (RFC 6749 6); a rotated refresh token is saved
+        before it is used (R20)."""
         return await self._run(ops.force_refresh(self._context, await self._akey(authorization)))
 
     async def client_token(self) -> Token:
+        """The client-credentials token (RFC 6749 4.4) for Bulk, Authorization and
+        ReadServiceStatus calls; cached until near expiry (R19)."""
         return await self._run(ops.client_token(self._context))
 
-    async def usage_points(self, authorization: Authorization, *, raw: bool = False) -> Result:
+    @overload
+    async def usage_points(
+        self, authorization: Authorization, *, raw: Literal[False] = False
+    ) -> Document: ...
+
+    @overload
+    async def usage_points(self, authorization: Authorization, *, raw: Literal[True]) -> bytes: ...
+
+    async def usage_points(
+        self, authorization: Authorization, *, raw: bool = False
+    ) -> Document | bytes:
+        """``Subscription/{sub}/UsagePoint``: the metering points the grant covers (ESPI
+        UsagePoint feed), to pick what to fetch."""
         return await self._run(
             ops.usage_points(self._context, await self._akey(authorization), raw=raw)
         )
 
+    @overload
+    async def usage_point_resource(
+        self, authorization: Authorization, usage_point: str, *, raw: Literal[False] = False
+    ) -> Document: ...
+
+    @overload
+    async def usage_point_resource(
+        self, authorization: Authorization, usage_point: str, *, raw: Literal[True]
+    ) -> bytes: ...
+
     async def usage_point_resource(
         self, authorization: Authorization, usage_point: str, *, raw: bool = False
-    ) -> Result:
+    ) -> Document | bytes:
+        """``Subscription/{sub}/UsagePoint/{id}``: one usage point's resource, without its
+        readings (ESPI UsagePoint)."""
         k = await self._akey(authorization)
         return await self._run(ops.usage_points(self._context, k, usage_point, raw=raw))
+
+    @overload
+    async def usage_point(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: Literal[False] = False,
+    ) -> Document: ...
+
+    @overload
+    async def usage_point(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: Literal[True],
+    ) -> list[bytes]: ...
 
     async def usage_point(
         self,
@@ -618,10 +1045,32 @@ class AsyncClient(_Base):
         end: TimeLike | None = None,
         raw: bool = False,
     ) -> Document | list[bytes]:
+        """``Batch/Subscription/{sub}/UsagePoint/{id}`` over ``[start, end)``, the PG&E "sync"
+        call: one usage point with its readings, paged by date window and merged."""
         k = await self._akey(authorization)
         return await self._run(
             ops.usage_point(self._context, k, usage_point, start=start, end=end, raw=raw)
         )
+
+    @overload
+    async def subscription(
+        self,
+        authorization: Authorization,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: Literal[False] = False,
+    ) -> Document: ...
+
+    @overload
+    async def subscription(
+        self,
+        authorization: Authorization,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: Literal[True],
+    ) -> list[bytes]: ...
 
     async def subscription(
         self,
@@ -631,6 +1080,8 @@ class AsyncClient(_Base):
         end: TimeLike | None = None,
         raw: bool = False,
     ) -> Document | list[bytes]:
+        """``Batch/Subscription/{sub}`` over ``[start, end)``: every usage point of the grant
+        with its readings, paged by date window and merged."""
         k = await self._akey(authorization)
         return await self._run(ops.subscription(self._context, k, start=start, end=end, raw=raw))
 
@@ -641,10 +1092,32 @@ class AsyncClient(_Base):
         start: TimeLike | None = None,
         end: TimeLike | None = None,
     ) -> Accepted:
+        """``Batch/Subscription/{sub}``, the PG&E "async" call: 202 now, a BatchList
+        notification later whose URIs :meth:`get` fetches."""
         k = await self._akey(authorization)
         return await self._run(
             ops.request_subscription_async(self._context, k, start=start, end=end)
         )
+
+    @overload
+    async def meter_readings(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        meter_reading: str | None = None,
+        *,
+        raw: Literal[False] = False,
+    ) -> Document: ...
+
+    @overload
+    async def meter_readings(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        meter_reading: str | None = None,
+        *,
+        raw: Literal[True],
+    ) -> bytes: ...
 
     async def meter_readings(
         self,
@@ -653,7 +1126,9 @@ class AsyncClient(_Base):
         meter_reading: str | None = None,
         *,
         raw: bool = False,
-    ) -> Result:
+    ) -> Document | bytes:
+        """``Subscription/{sub}/UsagePoint/{id}/MeterReading[/{mr}]``: a usage point's
+        reading series and what each measures (ESPI MeterReading)."""
         return await self._run(
             ops.customer_resource(
                 self._context,
@@ -662,6 +1137,32 @@ class AsyncClient(_Base):
                 raw=raw,
             )
         )
+
+    @overload
+    async def interval_blocks(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        meter_reading: str,
+        interval_block: str | None = None,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: Literal[False] = False,
+    ) -> Document: ...
+
+    @overload
+    async def interval_blocks(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        meter_reading: str,
+        interval_block: str | None = None,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: Literal[True],
+    ) -> bytes: ...
 
     async def interval_blocks(
         self,
@@ -673,7 +1174,9 @@ class AsyncClient(_Base):
         start: TimeLike | None = None,
         end: TimeLike | None = None,
         raw: bool = False,
-    ) -> Result:
+    ) -> Document | bytes:
+        """``.../MeterReading/{mr}/IntervalBlock[/{ib}]`` over ``[start, end)``: the interval
+        readings themselves (ESPI IntervalBlock)."""
         return await self._run(
             ops.customer_resource(
                 self._context,
@@ -685,6 +1188,26 @@ class AsyncClient(_Base):
             )
         )
 
+    @overload
+    async def usage_summaries(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        usage_summary: str | None = None,
+        *,
+        raw: Literal[False] = False,
+    ) -> Document: ...
+
+    @overload
+    async def usage_summaries(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        usage_summary: str | None = None,
+        *,
+        raw: Literal[True],
+    ) -> bytes: ...
+
     async def usage_summaries(
         self,
         authorization: Authorization,
@@ -692,7 +1215,9 @@ class AsyncClient(_Base):
         usage_summary: str | None = None,
         *,
         raw: bool = False,
-    ) -> Result:
+    ) -> Document | bytes:
+        """``Subscription/{sub}/UsagePoint/{id}/UsageSummary[/{us}]``: billing-period totals
+        and costs (ESPI UsageSummary)."""
         return await self._run(
             ops.customer_resource(
                 self._context,
@@ -702,31 +1227,91 @@ class AsyncClient(_Base):
             )
         )
 
+    @overload
+    async def reading_types(
+        self,
+        authorization: Authorization,
+        reading_type: str | None = None,
+        *,
+        raw: Literal[False] = False,
+    ) -> Document: ...
+
+    @overload
+    async def reading_types(
+        self, authorization: Authorization, reading_type: str | None = None, *, raw: Literal[True]
+    ) -> bytes: ...
+
     async def reading_types(
         self, authorization: Authorization, reading_type: str | None = None, *, raw: bool = False
-    ) -> Result:
+    ) -> Document | bytes:
+        """``ReadingType[/{id}]``: unit, multiplier and interval of reading series, to scale
+        raw values (ESPI ReadingType)."""
         url = self.paths.reading_types(reading_type)
         return await self._run(
             ops.shared_resource(self._context, await self._akey(authorization), url, raw=raw)
         )
 
+    @overload
+    async def local_time_parameters(
+        self, authorization: Authorization, ltp: str | None = None, *, raw: Literal[False] = False
+    ) -> Document: ...
+
+    @overload
+    async def local_time_parameters(
+        self, authorization: Authorization, ltp: str | None = None, *, raw: Literal[True]
+    ) -> bytes: ...
+
     async def local_time_parameters(
         self, authorization: Authorization, ltp: str | None = None, *, raw: bool = False
-    ) -> Result:
+    ) -> Document | bytes:
+        """``LocalTimeParameters[/{id}]``: time zone offset and DST rules, to show local times
+        (ESPI LocalTimeParameters)."""
         url = self.paths.local_time_parameters(ltp)
         return await self._run(
             ops.shared_resource(self._context, await self._akey(authorization), url, raw=raw)
         )
 
+    @overload
+    async def retail_customer(
+        self,
+        authorization: Authorization,
+        retail_customer: str | None = None,
+        *,
+        raw: Literal[False] = False,
+    ) -> Document: ...
+
+    @overload
+    async def retail_customer(
+        self,
+        authorization: Authorization,
+        retail_customer: str | None = None,
+        *,
+        raw: Literal[True],
+    ) -> bytes: ...
+
     async def retail_customer(
         self, authorization: Authorization, retail_customer: str | None = None, *, raw: bool = False
-    ) -> Result:
+    ) -> Document | bytes:
+        """``RetailCustomer/{id}``: the customer's account record, when the grant's scope
+        covers it (ESPI RetailCustomer)."""
         k = await self._akey(authorization)
         return await self._run(ops.retail_customer(self._context, k, retail_customer, raw=raw))
 
+    @overload
+    async def get(
+        self, uri: str, authorization: Authorization | None = None, *, raw: Literal[False] = False
+    ) -> Document: ...
+
+    @overload
+    async def get(
+        self, uri: str, authorization: Authorization | None = None, *, raw: Literal[True]
+    ) -> bytes: ...
+
     async def get(
         self, uri: str, authorization: Authorization | None = None, *, raw: bool = False
-    ) -> Result:
+    ) -> Document | bytes:
+        """A URI from a BatchList notification, fetched verbatim (``correlationID`` kept);
+        checked to be the custodian's before it is sent."""
         k = None if authorization is None else await self._akey(authorization)
         return await self._run(ops.get(self._context, uri, k, raw=raw))
 
@@ -737,12 +1322,31 @@ class AsyncClient(_Base):
         start: TimeLike | None = None,
         end: TimeLike | None = None,
     ) -> Accepted:
+        """``Batch/Bulk/{id}`` over ``[start, end)`` with the client token: every customer of a
+        bulk grant; 202 now, a BatchList notification later."""
         return await self._run(ops.bulk(self._context, bulk_id, start=start, end=end))
 
-    async def authorizations(self, *, raw: bool = False) -> Result:
+    @overload
+    async def authorizations(self, *, raw: Literal[False] = False) -> Document: ...
+
+    @overload
+    async def authorizations(self, *, raw: Literal[True]) -> bytes: ...
+
+    async def authorizations(self, *, raw: bool = False) -> Document | bytes:
+        """``Authorization``: every grant the custodian holds for this third party (client
+        token), to reconcile the local ones."""
         return await self._run(ops.authorizations(self._context, raw=raw))
 
-    async def authorization(self, authorization_id: str, *, raw: bool = False) -> Result:
+    @overload
+    async def authorization(
+        self, authorization_id: str, *, raw: Literal[False] = False
+    ) -> Document: ...
+
+    @overload
+    async def authorization(self, authorization_id: str, *, raw: Literal[True]) -> bytes: ...
+
+    async def authorization(self, authorization_id: str, *, raw: bool = False) -> Document | bytes:
+        """``Authorization/{id}``: one grant's status, scope and resourceURI (client token)."""
         return await self._run(ops.authorizations(self._context, authorization_id, raw=raw))
 
     async def revoke(self, authorization: str) -> None:
@@ -750,14 +1354,34 @@ class AsyncClient(_Base):
         is the grant's store key or the custodian's authorization id."""
         await self._run(ops.revoke(self._context, authorization))
 
+    @overload
+    async def application_information(
+        self, application_id: str, registration_token: Secret | str, *, raw: Literal[False] = False
+    ) -> Document: ...
+
+    @overload
+    async def application_information(
+        self, application_id: str, registration_token: Secret | str, *, raw: Literal[True]
+    ) -> bytes: ...
+
     async def application_information(
         self, application_id: str, registration_token: Secret | str, *, raw: bool = False
-    ) -> Result:
+    ) -> Document | bytes:
+        """``ApplicationInformation/{id}``: this third party's registration (endpoints,
+        scopes), read with the registration access token."""
         return await self._run(
             ops.application_information(
                 self._context, application_id, _secret(registration_token), raw=raw
             )
         )
 
+    @overload
+    async def service_status(self, *, raw: Literal[False] = False) -> ServiceStatus: ...
+
+    @overload
+    async def service_status(self, *, raw: Literal[True]) -> bytes: ...
+
     async def service_status(self, *, raw: bool = False) -> ServiceStatus | bytes:
+        """``ReadServiceStatus``: whether the custodian's data service is up (ESPI
+        ServiceStatus), with the client token."""
         return await self._run(ops.service_status(self._context, raw=raw))

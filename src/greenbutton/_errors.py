@@ -1,4 +1,4 @@
-"""The exception tree of greenbutton.
+"""The exception tree of greenbutton: every class is defined here (STYLE 5).
 
 Every error the package raises on purpose is a :class:`GreenButtonError`, so callers (and the
 CLI, which turns them into one ``error: ...`` line) can catch one class::
@@ -7,6 +7,7 @@ CLI, which turns them into one ``error: ...`` line) can catch one class::
      +- ConfigurationError      bad settings, certificates or credentials, found at start-up
      +- TransportError          the request did not get an HTTP answer: .url (no secrets)
      |   +- ConnectError        includes TLS failures (hint: check the client certificate)
+     |   |   +- EgressDenied    the host resolves to a non-public address, profile not local (R47)
      |   +- RequestTimeout      a timeout or the overall deadline
      |   +- RequestDeferred     not sent; try again after .retry_after seconds
      |       +- CircuitOpenError    failing fast after repeated failures: .failures (R59)
@@ -20,10 +21,20 @@ CLI, which turns them into one ``error: ...`` line) can catch one class::
      |   +- NotFoundError       404
      |   +- ServerError         5xx/429: .retry_after
      +- ParseError              malformed or unexpected XML: .line, .resource
-         +- UnsafeXMLError      DTDs, entities, XInclude: refused by policy (SECURITY R34)
-         +- XMLLimitError       depth, text size or element counts above the limits (R36)
+     |   +- UnsafeXMLError      DTDs, entities, XInclude: refused by policy (SECURITY R34)
+     |   +- XMLLimitError       depth, text size or element counts above the limits (R36)
+     +- StorageError            the database refused or failed an operation
+     |   +- SecretKeyError      the encryption key is missing, malformed or readable by others
+     |   +- TokenDecryptionError    a stored secret does not decrypt: wrong key or tampered
+     |   +- ReconciliationError the stored readings do not add up to the document's (R64)
+     +- JobRejected             a stored job cannot run as stored (defined in storage._jobs)
+     +- RejectedURI             a notified URI failed validation, never fetched (R41); also
+     |                          a ValueError
+     +- DemoError               a step of ``greenbutton demo`` did not do what it should
 
-Messages say what is wrong, where (line) and what to do; they never quote secrets.
+Import them from ``greenbutton``; the storage errors also from ``greenbutton.storage``,
+``RejectedURI`` from ``greenbutton.web``. Messages say what is wrong, where (line) and what to
+do; they never quote secrets.
 
 Warnings (``warnings.warn``) are :class:`GreenButtonWarning`, a ``UserWarning``: something works
 now but needs attention soon (a client certificate close to expiry).
@@ -38,6 +49,8 @@ __all__ = [
     "CircuitOpenError",
     "ConfigurationError",
     "ConnectError",
+    "DemoError",
+    "EgressDenied",
     "GreenButtonError",
     "GreenButtonWarning",
     "InvalidClientError",
@@ -46,9 +59,14 @@ __all__ = [
     "OAuthError",
     "ParseError",
     "QuotaExhaustedError",
+    "ReconciliationError",
+    "RejectedURI",
     "RequestDeferred",
     "RequestTimeout",
+    "SecretKeyError",
     "ServerError",
+    "StorageError",
+    "TokenDecryptionError",
     "TransportError",
     "UnsafeXMLError",
     "XMLLimitError",
@@ -108,6 +126,11 @@ class TransportError(GreenButtonError):
 
 class ConnectError(TransportError):
     """Could not connect or complete the TLS handshake (check the client certificate)."""
+
+
+class EgressDenied(ConnectError):
+    """Not connected: the custodian host resolves to an address that is not public and its
+    profile is not marked ``local`` (SECURITY R47)."""
 
 
 class RequestTimeout(TransportError):
@@ -246,3 +269,29 @@ class ServerError(APIStatusError):
     ):
         self.retry_after = retry_after
         super().__init__(message, status_code=status_code, url=url, excerpt=excerpt)
+
+
+class StorageError(GreenButtonError):
+    """The database refused or failed an operation (locked, full, unreachable, corrupt)."""
+
+
+class SecretKeyError(StorageError):
+    """The encryption key is missing, malformed, or in a file others can read."""
+
+
+class TokenDecryptionError(StorageError):
+    """A stored secret cannot be decrypted: wrong key or tampered ciphertext."""
+
+
+class ReconciliationError(StorageError):
+    """The stored readings do not add up to the document's (SECURITY R64); rolled back."""
+
+
+class RejectedURI(GreenButtonError, ValueError):
+    """A notified URI that fails validation; never fetched (R41). Still a ``ValueError``,
+    as it was before it joined the tree."""
+
+
+class DemoError(GreenButtonError):
+    """A step of the ``greenbutton demo`` loop did not do what it should; the message says
+    which."""

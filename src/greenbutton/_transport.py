@@ -63,6 +63,7 @@ import httpx2
 from ._errors import (
     ConfigurationError,
     ConnectError,
+    EgressDenied,
     GreenButtonError,
     GreenButtonWarning,
     RequestTimeout,
@@ -390,11 +391,6 @@ def resolve(host: str, port: int) -> list[str]:
     """Every address ``host`` resolves to for a TCP connection, in resolver order, once."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-class EgressDenied(ConnectError):
-    """Not connected: the custodian host resolves to an address that is not public and its
-    profile is not marked ``local`` (SECURITY R47)."""
 
 
 class EgressGuard:

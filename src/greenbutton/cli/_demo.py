@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._errors import ConfigurationError, GreenButtonError
+from .._errors import ConfigurationError, DemoError, GreenButtonError
 from . import cli
 
 if TYPE_CHECKING:
@@ -47,10 +47,6 @@ WAIT_S = 30.0  # bound on every wait (server start, notification + ingest)
 _HIDDEN = re.compile(r'<input type="hidden" name="([\w-]+)" value="([^"<>]*)"')
 _ACTION = re.compile(r'<form method="post" action="([^"<>]+)"')
 _UNITS = {"Wh": ("kWh", 1e-3), "therm": ("therms", 1.0)}
-
-
-class DemoError(Exception):
-    """A step of the loop did not do what it should; the message says which."""
 
 
 def _one_line(exc: BaseException) -> str:

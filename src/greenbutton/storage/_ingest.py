@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .._errors import ReconciliationError
 from .._table import DEFAULT_COST_SCALE, Reading, Series
 from ..models import ABSENT, ABSENT32, Document, MeterReading, ReadingColumns, ReadingType
 from ..parse import parse, series_key
@@ -84,10 +85,6 @@ _READING_TYPE_FIELDS = (
     "currency", "default_quality", "accumulation_behaviour", "data_qualifier",
     "time_attribute", "tou", "phase", "consumption_tier", "cpp", "measuring_period",
 )  # fmt: skip
-
-
-class ReconciliationError(StorageError):
-    """The stored readings do not add up to the document's (SECURITY R64); rolled back."""
 
 
 @dataclass(frozen=True, slots=True)

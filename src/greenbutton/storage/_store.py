@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from .._errors import GreenButtonError
+from .._errors import StorageError
 
 __all__ = ["DATABASE_URL_ENV", "DEFAULT_LOCK_TIMEOUT", "Store", "StorageError", "default_data_dir"]
 
@@ -43,10 +43,6 @@ DISCONNECT_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 TRANSACTION_ATTEMPTS = 5
 
 _T = TypeVar("_T")
-
-
-class StorageError(GreenButtonError):
-    """The database refused or failed an operation (locked, full, unreachable, corrupt)."""
 
 
 def sqlstate(exc: BaseException | None) -> str | None:

@@ -24,7 +24,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .._errors import InvalidGrantError
+from .._errors import InvalidGrantError, SecretKeyError, TokenDecryptionError
 from .._secret import Secret
 from ..espi._identity import parse_authorization_key, subscription_of
 from ..oauth import Token
@@ -44,14 +44,6 @@ SECRET_KEY_ENV = "GREENBUTTON_SECRET_KEY"  # noqa: S105 - the variable's name, n
 KEY_FILE_NAME = "secret.key"
 #: Share of the store's lock timeout a refresh may spend on HTTP while it holds the lock.
 REFRESH_LOCK_SHARE = 0.5
-
-
-class SecretKeyError(StorageError):
-    """The encryption key is missing, malformed, or in a file others can read."""
-
-
-class TokenDecryptionError(StorageError):
-    """A stored secret cannot be decrypted: wrong key or tampered ciphertext."""
 
 
 def _key_file(path: Path) -> bytes:

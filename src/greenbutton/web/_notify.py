@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from .._errors import RejectedURI
 from ..espi._paths import Paths, segment
 
 __all__ = ["NotifiedURI", "RejectedURI", "validate_notified_uri"]
@@ -39,10 +40,6 @@ _QUERY: dict[str, re.Pattern[str]] = {
 #: a custodian holds, only a way to make our follow-up GET (and its job) absurd.
 EARLIEST, LATEST = 0, int(datetime(2100, 1, 1, tzinfo=UTC).timestamp())
 _DEFAULT_PORTS = {"https": 443, "http": 80}
-
-
-class RejectedURI(ValueError):
-    """A notified URI that fails validation; never fetched (R41)."""
 
 
 @dataclass(frozen=True, slots=True)
