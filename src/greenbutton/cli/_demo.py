@@ -332,7 +332,6 @@ def _wait_for_jobs(store: Store, since: float) -> int:
 def _refresh(steps: _Steps, client: Any, key: str) -> TimeZoneInfo | None:
     """Refresh now (rotation stored before use); prove the new token by reading the
     usage points and the time zone the charts and months use."""
-    from ..models import Document
 
     with steps.step("token refresh") as step:
         old = client.token_store.load(key)
@@ -345,15 +344,11 @@ def _refresh(steps: _Steps, client: Any, key: str) -> TimeZoneInfo | None:
             and new.refresh_token.reveal() != old.refresh_token.reveal()
         )
         doc = client.usage_points(key)
-        points = len(doc.usage_points) if isinstance(doc, Document) else 0
+        points = len(doc.usage_points)
         if not points:
             raise DemoError("the refreshed token read no usage points")
         ltp = client.local_time_parameters(key)
-        zone = (
-            ltp.local_time_parameters[0].time_zone
-            if isinstance(ltp, Document) and (ltp.local_time_parameters)
-            else None
-        )
+        zone = ltp.local_time_parameters[0].time_zone if ltp.local_time_parameters else None
         step.detail = (
             f"new access token{' + rotated refresh token' if rotated else ''} stored "
             f"encrypted, reads {points} usage points"

@@ -380,7 +380,6 @@ class JobRunner:
             return None
         try:
             body = client.get(self.resolve(job), job.authorization, raw=True)
-            assert isinstance(body, bytes)
             return self.store_body(job, body)
         except BaseException as exc:
             return self.failed(job, exc)
@@ -394,7 +393,6 @@ class JobRunner:
             return None
         try:
             body = await client.get(self.resolve(job), job.authorization, raw=True)
-            assert isinstance(body, bytes)
             return await to_thread.run_sync(self.store_body, job, body)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):  # a cancelled task still frees its job

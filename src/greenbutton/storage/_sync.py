@@ -58,7 +58,6 @@ from sqlalchemy import Connection, and_, delete, func, select, update
 from .._errors import ConfigurationError, GreenButtonError, RequestDeferred
 from ..espi._identity import authorization_key, subscription_of
 from ..espi._paths import TimeLike, split_windows, to_datetime
-from ..models import Document
 from ..parse import series_key
 from ._ingest import LEASE_SECONDS
 from ._jobs import (
@@ -360,7 +359,6 @@ def _plan(
     if not auth.subscription:
         raise ConfigurationError("the token names no subscription (resourceURI)")
     listing = client.usage_points(auth.key)
-    assert isinstance(listing, Document)
     ids = {series_key(up): up.id for up in listing.usage_points if up.id}
     namespace = client.profile.name
     coverage = _coverage(store, namespace, auth)
@@ -553,7 +551,6 @@ class _Runner:
         self.retry_after = None
         try:
             body = self.client.get(self.engine.resolve(job), job.authorization, raw=True)
-            assert isinstance(body, bytes)
             outcome = self.engine.store_body(job, body)
         except BaseException as exc:
             outcome = self.engine.failed(job, exc)  # re-raises what is not the job's failure

@@ -42,7 +42,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .._analysis import display_unit, scaled
 from .._client import AsyncClient
 from .._errors import CallbackError, GreenButtonError, ParseError
-from ..models import Document
 from ..oauth import parse_callback
 from ..parse import Limits, parse
 from ..storage import (
@@ -336,7 +335,7 @@ class _Web:
         listing = await self.client.usage_points(key)
         subs = await anyio.to_thread.run_sync(active_subscriptions, self.store, self.namespace)
         found = next(((sub, aid) for sub, (aid, k) in subs.items() if k == key), None)
-        if found is None or not isinstance(listing, Document):
+        if found is None:
             return
         sub, auth_id = found
         for up in listing.usage_points:
