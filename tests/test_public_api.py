@@ -8,7 +8,7 @@ import inspect
 import pickle
 import re
 from pathlib import Path
-from typing import get_type_hints
+from typing import Literal, get_args, get_overloads, get_type_hints
 
 import httpx2
 import pytest
@@ -135,3 +135,22 @@ def test_from_config_builds_a_pge_client(tmp_path: Path, monkeypatch: pytest.Mon
         assert client.credentials.client_secret.reveal() == "s3cret"
     profile, creds = greenbutton.load_config(config)
     assert isinstance(creds, greenbutton.Credentials) and profile.token_url.startswith("https")
+
+
+def test_raw_is_overloaded_on_every_data_method() -> None:
+    """Each method taking ``raw`` has the three overloads (Literal[False] -> the parsed type,
+    Literal[True] -> bytes, bool -> either), so callers need no ``isinstance`` narrowing;
+    ``mypy`` checks the bodies, this checks that no method was left out."""
+    for cls in (greenbutton.Client, greenbutton.AsyncClient):
+        with_raw = [
+            name
+            for name, member in inspect.getmembers(cls, inspect.isfunction)
+            if "raw" in inspect.signature(member).parameters
+        ]
+        assert len(with_raw) == 15, (cls.__name__, with_raw)
+        for name in with_raw:
+            overloads = get_overloads(getattr(cls, name))
+            raws = [get_type_hints(o, vars(_client))["raw"] for o in overloads]
+            assert raws == [Literal[False], Literal[True], bool], (cls.__name__, name)
+            returns = [get_type_hints(o, vars(_client))["return"] for o in overloads]
+            assert bytes in (returns[1], *get_args(returns[1])), (cls.__name__, name)

@@ -425,6 +425,11 @@ class Client(_Base):
     @overload
     def usage_points(self, authorization: Authorization, *, raw: Literal[True]) -> bytes: ...
 
+    @overload
+    def usage_points(
+        self, authorization: Authorization, *, raw: bool = False
+    ) -> Document | bytes: ...
+
     def usage_points(self, authorization: Authorization, *, raw: bool = False) -> Document | bytes:
         """``Subscription/{sub}/UsagePoint``: the metering points the grant covers (ESPI
         UsagePoint feed), to pick what to fetch."""
@@ -439,6 +444,11 @@ class Client(_Base):
     def usage_point_resource(
         self, authorization: Authorization, usage_point: str, *, raw: Literal[True]
     ) -> bytes: ...
+
+    @overload
+    def usage_point_resource(
+        self, authorization: Authorization, usage_point: str, *, raw: bool = False
+    ) -> Document | bytes: ...
 
     def usage_point_resource(
         self, authorization: Authorization, usage_point: str, *, raw: bool = False
@@ -469,6 +479,17 @@ class Client(_Base):
         end: TimeLike | None = None,
         raw: Literal[True],
     ) -> list[bytes]: ...
+
+    @overload
+    def usage_point(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: bool = False,
+    ) -> Document | list[bytes]: ...
 
     def usage_point(
         self,
@@ -505,6 +526,16 @@ class Client(_Base):
         end: TimeLike | None = None,
         raw: Literal[True],
     ) -> list[bytes]: ...
+
+    @overload
+    def subscription(
+        self,
+        authorization: Authorization,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: bool = False,
+    ) -> Document | list[bytes]: ...
 
     def subscription(
         self,
@@ -551,6 +582,16 @@ class Client(_Base):
         raw: Literal[True],
     ) -> bytes: ...
 
+    @overload
+    def meter_readings(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        meter_reading: str | None = None,
+        *,
+        raw: bool = False,
+    ) -> Document | bytes: ...
+
     def meter_readings(
         self,
         authorization: Authorization,
@@ -596,6 +637,19 @@ class Client(_Base):
         raw: Literal[True],
     ) -> bytes: ...
 
+    @overload
+    def interval_blocks(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        meter_reading: str,
+        interval_block: str | None = None,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: bool = False,
+    ) -> Document | bytes: ...
+
     def interval_blocks(
         self,
         authorization: Authorization,
@@ -640,6 +694,16 @@ class Client(_Base):
         raw: Literal[True],
     ) -> bytes: ...
 
+    @overload
+    def usage_summaries(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        usage_summary: str | None = None,
+        *,
+        raw: bool = False,
+    ) -> Document | bytes: ...
+
     def usage_summaries(
         self,
         authorization: Authorization,
@@ -673,6 +737,11 @@ class Client(_Base):
         self, authorization: Authorization, reading_type: str | None = None, *, raw: Literal[True]
     ) -> bytes: ...
 
+    @overload
+    def reading_types(
+        self, authorization: Authorization, reading_type: str | None = None, *, raw: bool = False
+    ) -> Document | bytes: ...
+
     def reading_types(
         self, authorization: Authorization, reading_type: str | None = None, *, raw: bool = False
     ) -> Document | bytes:
@@ -690,6 +759,11 @@ class Client(_Base):
     def local_time_parameters(
         self, authorization: Authorization, ltp: str | None = None, *, raw: Literal[True]
     ) -> bytes: ...
+
+    @overload
+    def local_time_parameters(
+        self, authorization: Authorization, ltp: str | None = None, *, raw: bool = False
+    ) -> Document | bytes: ...
 
     def local_time_parameters(
         self, authorization: Authorization, ltp: str | None = None, *, raw: bool = False
@@ -717,6 +791,15 @@ class Client(_Base):
         raw: Literal[True],
     ) -> bytes: ...
 
+    @overload
+    def retail_customer(
+        self,
+        authorization: Authorization,
+        retail_customer: str | None = None,
+        *,
+        raw: bool = False,
+    ) -> Document | bytes: ...
+
     def retail_customer(
         self, authorization: Authorization, retail_customer: str | None = None, *, raw: bool = False
     ) -> Document | bytes:
@@ -734,6 +817,11 @@ class Client(_Base):
     def get(
         self, uri: str, authorization: Authorization | None = None, *, raw: Literal[True]
     ) -> bytes: ...
+
+    @overload
+    def get(
+        self, uri: str, authorization: Authorization | None = None, *, raw: bool = False
+    ) -> Document | bytes: ...
 
     def get(
         self, uri: str, authorization: Authorization | None = None, *, raw: bool = False
@@ -762,6 +850,9 @@ class Client(_Base):
     @overload
     def authorizations(self, *, raw: Literal[True]) -> bytes: ...
 
+    @overload
+    def authorizations(self, *, raw: bool = False) -> Document | bytes: ...
+
     def authorizations(self, *, raw: bool = False) -> Document | bytes:
         """``Authorization``: every grant the custodian holds for this third party (client
         token), to reconcile the local ones."""
@@ -772,6 +863,9 @@ class Client(_Base):
 
     @overload
     def authorization(self, authorization_id: str, *, raw: Literal[True]) -> bytes: ...
+
+    @overload
+    def authorization(self, authorization_id: str, *, raw: bool = False) -> Document | bytes: ...
 
     def authorization(self, authorization_id: str, *, raw: bool = False) -> Document | bytes:
         """``Authorization/{id}``: one grant's status, scope and resourceURI (client token)."""
@@ -792,6 +886,11 @@ class Client(_Base):
         self, application_id: str, registration_token: Secret | str, *, raw: Literal[True]
     ) -> bytes: ...
 
+    @overload
+    def application_information(
+        self, application_id: str, registration_token: Secret | str, *, raw: bool = False
+    ) -> Document | bytes: ...
+
     def application_information(
         self, application_id: str, registration_token: Secret | str, *, raw: bool = False
     ) -> Document | bytes:
@@ -808,6 +907,9 @@ class Client(_Base):
 
     @overload
     def service_status(self, *, raw: Literal[True]) -> bytes: ...
+
+    @overload
+    def service_status(self, *, raw: bool = False) -> ServiceStatus | bytes: ...
 
     def service_status(self, *, raw: bool = False) -> ServiceStatus | bytes:
         """``ReadServiceStatus``: whether the custodian's data service is up (ESPI
@@ -987,6 +1089,11 @@ class AsyncClient(_Base):
     @overload
     async def usage_points(self, authorization: Authorization, *, raw: Literal[True]) -> bytes: ...
 
+    @overload
+    async def usage_points(
+        self, authorization: Authorization, *, raw: bool = False
+    ) -> Document | bytes: ...
+
     async def usage_points(
         self, authorization: Authorization, *, raw: bool = False
     ) -> Document | bytes:
@@ -1005,6 +1112,11 @@ class AsyncClient(_Base):
     async def usage_point_resource(
         self, authorization: Authorization, usage_point: str, *, raw: Literal[True]
     ) -> bytes: ...
+
+    @overload
+    async def usage_point_resource(
+        self, authorization: Authorization, usage_point: str, *, raw: bool = False
+    ) -> Document | bytes: ...
 
     async def usage_point_resource(
         self, authorization: Authorization, usage_point: str, *, raw: bool = False
@@ -1035,6 +1147,17 @@ class AsyncClient(_Base):
         end: TimeLike | None = None,
         raw: Literal[True],
     ) -> list[bytes]: ...
+
+    @overload
+    async def usage_point(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: bool = False,
+    ) -> Document | list[bytes]: ...
 
     async def usage_point(
         self,
@@ -1071,6 +1194,16 @@ class AsyncClient(_Base):
         end: TimeLike | None = None,
         raw: Literal[True],
     ) -> list[bytes]: ...
+
+    @overload
+    async def subscription(
+        self,
+        authorization: Authorization,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: bool = False,
+    ) -> Document | list[bytes]: ...
 
     async def subscription(
         self,
@@ -1119,6 +1252,16 @@ class AsyncClient(_Base):
         raw: Literal[True],
     ) -> bytes: ...
 
+    @overload
+    async def meter_readings(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        meter_reading: str | None = None,
+        *,
+        raw: bool = False,
+    ) -> Document | bytes: ...
+
     async def meter_readings(
         self,
         authorization: Authorization,
@@ -1164,6 +1307,19 @@ class AsyncClient(_Base):
         raw: Literal[True],
     ) -> bytes: ...
 
+    @overload
+    async def interval_blocks(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        meter_reading: str,
+        interval_block: str | None = None,
+        *,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        raw: bool = False,
+    ) -> Document | bytes: ...
+
     async def interval_blocks(
         self,
         authorization: Authorization,
@@ -1208,6 +1364,16 @@ class AsyncClient(_Base):
         raw: Literal[True],
     ) -> bytes: ...
 
+    @overload
+    async def usage_summaries(
+        self,
+        authorization: Authorization,
+        usage_point: str,
+        usage_summary: str | None = None,
+        *,
+        raw: bool = False,
+    ) -> Document | bytes: ...
+
     async def usage_summaries(
         self,
         authorization: Authorization,
@@ -1241,6 +1407,11 @@ class AsyncClient(_Base):
         self, authorization: Authorization, reading_type: str | None = None, *, raw: Literal[True]
     ) -> bytes: ...
 
+    @overload
+    async def reading_types(
+        self, authorization: Authorization, reading_type: str | None = None, *, raw: bool = False
+    ) -> Document | bytes: ...
+
     async def reading_types(
         self, authorization: Authorization, reading_type: str | None = None, *, raw: bool = False
     ) -> Document | bytes:
@@ -1260,6 +1431,11 @@ class AsyncClient(_Base):
     async def local_time_parameters(
         self, authorization: Authorization, ltp: str | None = None, *, raw: Literal[True]
     ) -> bytes: ...
+
+    @overload
+    async def local_time_parameters(
+        self, authorization: Authorization, ltp: str | None = None, *, raw: bool = False
+    ) -> Document | bytes: ...
 
     async def local_time_parameters(
         self, authorization: Authorization, ltp: str | None = None, *, raw: bool = False
@@ -1289,6 +1465,15 @@ class AsyncClient(_Base):
         raw: Literal[True],
     ) -> bytes: ...
 
+    @overload
+    async def retail_customer(
+        self,
+        authorization: Authorization,
+        retail_customer: str | None = None,
+        *,
+        raw: bool = False,
+    ) -> Document | bytes: ...
+
     async def retail_customer(
         self, authorization: Authorization, retail_customer: str | None = None, *, raw: bool = False
     ) -> Document | bytes:
@@ -1306,6 +1491,11 @@ class AsyncClient(_Base):
     async def get(
         self, uri: str, authorization: Authorization | None = None, *, raw: Literal[True]
     ) -> bytes: ...
+
+    @overload
+    async def get(
+        self, uri: str, authorization: Authorization | None = None, *, raw: bool = False
+    ) -> Document | bytes: ...
 
     async def get(
         self, uri: str, authorization: Authorization | None = None, *, raw: bool = False
@@ -1332,6 +1522,9 @@ class AsyncClient(_Base):
     @overload
     async def authorizations(self, *, raw: Literal[True]) -> bytes: ...
 
+    @overload
+    async def authorizations(self, *, raw: bool = False) -> Document | bytes: ...
+
     async def authorizations(self, *, raw: bool = False) -> Document | bytes:
         """``Authorization``: every grant the custodian holds for this third party (client
         token), to reconcile the local ones."""
@@ -1344,6 +1537,11 @@ class AsyncClient(_Base):
 
     @overload
     async def authorization(self, authorization_id: str, *, raw: Literal[True]) -> bytes: ...
+
+    @overload
+    async def authorization(
+        self, authorization_id: str, *, raw: bool = False
+    ) -> Document | bytes: ...
 
     async def authorization(self, authorization_id: str, *, raw: bool = False) -> Document | bytes:
         """``Authorization/{id}``: one grant's status, scope and resourceURI (client token)."""
@@ -1364,6 +1562,11 @@ class AsyncClient(_Base):
         self, application_id: str, registration_token: Secret | str, *, raw: Literal[True]
     ) -> bytes: ...
 
+    @overload
+    async def application_information(
+        self, application_id: str, registration_token: Secret | str, *, raw: bool = False
+    ) -> Document | bytes: ...
+
     async def application_information(
         self, application_id: str, registration_token: Secret | str, *, raw: bool = False
     ) -> Document | bytes:
@@ -1380,6 +1583,9 @@ class AsyncClient(_Base):
 
     @overload
     async def service_status(self, *, raw: Literal[True]) -> bytes: ...
+
+    @overload
+    async def service_status(self, *, raw: bool = False) -> ServiceStatus | bytes: ...
 
     async def service_status(self, *, raw: bool = False) -> ServiceStatus | bytes:
         """``ReadServiceStatus``: whether the custodian's data service is up (ESPI
