@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from greenbutton import CircuitBreaker
 from greenbutton._profile import UtilityProfile
 from greenbutton._ratelimit import RATE_DIR_ENV
 from greenbutton.classic import Api, ClientCredentials, OAuth2
@@ -79,3 +80,24 @@ def test_a_pge_url_gets_pges_limits_and_shares_them_with_modern_clients() -> Non
     assert other.rate_limit_per_s is None and not other.local
     assert _profile("http://127.0.0.1:8080/token").local
     assert OAuth2({}, {"crt": "c", "key": "k"}).client is None  # nothing built before a call
+
+
+def test_classic_calls_share_the_clients_circuit_breaker(tmp_path: Path) -> None:
+    """After the breaker's threshold of failed calls the next classic call is refused
+    without a request (R59): an error dict naming the breaker, nothing at the simulator."""
+    with start_simulator(tmp_path / "sim", auto_approve="alice", customers=1) as gb:
+        reg = gb.registration
+        creds = {"client_key": reg["client_id"], "client_secret_key": reg["client_secret"]}
+        certs = {"crt": reg["client_cert"], "key": reg["client_key"], "ca": reg["ca_cert"]}
+        breaker = CircuitBreaker(failure_threshold=2, min_span_s=0.0, cooldown_s=60.0)
+        with ClientCredentials(
+            creds, certs, circuit_breaker=breaker, max_attempts=1, rate_limit_shared=False
+        ) as tokens:
+            faults = gb.sim.faults
+            faults.burst_status, faults.retry_after, faults.status_burst = 503, 0, 10
+            failed = [tokens.get_client_access_token(reg["token_url"]) for _ in range(2)]
+            assert [a["status"] for a in failed] == [503, 503]
+            sent = len(gb.sim.state.arrivals)
+            refused = tokens.get_client_access_token(reg["token_url"])
+            assert refused["status"] == 0 and "circuit" in refused["error"].lower()
+            assert len(gb.sim.state.arrivals) == sent

@@ -25,7 +25,9 @@ and the machine-wide rate limit and quotas (R58). The profile is ``profile=`` wh
 taken from the first call's URL: PG&E's quirks (1 request/s, 2,000/h, 20,000/day, under the
 profile name ``pge``, so classic and modern calls of one client id share one budget) for
 ``*.pge.com``, no client-side limit elsewhere. ``Api`` has no client id in its 2015 signature;
-give it ``client_id=`` to count its calls against the same budget as ``OAuth2``'s.
+give it ``client_id=`` to count its calls against the same budget as ``OAuth2``'s. Any other
+keyword argument is the :class:`~greenbutton.Client`'s (``circuit_breaker``, ``timeout``,
+``rate_limit_dir`` ...).
 """
 
 from __future__ import annotations
@@ -36,12 +38,12 @@ import time
 import weakref
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, Unpack
 from urllib.parse import urlencode
 
 import httpx2
 
-from ._client import Client
+from ._client import Client, ClientOptions
 from ._errors import APIStatusError, GreenButtonError, OAuthError
 from ._flows import Flow
 from ._profile import PGE, Credentials, UtilityProfile, _is_pge, loopback_literals
@@ -103,10 +105,12 @@ class _Base:
         certs: dict[str, Any],
         *,
         profile: UtilityProfile | None = None,
+        **options: Unpack[ClientOptions],
     ):
         self._creds_in = creds
         self._certs = dict(certs)
         self._profile = profile
+        self._options = options
         self._client: Client | None = None
         self._lock = threading.Lock()
 
@@ -116,7 +120,7 @@ class _Base:
         with self._lock:
             if self._client is None:
                 creds = _credentials(self._creds_in, self._certs)
-                client = Client(self._profile or _profile(url), creds)
+                client = Client(self._profile or _profile(url), creds, **self._options)
                 # The 2015 SDK had no close(): its connections go when the object does.
                 weakref.finalize(self, client.close)
                 self._client = client
@@ -183,8 +187,9 @@ class OAuth2(_Base):
         certs: dict[str, Any],
         *,
         profile: UtilityProfile | None = None,
+        **options: Unpack[ClientOptions],
     ):
-        super().__init__(creds, certs, profile=profile)
+        super().__init__(creds, certs, profile=profile, **options)
         self._last: Token | None = None
 
     def get_access_token(self, url: str, code: str, redirect_uri: str) -> Answer:
@@ -247,8 +252,9 @@ class ClientCredentials(_Base):
         certs: dict[str, Any],
         *,
         profile: UtilityProfile | None = None,
+        **options: Unpack[ClientOptions],
     ):
-        super().__init__(creds, certs, profile=profile)
+        super().__init__(creds, certs, profile=profile, **options)
 
     def get_client_access_token(self, url: str) -> Answer:
         """A client-credentials token from the token endpoint ``url`` (RFC 6749 4.4)."""
@@ -279,8 +285,10 @@ class Api(_Base):
         *,
         profile: UtilityProfile | None = None,
         client_id: str | None = None,
+        **options: Unpack[ClientOptions],
     ):
-        super().__init__({"client_key": client_id} if client_id else None, certs, profile=profile)
+        creds = {"client_key": client_id} if client_id else None
+        super().__init__(creds, certs, profile=profile, **options)
 
     def _get(self, url: str, path: list[str], params: dict[str, str], token: str) -> Answer:
         base = url.rstrip("/")
