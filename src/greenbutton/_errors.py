@@ -27,7 +27,8 @@ CLI, which turns them into one ``error: ...`` line) can catch one class::
      |   +- SecretKeyError      the encryption key is missing, malformed or readable by others
      |   +- TokenDecryptionError    a stored secret does not decrypt: wrong key or tampered
      |   +- ReconciliationError the stored readings do not add up to the document's (R64)
-     +- JobRejected             a stored job cannot run as stored (defined in storage._jobs)
+     +- JobRejected             a stored job cannot run: its URI is not the custodian's, or
+     |                          its authorization is gone
      +- RejectedURI             a notified URI failed validation, never fetched (R41); also
      |                          a ValueError
      +- DemoError               a step of ``greenbutton demo`` did not do what it should
@@ -55,6 +56,7 @@ __all__ = [
     "GreenButtonWarning",
     "InvalidClientError",
     "InvalidGrantError",
+    "JobRejected",
     "NotFoundError",
     "OAuthError",
     "ParseError",
@@ -285,6 +287,11 @@ class TokenDecryptionError(StorageError):
 
 class ReconciliationError(StorageError):
     """The stored readings do not add up to the document's (SECURITY R64); rolled back."""
+
+
+class JobRejected(GreenButtonError):
+    """The job cannot be run as stored: its URI is not the custodian's, or its
+    authorization is gone. Recorded on the job like any failure."""
 
 
 class RejectedURI(GreenButtonError, ValueError):

@@ -43,6 +43,7 @@ from sqlalchemy import Connection, insert, or_, select, text, update
 from .._errors import (
     AuthorizationError,
     GreenButtonError,
+    JobRejected,
     OAuthError,
     RequestDeferred,
     ServerError,
@@ -88,11 +89,6 @@ MAX_ATTEMPTS = 5
 RETRY_ABANDONED_AFTER = 24 * 3600.0
 #: Job states a runner picks up again; ``done`` and ``abandoned`` are terminal.
 OPEN_STATES = ("pending", "running", "failed")
-
-
-class JobRejected(GreenButtonError):
-    """The job cannot be run as stored: its URI is not the custodian's, or its
-    authorization is gone. Recorded on the job like any failure."""
 
 
 @dataclass(frozen=True, slots=True)
