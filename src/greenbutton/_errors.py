@@ -33,9 +33,9 @@ CLI, which turns them into one ``error: ...`` line) can catch one class::
      |                          a ValueError
      +- DemoError               a step of ``greenbutton demo`` did not do what it should
 
-Import them from ``greenbutton``; the storage errors also from ``greenbutton.storage``,
-``RejectedURI`` from ``greenbutton.web``. Messages say what is wrong, where (line) and what to
-do; they never quote secrets.
+Import them from ``greenbutton`` (the storage errors also from ``greenbutton.storage``); the
+modules that defined some of them before keep re-exporting them. Messages say what is wrong,
+where (line) and what to do; they never quote secrets.
 
 Warnings (``warnings.warn``) are :class:`GreenButtonWarning`, a ``UserWarning``: something works
 now but needs attention soon (a client certificate close to expiry).
