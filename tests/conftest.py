@@ -57,3 +57,37 @@ def notified_jobs(store: Any) -> list[tuple[str, str]]:
             select(ingest_jobs.c.resource_uri, ingest_jobs.c.state).order_by(ingest_jobs.c.id)
         )
         return [(str(u), str(s)) for u, s in rows if "/UsagePoint/" not in str(u)]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio: the loop uvicorn and the web app run on."""
+    return "asyncio"
+
+
+#: Where the web app's tests serve it: the simulator registers its redirect and
+#: notification URIs here (``third_party_url``).
+WEB_BASE = "http://127.0.0.1:3999"
+
+
+@pytest.fixture
+def gb(tmp_path: Path, secret_key: str) -> Iterator[Any]:
+    """A simulator for the web app's tests (a module may define its own ``gb``): URIs
+    registered for :data:`WEB_BASE`, ``alice`` approving without pages, a fresh key."""
+    from tests.simulator_harness import start_simulator
+
+    with start_simulator(tmp_path / "sim", auto_approve="alice", third_party_url=WEB_BASE) as h:
+        yield h
+
+
+@pytest.fixture(autouse=True)
+def _own_user_folders(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test gets its own per-user folders (XDG data, cache, config, state): the
+    default token file, key file and shared rate-limit state of one test — or of another
+    test run on the same machine — never leak into another."""
+    home = tmp_path_factory.mktemp("user")
+    for name in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(name, str(home / name.lower()))
+    monkeypatch.delenv("GREENBUTTON_RATE_DIR", raising=False)

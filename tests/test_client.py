@@ -65,11 +65,6 @@ CREDS = Credentials(
 )
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # -- paths -------------------------------------------------------------------------------
 
 

@@ -40,11 +40,6 @@ from .simulator_harness import SimulatorHandle, start_simulator
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def gb(tmp_path: Path) -> Iterator[SimulatorHandle]:
     with start_simulator(tmp_path / "sim", auto_approve="alice", customers=2) as handle:
         yield handle

@@ -53,11 +53,6 @@ TICKS = 100  # ticks of an unrelated coroutine (5 ms apart) while a task waits f
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def store(store_url: str, tmp_path: Path, secret_key: str) -> Iterator[Store]:
     s = Store.open(store_url, data_dir=tmp_path)
     try:

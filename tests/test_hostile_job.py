@@ -13,7 +13,7 @@ parser's reason), never an untyped exception or a hang. SECURITY R36, R37.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,15 +21,13 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from greenbutton.storage._schema import ingest_jobs
 from greenbutton.web import WebConfig, create_app
+from tests.conftest import WEB_BASE as BASE
 
-from .simulator_harness import SimulatorHandle, start_simulator
-
-BASE = "http://127.0.0.1:3000"
+from .simulator_harness import SimulatorHandle
 
 
 def _last(pattern: str, replacement: str) -> Any:
@@ -55,18 +53,6 @@ HOSTILE = {
     "start": (_reading_start, True),
     "dst-rule": (_last(r"<(?:\w+:)?dstStartRule>([^<]*)<", "99999999999"), False),
 }
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def gb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatorHandle]:
-    monkeypatch.setenv("GREENBUTTON_SECRET_KEY", Fernet.generate_key().decode())
-    with start_simulator(tmp_path / "sim", auto_approve="alice", third_party_url=BASE) as h:
-        yield h
 
 
 class Tampering(httpx2.AsyncBaseTransport):

@@ -48,9 +48,7 @@ from greenbutton.storage._schema import authorizations, ingest_jobs
 from greenbutton.storage._sync import _subscription
 
 from .simulator_harness import SimulatorHandle, start_simulator
-from .test_web import BASE, anyio_backend, connect, running
-
-__all__ = ["anyio_backend"]  # the web app's tests' fixture, used by the web worker's test
+from .web_harness import BASE, connect, running
 
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 SINCE = TODAY - timedelta(days=40)  # two 30-day windows per usage point, then a catch-up

@@ -82,16 +82,7 @@ def test_the_check_sees_relative_imports() -> None:
 #: Flat modules of the package root (``greenbutton._client``, ``_errors``, ``_writers`` ...)
 #: are the SDK's own surface until STYLE 1's ``client/`` and ``table/`` folders exist, so
 #: only a subpackage's private module (``greenbutton.storage._schema``) counts here.
-PRIVATE_IMPORT_EXCEPTIONS = {
-    # The demo and the simulator command run the simulator's listeners in-process; the
-    # simulator package exports its apps and config, not the server runner (not ours to
-    # change here: re-export them from simulator/__init__ and this entry goes).
-    ("greenbutton.cli._demo", "greenbutton.simulator._server"),
-    ("greenbutton.cli._simulator", "greenbutton.simulator._server"),
-    # espi/ exports both names (``from ..espi import Paths, segment``); web/_notify.py is
-    # outside this change.
-    ("greenbutton.web._notify", "greenbutton.espi._paths"),
-}
+PRIVATE_IMPORT_EXCEPTIONS: set[tuple[str, str]] = set()  # none: keep it that way
 
 
 def _private_imports(path: Path, source: str | None = None) -> set[str]:

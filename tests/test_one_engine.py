@@ -44,11 +44,6 @@ def gb(tmp_path: Path) -> Iterator[SimulatorHandle]:
         yield handle
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

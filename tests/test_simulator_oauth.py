@@ -46,11 +46,6 @@ PORTAL = "https://portal.test"
 API = "https://api.test"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def make_sim(tmp_path: Path, **config: Any) -> Simulator:
     registration = Registration(
         client_id=CLIENT_ID,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,23 +23,12 @@ from greenbutton.simulator._data import Window
 from greenbutton.simulator._notify import batch_list_xml
 from greenbutton.web._notify import RejectedURI, validate_notified_uri
 
-from .simulator_harness import SimulatorHandle, start_simulator
-from .test_web import BASE, XML, _jobs, connect, running
+from .simulator_harness import SimulatorHandle
+from .web_harness import XML, _jobs, connect, running
 
 NOTIFY = "/espi/1_1/Notification"
 RESOURCE = "https://dc.example/espi/1_1/resource"
 SUB = f"{RESOURCE}/Batch/Subscription/5"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def gb(tmp_path: Path, secret_key: str) -> Iterator[SimulatorHandle]:
-    with start_simulator(tmp_path / "sim", auto_approve="alice", third_party_url=BASE) as h:
-        yield h
 
 
 def _no_traceback(caplog: pytest.LogCaptureFixture, *texts: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +29,10 @@ from greenbutton.storage import (
     revocation_failed,
 )
 
-from .simulator_harness import SimulatorHandle, start_simulator
-from .test_web import BASE, connect, running
+from .simulator_harness import SimulatorHandle
+from .web_harness import connect, running
 
 FAR = 2_000_000_000.0  # a moment after any back-off: "later", without waiting for it
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def gb(tmp_path: Path, secret_key: str) -> Iterator[SimulatorHandle]:
-    with start_simulator(tmp_path / "sim", auto_approve="alice", third_party_url=BASE) as h:
-        yield h
 
 
 async def _disconnect(browser: Any) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -26,20 +26,8 @@ from greenbutton.storage import Store
 from greenbutton.storage._schema import web_sessions
 from greenbutton.web import WebConfig, create_app
 
-from .simulator_harness import SimulatorHandle, start_simulator
-from .test_web import BASE, Counting, consent
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def gb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatorHandle]:
-    monkeypatch.setenv("GREENBUTTON_SECRET_KEY", Fernet.generate_key().decode())
-    with start_simulator(tmp_path / "sim", auto_approve="alice", third_party_url=BASE) as h:
-        yield h
+from .simulator_harness import SimulatorHandle
+from .web_harness import BASE, Counting, consent
 
 
 @asynccontextmanager

@@ -9,7 +9,6 @@ The app runs in-process against a real simulator; each "browser" is its own cook
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,21 +19,10 @@ from cryptography.fernet import Fernet, MultiFernet
 from greenbutton.storage import Store
 from greenbutton.web._sessions import Sessions
 
-from .simulator_harness import SimulatorHandle, start_simulator
-from .test_web import BASE, consent, running
+from .simulator_harness import SimulatorHandle
+from .web_harness import BASE, consent, running
 
 COOKIE = "gb_session"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def gb(tmp_path: Path, secret_key: str) -> Iterator[SimulatorHandle]:
-    with start_simulator(tmp_path / "sim", auto_approve="alice", third_party_url=BASE) as h:
-        yield h
 
 
 def _csrf(page: str) -> str:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..models import TimeZoneInfo
-    from ..simulator._server import RunningSimulator
+    from ..simulator import RunningSimulator
     from ..storage import Store
 
 __all__ = ["demo_command"]
@@ -179,8 +179,7 @@ def _run(folder: Path, keep_running: bool) -> None:
     from rich.console import Console
 
     from .._client import Client
-    from ..simulator import SimulatorConfig
-    from ..simulator._server import run_in_thread
+    from ..simulator import SimulatorConfig, run_in_thread
     from ..storage import DatabaseTokenStore, Store
     from ..web import WebConfig, create_app
 

@@ -135,8 +135,7 @@ def simulator_command(
     key and CA paths, URLs, customer logins) and prints what to do next. Ctrl-C stops it.
     """
     try:
-        from ..simulator import Faults, SimulatorConfig
-        from ..simulator._server import SimulatorServer, startup_message
+        from ..simulator import Faults, SimulatorConfig, SimulatorServer, startup_message
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in _SIM_MODULES:
             raise ConfigurationError(

@@ -20,6 +20,16 @@ The simulator imports the SDK; the SDK never imports it.
 from __future__ import annotations
 
 from ._config import PATHS, Faults, SimulatorConfig
+from ._server import RunningSimulator, SimulatorServer, run_in_thread, startup_message
 from ._simulator import Simulator
 
-__all__ = ["PATHS", "Faults", "Simulator", "SimulatorConfig"]
+__all__ = [
+    "PATHS",
+    "Faults",
+    "RunningSimulator",
+    "Simulator",
+    "SimulatorConfig",
+    "SimulatorServer",
+    "run_in_thread",
+    "startup_message",
+]

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from .._errors import RejectedURI
-from ..espi._paths import Paths, segment
+from ..espi import Paths, segment
 
 __all__ = ["NotifiedURI", "RejectedURI", "validate_notified_uri"]
 
