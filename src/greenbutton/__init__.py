@@ -50,11 +50,14 @@ from ._errors import (
     UnsafeXMLError,
     XMLLimitError,
 )
+from ._loopback import LoopbackCallback
 from ._profile import Credentials, UtilityProfile
 from ._secret import Secret
 from ._table import COLUMNS, Reading
+from ._writers import write_readings
 from .frames import read_arrow, read_frame, to_arrow, to_pandas, write_parquet
 from .models import Document
+from .oauth import FileTokenStore
 from .parse import Limits, iter_readings, parse
 
 __all__ = [
@@ -74,12 +77,14 @@ __all__ = [
     "DemoError",
     "Document",
     "EgressDenied",
+    "FileTokenStore",
     "GreenButtonError",
     "GreenButtonWarning",
     "InvalidClientError",
     "InvalidGrantError",
     "JobRejected",
     "Limits",
+    "LoopbackCallback",
     "NotFoundError",
     "OAuthError",
     "ParseError",
@@ -107,6 +112,7 @@ __all__ = [
     "to_arrow",
     "to_pandas",
     "write_parquet",
+    "write_readings",
 ]
 
 # Public names report this package as their home (httpx __init__.py); constants such as
