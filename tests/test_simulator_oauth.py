@@ -509,6 +509,32 @@ async def test_token_calls_are_recorded(env: Env) -> None:
     assert call.grant_type == "client_credentials"
 
 
+async def test_parameters_in_the_query_string_are_accepted_like_pge_and_recorded(
+    env: Env,
+) -> None:
+    """Issue 14: PG&E answers a token POST whose parameters are in the query string (Open
+    Energy View's client-credentials and refresh calls, ESPI_NOTES 2.1); the simulator does
+    too and records it, so a test can tell such a client from one following R15."""
+    r = await env.api.post(
+        PATHS.TOKEN + "?grant_type=client_credentials", headers={"Authorization": basic()}
+    )
+    assert r.status_code == 200 and r.json()["client_access_token"]
+    (call,) = token_calls(env.sim)
+    assert call.from_query and call.grant_type == "client_credentials" and call.status == 200
+    await token(env, {"grant_type": "client_credentials"})  # a form body: not flagged
+    assert [c.from_query for c in token_calls(env.sim)] == [True, False]
+
+
+async def test_strict_token_requests_refuse_the_query_string(tmp_path: Path) -> None:
+    async for strict in make_env(make_sim(tmp_path, strict_token_requests=True)):
+        r = await strict.api.post(
+            PATHS.TOKEN + "?grant_type=client_credentials", headers={"Authorization": basic()}
+        )
+        assert_error(r, 400, "invalid_request")
+        (call,) = token_calls(strict.sim)
+        assert not call.from_query and call.status == 400
+
+
 # -- authorization_code grant: R04, R05, R11 -----------------------------------------------------
 
 

@@ -105,6 +105,12 @@ _port = click.IntRange(0, 65535)
     is_flag=True,
     help="Bind access tokens to the client certificate they were issued over (RFC 8705).",
 )
+@click.option(
+    "--strict-token-requests",
+    is_flag=True,
+    help="Refuse token requests with their parameters in the query string (PG&E accepts "
+    "them, so by default the simulator does too).",
+)
 @click.option("--access-log", is_flag=True, help="Log every request to stderr.")
 def simulator_command(
     state_dir: Path | None,
@@ -126,6 +132,7 @@ def simulator_command(
     duplicate_notifications: bool,
     allow_non_loopback: bool,
     bind_tokens: bool,
+    strict_token_requests: bool,
     access_log: bool,
 ) -> None:
     """Run a Green Button data custodian on loopback: customer portal, OAuth server and ESPI
@@ -157,6 +164,7 @@ def simulator_command(
         allow_insecure_bind=allow_non_loopback,
         bind_tokens=bind_tokens,
         rate_limit=rate_limit,
+        strict_token_requests=strict_token_requests,
         faults=Faults(
             latency_ms=latency_ms,
             rate_limit_per_s=fault_429_rate,

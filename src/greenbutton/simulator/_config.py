@@ -67,4 +67,7 @@ class SimulatorConfig:
     #: requests in any second, 429 + Retry-After; written to registration.json so the
     #: ``simulator`` profile keeps under it. 0 = none.
     rate_limit: float = 0.0
+    #: Refuse token requests whose parameters are in the query string (RFC 6749 strictly);
+    #: by default they are accepted like PG&E does, and recorded (``TokenCall.from_query``).
+    strict_token_requests: bool = False
     faults: Faults = field(default_factory=Faults)
