@@ -122,3 +122,117 @@ def test_the_private_import_check_sees_a_schema_import() -> None:
     )
     found = _private_imports(PACKAGE / "web" / "_probe.py", source)
     assert found == {"greenbutton.storage._schema"}
+
+
+# -- the import graph (issue 13.4) ------------------------------------------------------------
+
+
+def _all_modules() -> set[str]:
+    """Every module of the package: its ``.py`` files and its compiled extensions' sources
+    (``parse/_cblocks.pyx``, imported as ``from . import _cblocks``)."""
+    return {_module(p) for pattern in ("*.py", "*.pyx") for p in PACKAGE.rglob(pattern)}
+
+
+def _import_nodes(nodes: list[ast.stmt], *, functions: bool) -> list[ast.Import | ast.ImportFrom]:
+    """The import statements among ``nodes``: module level, in ``if``/``try`` blocks and class
+    bodies, and ``if TYPE_CHECKING:`` blocks (mypy follows them); with ``functions``, also
+    the imports inside function bodies (deferred imports: they run at the first call)."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    for node in nodes:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not functions:
+            continue
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+            continue
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.stmt):
+                found.extend(_import_nodes([child], functions=functions))
+            elif isinstance(child, ast.excepthandler):
+                found.extend(_import_nodes(child.body, functions=functions))
+    return found
+
+
+def _import_graph(paths: list[Path], *, functions: bool) -> dict[str, set[str]]:
+    """Module -> the package modules it imports. ``from . import x`` names the module ``x``
+    when there is one, else the package; ``from .m import name`` names ``m``."""
+    modules = _all_modules()
+    graph: dict[str, set[str]] = {}
+    for path in paths:
+        module = _module(path)
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in _import_nodes(ast.parse(path.read_text(), str(path)).body, functions=functions):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                base = package.split(".")
+                if node.level:
+                    base = base[: len(base) - (node.level - 1)]
+                    target = ".".join([*base, node.module] if node.module else base)
+                else:
+                    target = node.module or ""
+                names = [
+                    f"{target}.{alias.name}" if f"{target}.{alias.name}" in modules else target
+                    for alias in node.names
+                ]
+            targets.update(name for name in names if name in modules and name != module)
+        graph[module] = targets
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component: list[str] = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_package_import_graph_has_no_cycle() -> None:
+    """No two modules import each other, directly or round a loop, at module level (the
+    imports that run at ``import``, ``if TYPE_CHECKING:`` blocks included). Imports inside
+    function bodies are left out here: the CLI registers its commands that way (``cli``
+    imports each command module when it runs, and each imports ``cli`` for its decorator)."""
+    graph = _import_graph(sorted(PACKAGE.rglob("*.py")), functions=False)
+    assert len(graph) > 30
+    assert _cycles(graph) == []
+
+
+def test_the_sdk_import_graph_has_no_cycle_even_through_deferred_imports() -> None:
+    """Outside the front ends, not even a deferred import (inside a function) closes a loop:
+    a module that needs a lower one's helper imports it, and the helper lives below both
+    (``_profile`` and ``_transport`` share the URL policy through ``_urls``)."""
+    graph = _import_graph(_sdk_modules(), functions=True)
+    assert "greenbutton._urls" in graph["greenbutton._profile"]
+    assert "greenbutton._transport" not in graph["greenbutton._profile"]
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    """The checker itself: a loop, and the component it belongs to, are found."""
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []

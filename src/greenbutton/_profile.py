@@ -123,7 +123,7 @@ class UtilityProfile:
             raise ConfigurationError(
                 "ApplicationInformation lacks " + ", ".join(missing) + "; cannot build a profile"
             )
-        from ._transport import check_url  # _transport imports this module
+        from ._urls import check_url  # httpx2 parses URLs: loaded only when a URL is checked
 
         for label, url in (
             ("authorize endpoint", authorize_url),

@@ -71,6 +71,7 @@ from ._errors import (
 )
 from ._profile import Credentials, UtilityProfile
 from ._redact import get_logger, install_redaction, redact
+from ._urls import check_url, safe_url
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -270,47 +271,6 @@ def build_ssl_context(
 
 
 # -- URLs ---------------------------------------------------------------------------------
-
-
-def _is_loopback_ip(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name ("localhost" too): its resolution is not ours to trust
-
-
-def check_url(url: str | httpx2.URL, *, what: str = "URL") -> None:
-    """Refuse anything but ``https://`` (or ``http://`` to a loopback IP literal), and URLs
-    carrying credentials. Raises :class:`ConfigurationError`."""
-    try:
-        parsed = url if isinstance(url, httpx2.URL) else httpx2.URL(url)
-    except httpx2.InvalidURL:
-        raise ConfigurationError(f"{what} is not a valid URL") from None
-    shown = safe_url(str(parsed))
-    if parsed.userinfo:
-        raise ConfigurationError(f"{what} must not carry a user name or password: {shown}")
-    if not parsed.host:
-        raise ConfigurationError(f"{what} has no host: {shown}")
-    if parsed.scheme == "https":
-        return
-    if parsed.scheme == "http" and _is_loopback_ip(parsed.host):
-        return
-    raise ConfigurationError(
-        f"{what} must use https:// (http:// only to 127.0.0.1 or [::1]): {shown}"
-    )
-
-
-def safe_url(url: str | httpx2.URL) -> str:
-    """The URL without query, fragment or userinfo: what may appear in logs and errors."""
-    try:
-        parsed = url if isinstance(url, httpx2.URL) else httpx2.URL(str(url))
-        port = f":{parsed.port}" if parsed.port else ""
-        host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
-        cleaned = f"{parsed.scheme}://{host}{port}{parsed.path}" if parsed.scheme else parsed.path
-    except (httpx2.InvalidURL, TypeError, ValueError):
-        cleaned = str(url).split("?", 1)[0].split("#", 1)[0]
-    # CR/LF (log injection, R49) never survive; the path is shown escaped.
-    return cleaned.replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _check_profile(profile: UtilityProfile) -> None:
