@@ -7,6 +7,7 @@ they are never copied into the repository.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +92,18 @@ def _own_user_folders(
     for name in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
         monkeypatch.setenv(name, str(home / name.lower()))
     monkeypatch.delenv("GREENBUTTON_RATE_DIR", raising=False)
+
+
+#: Instants (UTC) around the days that break date code, shared by the tests that pin a
+#: window's end or freeze the clock (tests/test_charts.py, tests/test_dates_that_bite.py):
+#: US DST changes, 29 February, the last day of a month, New Year's Eve in UTC and in
+#: Pacific time (08:00 UTC on 1 January is still 31 December in California).
+BITING = [
+    datetime(2026, 3, 8, 10, 30, tzinfo=UTC),  # spring forward: 02:00-03:00 local is skipped
+    datetime(2026, 11, 1, 9, 15, tzinfo=UTC),  # fall back: 01:15 local happens twice
+    datetime(2028, 2, 29, 18, 0, tzinfo=UTC),
+    datetime(2026, 1, 31, 23, 45, tzinfo=UTC),
+    datetime(2026, 12, 31, 23, 59, tzinfo=UTC),
+    datetime(2027, 1, 1, 7, 59, tzinfo=UTC),
+    datetime(2026, 12, 3, 11, 34, tzinfo=UTC),  # the day these tests were first pinned
+]

@@ -8,7 +8,7 @@ dates are fixed here, never today's.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,22 +22,11 @@ from matplotlib.patches import Patch
 from greenbutton import charts
 from greenbutton._analysis import SeriesValues
 
+from .conftest import BITING
+
 PACIFIC = ZoneInfo("America/Los_Angeles")
 IMPORT = "#2b6cb0"
 EXPORT = "#d69e2e"
-
-#: Window ends (UTC) around the days that break date code: US DST changes, 29 February,
-#: the last day of a month, New Year's Eve in UTC and in Pacific time (08:00 UTC on
-#: 1 January is still 31 December in California).
-BITING = [
-    datetime(2026, 3, 8, 10, 30, tzinfo=UTC),  # spring forward: 02:00-03:00 local is skipped
-    datetime(2026, 11, 1, 9, 15, tzinfo=UTC),  # fall back: 01:15 local happens twice
-    datetime(2028, 2, 29, 18, 0, tzinfo=UTC),
-    datetime(2026, 1, 31, 23, 45, tzinfo=UTC),
-    datetime(2026, 12, 31, 23, 59, tzinfo=UTC),
-    datetime(2027, 1, 1, 7, 59, tzinfo=UTC),
-    datetime(2026, 12, 3, 11, 34, tzinfo=UTC),  # the day this test was first pinned
-]
 
 
 def _hourly(end: datetime, flow: str, per_hour: float) -> charts.ChartSeries:
