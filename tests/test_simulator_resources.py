@@ -578,7 +578,19 @@ def test_daily_clock_runs(tmp_path: Path) -> None:
 def test_authorization_list_get_and_revoke(env: Env) -> None:
     feed = greenbutton.parse(env.get("Authorization", env.client_token).content)
     assert {a.status for a in feed.authorizations} == {1}
-    assert len(feed.authorizations) == 2
+    customers = [a for a in feed.authorizations if "/Batch/Subscription/" in (a.resource_uri or "")]
+    assert len(customers) == 2
+    # issue 14: the third party's own authorizations are listed too, as at PG&E: the bulk
+    # one (how pgesmd finds the bulk id) and the registration one
+    admin = {a.resource_uri: a for a in feed.authorizations}
+    bulk = admin[f"{BASE}{RES}/Batch/Bulk/77"]
+    assert bulk.scope is not None and bulk.scope.endswith(";BR=77")
+    assert f"{BASE}{RES}/ApplicationInformation/42" in admin
+    assert len(feed.authorizations) == 4
+    (again_bulk,) = greenbutton.parse(
+        env.get(str(bulk.authorization_uri).removeprefix(f"{BASE}{RES}/"), env.client_token).content
+    ).authorizations
+    assert again_bulk.resource_uri == bulk.resource_uri
     one = greenbutton.parse(env.get("Authorization/g-a", env.client_token).content)
     (auth,) = one.authorizations
     assert auth.resource_uri == f"{BASE}{RES}/Batch/Subscription/{SUB_A}"
@@ -586,7 +598,7 @@ def test_authorization_list_get_and_revoke(env: Env) -> None:
     r = env.http.delete(
         f"{RES}/Authorization/g-a", headers={"Authorization": f"Bearer {env.client_token}"}
     )
-    assert r.status_code == 204
+    assert r.status_code == 200  # GBA MGA002
     assert env.get(f"Subscription/{SUB_A}/UsagePoint", env.access).status_code == 401
     again = greenbutton.parse(env.get("Authorization/g-a", env.client_token).content)
     assert again.authorizations[0].status == 0

@@ -14,6 +14,7 @@ answers 200 with the prepared data (so a client following the notification never
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import html
 import re
@@ -599,23 +600,72 @@ class _ResourceServer:
             stamp=grant.created_at,
         )
 
+    def _admin_authorizations(self) -> dict[str, str]:
+        """The third party's own authorizations, listed with the customers' as PG&E and the
+        ESPI reference implementation do (ESPI_NOTES 1): the client-credentials one whose
+        resourceURI is ``Batch/Bulk/{bulkId}`` (how peers such as pgesmd find the bulk id)
+        and the registration one whose resourceURI is its ApplicationInformation. Their ids
+        are derived from the client id, so they are stable across restarts."""
+        reg = self.sim.state.registration
+        seed = int(hashlib.sha256(reg.client_id.encode()).hexdigest()[:8], 16) % 10**9
+        bulk_id = reg.bulk_id or "1"
+        admin = {
+            str(10**9 + seed): (
+                f"{self.base}/Batch/Bulk/{bulk_id}",
+                f"{reg.scope};BR={bulk_id}",
+            ),
+        }
+        if reg.application_information_id:
+            admin[str(2 * 10**9 + seed)] = (
+                f"{self.base}/ApplicationInformation/{reg.application_information_id}",
+                reg.scope,
+            )
+        entries: dict[str, str] = {}
+        for auth_id, (resource_uri, scope) in admin.items():
+            url = f"{self.base}/Authorization/{auth_id}"
+            content = (
+                f'<Authorization xmlns="{ESPI_NS}">'
+                # expires_at is required by the schema; these do not expire (2100-01-01)
+                "<status>1</status><expires_at>4102444800</expires_at>"
+                "<grant_type>client_credentials</grant_type>"
+                f"<scope>{_esc(scope)}</scope><token_type>Bearer</token_type>"
+                f"<resourceURI>{_esc(resource_uri)}</resourceURI>"
+                f"<authorizationURI>{url}</authorizationURI></Authorization>"
+            )
+            entries[auth_id] = _atom_entry(
+                self_url=url,
+                up_url=f"{self.base}/Authorization",
+                title="Authorization",
+                content=content,
+                stamp=0,
+            )
+        return entries
+
     def authorization_collection(self, request: Request, token: Token) -> Response:
         start, limit = _paging(request)
         with self.sim.state.lock:
             grants = sorted(self.sim.state.grants.values(), key=lambda g: (g.created_at, g.id))
-        grants = grants[start - 1 : None if limit is None else start - 1 + limit]
-        entries = [self._authorization_entry(g) for g in grants]
+        entries = [
+            *self._admin_authorizations().values(),
+            *(self._authorization_entry(g) for g in grants),
+        ]
+        entries = entries[start - 1 : None if limit is None else start - 1 + limit]
         return _xml(_atom_feed(f"{self.base}/Authorization", "Authorizations", entries))
 
     def authorization_member(self, request: Request, token: Token) -> Response:
         auth_id = request.path_params["auth"]
+        admin = self._admin_authorizations()
+        if auth_id in admin:
+            if request.method == "DELETE":
+                raise _forbidden("the third party's own authorizations are not revocable here")
+            return _xml(_atom_member(admin[auth_id]))
         with self.sim.state.lock:
             grant = self.sim.state.grants.get(auth_id)
         if grant is None:
             raise _Fail(404, f"no authorization {auth_id}")
         if request.method == "DELETE":
             self.sim.state.revoke_authorization(auth_id)
-            return Response(status_code=204)
+            return Response(status_code=200)  # GBA MGA002: 200, not 204
         return _xml(_atom_member(self._authorization_entry(grant)))
 
     def application_information(self, request: Request, token: Token) -> Response:
