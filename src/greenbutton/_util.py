@@ -10,18 +10,63 @@ two through :func:`write_private_json`).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import email.utils
 import errno
 import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from ._errors import ConfigurationError
 
-__all__ = ["atomic_file", "read_json_file", "user_data_dir", "write_private_json"]
+__all__ = [
+    "MAX_RETRY_AFTER",
+    "atomic_file",
+    "parse_retry_after",
+    "read_json_file",
+    "user_data_dir",
+    "write_private_json",
+]
+
+#: The largest ``Retry-After`` believed, in seconds: RFC 9111 1.2.2's ceiling for a
+#: delta-seconds value too large to represent (2**31, about 68 years).
+MAX_RETRY_AFTER = 2.0**31
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (RFC 9110 10.2.3); the one rule.
+
+    * delta-seconds (ASCII digits only, surrounding blanks ignored): that many seconds,
+      capped at :data:`MAX_RETRY_AFTER` (RFC 9111 1.2.2), however many digits;
+    * an HTTP-date: its distance from ``now`` (epoch seconds, default the wall clock), a
+      past date meaning 0. A date without a zone (the obsolete RFC 850 and asctime forms)
+      is GMT, as every HTTP-date is (RFC 9110 5.6.7). The two former copies disagreed
+      here (one ignored such a date); honouring the server's wait is the safer choice;
+    * None when absent or anything else (``-3``, ``1.5``, ``abc``, non-ASCII digits):
+      the caller's own backoff applies. Capping a long wait is the retry policy's job.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        digits = value.lstrip("0") or "0"
+        return MAX_RETRY_AFTER if len(digits) > 10 else min(float(digits), MAX_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    current = time.time() if now is None else now
+    try:
+        return min(max(0.0, when.timestamp() - current), MAX_RETRY_AFTER)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def user_data_dir() -> Path:

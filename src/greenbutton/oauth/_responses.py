@@ -23,13 +23,13 @@ import json
 import logging
 import math
 import re
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx2
 
 from .._errors import InvalidClientError, InvalidGrantError, OAuthError, ServerError
 from .._secret import Secret
+from .._util import parse_retry_after  # the one rule; re-exported by greenbutton.oauth
 from ._authorize import _printable
 from ._token import Token, TokenKind
 
@@ -55,23 +55,6 @@ def _url(response: httpx2.Response) -> str:
     except RuntimeError:  # a Response built without a request (tests)
         return ""
     return str(url.copy_with(query=None, fragment=None))
-
-
-def parse_retry_after(value: str | None, *, now: float) -> float | None:
-    """``Retry-After`` (RFC 9110 10.2.3) in seconds from ``now``: delta-seconds or an
-    HTTP-date; None when absent or unreadable. Capping it is the retry policy's job."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdecimal():
-        return float(int(value))
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

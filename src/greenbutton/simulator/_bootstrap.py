@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._errors import ConfigurationError
+from .._util import write_private_json
 from ._config import PATHS, SimulatorConfig
 from ._pki import LOOPBACK_NAMES, PKIFiles, ensure_pki
 from ._simulator import Simulator
@@ -35,7 +36,6 @@ from ._state import (
     Registration,
     SimulatorState,
     UsagePointSpec,
-    _write_private,
     new_id,
     new_secret,
 )
@@ -276,4 +276,4 @@ def bootstrap(config: SimulatorConfig) -> Simulator:
 
 
 def _write_meta(path: Path, *, seed: int, network: bool) -> None:
-    _write_private(path, json.dumps({"format": 1, "seed": seed, "network": network}, indent=2))
+    write_private_json(path, {"format": 1, "seed": seed, "network": network})

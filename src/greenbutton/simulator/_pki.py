@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .._util import atomic_file
 
 __all__ = [
     "CertKey",
@@ -221,29 +222,16 @@ def _general_name(name: str) -> x509.GeneralName:
 # -- files ---------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to a private temporary file beside ``path``, then rename it over."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)  # O_CREAT honours the umask; make the mode exact
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_cert(path: Path, pair: CertKey) -> None:
-    _atomic_write(path, pair.cert_pem(), 0o644)
+    """Certificates are public: an ordinary file (0666 less the umask), written atomically."""
+    with atomic_file(path) as fh:
+        fh.write(pair.cert_pem())
 
 
 def write_key(path: Path, pair: CertKey) -> None:
-    """Private keys are readable by their owner only (SECURITY R29)."""
-    _atomic_write(path, pair.key_pem(), 0o600)
+    """Private keys are readable by their owner only, from the first byte (SECURITY R29)."""
+    with atomic_file(path, private=True) as fh:
+        fh.write(pair.key_pem())
 
 
 def load_pair(cert_path: Path, key_path: Path) -> CertKey | None:

@@ -36,11 +36,12 @@ import uvicorn
 
 from .._errors import ConfigurationError
 from .._redact import install_redaction
+from .._util import write_private_json
 from ._binding import TLSScopeProtocol
 from ._bootstrap import bootstrap
 from ._config import SimulatorConfig
 from ._simulator import Simulator
-from ._state import _write_private, registration_json
+from ._state import registration_json
 
 __all__ = [
     "AppFactory",
@@ -195,7 +196,7 @@ class SimulatorServer:
             self._sockets.append(_bind_again(config.host, config.api_port, remembered.get("api")))
             ports = {"portal": self._sockets[0].getsockname()[1]}
             ports["api"] = self._sockets[1].getsockname()[1]
-            _write_private(state_dir / PORTS_FILE, json.dumps(ports))
+            write_private_json(state_dir / PORTS_FILE, ports)
             self.sim.portal_url = _base_url(config.host, self._sockets[0])
             self.sim.api_url = _base_url(config.host, self._sockets[1])
             apps = (portal_app(self.sim), api_app(self.sim))
@@ -268,7 +269,7 @@ class SimulatorServer:
                     resource_url=self.sim.resource_url,
                     rate_limit=self.sim.config.rate_limit,
                 )
-                _write_private(self.registration_path, json.dumps(self.registration, indent=2))
+                write_private_json(self.registration_path, self.registration)
                 if on_ready is not None:
                     on_ready()
             await asyncio.gather(*tasks)

@@ -11,7 +11,6 @@ secret fields out (``field(repr=False)``): oauthlib logs ``request.client`` (our
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import threading
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._redact import get_logger
+from .._util import write_private_json
 
 __all__ = [
     "AuthorizationGrant",
@@ -185,7 +185,7 @@ class SimulatorState:
             "registration": asdict(self.registration),
             "customers": [asdict(c) for c in self.customers.values()],
         }
-        _write_private(path, json.dumps(data, indent=2))
+        write_private_json(path, data)
 
     @classmethod
     def load(cls, path: Path) -> SimulatorState:
@@ -206,7 +206,7 @@ class SimulatorState:
             return
         with self.lock:
             data = {"format": 1, "grants": [asdict(g) for g in self.grants.values()]}
-            _write_private(self.grants_file, json.dumps(data, indent=2))
+            write_private_json(self.grants_file, data)
 
     def load_grants(self, path: Path) -> None:
         """Adopt the grants a previous run persisted in ``path`` (none if it is missing or
@@ -268,15 +268,6 @@ class SimulatorState:
                     token.revoked = True
             self.persist_grants()
             return True
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file readable by its owner only, atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def registration_json(
