@@ -15,11 +15,17 @@ Fetch it from a utility, with the profile and credentials of a config file (DESI
 
 Every name here reports ``__module__ == "greenbutton"``: the private modules it comes from
 are not an API (httpx does the same).
+
+``import greenbutton`` stays light (issue 13.4): the parser, the readings table and the error
+tree are imported with the package; the client stack (httpx2, anyio), the frames (pandas,
+pyarrow, loaded only when a frame is built) and the token store, loopback callback and
+writers are imported at their first use (PEP 562 ``__getattr__``), so parsing a file loads
+no HTTP, database or dataframe library.
 """
 
-from ._breaker import CircuitBreaker
-from ._client import AsyncClient, AsyncClientOptions, Client, ClientOptions
-from ._config import default_config_path, load_config
+import importlib
+import typing
+
 from ._errors import (
     APIStatusError,
     AuthorizationError,
@@ -50,15 +56,20 @@ from ._errors import (
     UnsafeXMLError,
     XMLLimitError,
 )
-from ._loopback import LoopbackCallback
 from ._profile import Credentials, UtilityProfile
 from ._secret import Secret
 from ._table import COLUMNS, Reading
-from ._writers import write_readings
-from .frames import read_arrow, read_frame, to_arrow, to_pandas, write_parquet
 from .models import Document
-from .oauth import FileTokenStore
 from .parse import Limits, iter_readings, parse
+
+if typing.TYPE_CHECKING:  # what mypy and IDEs see; imported at first use by __getattr__ below
+    from ._breaker import CircuitBreaker
+    from ._client import AsyncClient, AsyncClientOptions, Client, ClientOptions
+    from ._config import default_config_path, load_config
+    from ._loopback import LoopbackCallback
+    from ._writers import write_readings
+    from .frames import read_arrow, read_frame, to_arrow, to_pandas, write_parquet
+    from .oauth import FileTokenStore
 
 __all__ = [
     "APIStatusError",
@@ -115,11 +126,49 @@ __all__ = [
     "write_readings",
 ]
 
-# Public names report this package as their home (httpx __init__.py); constants such as
-# COLUMNS have no __module__ to set.
-__locals = locals()
+#: Public name -> the module that defines it, imported at the first access (PEP 562).
+_LAZY = {
+    "AsyncClient": "._client",
+    "AsyncClientOptions": "._client",
+    "CircuitBreaker": "._breaker",
+    "Client": "._client",
+    "ClientOptions": "._client",
+    "FileTokenStore": ".oauth",
+    "LoopbackCallback": "._loopback",
+    "default_config_path": "._config",
+    "load_config": "._config",
+    "read_arrow": ".frames",
+    "read_frame": ".frames",
+    "to_arrow": ".frames",
+    "to_pandas": ".frames",
+    "write_parquet": ".frames",
+    "write_readings": "._writers",
+}
+
+
+def _claim(obj: object) -> None:
+    """Public names report this package as their home (httpx __init__.py); constants such
+    as COLUMNS have no __module__ to set."""
+    if isinstance(obj, type) or callable(obj):
+        obj.__module__ = "greenbutton"
+
+
+def __getattr__(name: str) -> object:
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    obj = getattr(importlib.import_module(module, __name__), name)
+    _claim(obj)
+    globals()[name] = obj  # later lookups are ordinary attribute reads
+    return obj
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
 for __name in __all__:
-    __obj = __locals[__name]
-    if isinstance(__obj, type) or callable(__obj):
-        __obj.__module__ = "greenbutton"
-del __locals, __name, __obj
+    if __name not in _LAZY:
+        _claim(globals()[__name])
+del __name
