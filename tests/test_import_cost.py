@@ -51,8 +51,14 @@ def test_reading_rows_and_the_error_tree_load_none_of_them_either() -> None:
 
 
 def test_the_check_sees_a_heavy_import() -> None:
-    """The probe itself: the first use of the client loads httpx2, under the public name."""
-    code = "from greenbutton import Client\nassert Client.__module__ == 'greenbutton'"
+    """The probe itself: the first use of the client loads httpx2, under the public name;
+    the module's other public names are claimed and bound at the same time."""
+    code = (
+        "import greenbutton\nfrom greenbutton import Client\n"
+        "assert Client.__module__ == 'greenbutton'\n"
+        "assert vars(greenbutton)['AsyncClient'].__module__ == 'greenbutton'\n"
+        "assert 'read_frame' not in vars(greenbutton)"
+    )
     assert "httpx2" in _loaded_after(code)
 
 

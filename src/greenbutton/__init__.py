@@ -158,10 +158,13 @@ def __getattr__(name: str) -> object:
         module = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    obj = getattr(importlib.import_module(module, __name__), name)
-    _claim(obj)
-    globals()[name] = obj  # later lookups are ordinary attribute reads
-    return obj
+    loaded = importlib.import_module(module, __name__)
+    for sibling, home in _LAZY.items():  # the module's other public names too, at once
+        if home == module:
+            obj = getattr(loaded, sibling)
+            _claim(obj)
+            globals()[sibling] = obj  # later lookups are ordinary attribute reads
+    return globals()[name]
 
 
 def __dir__() -> list[str]:
