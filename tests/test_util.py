@@ -87,3 +87,85 @@ def test_simulator_files_are_written_through_util(tmp_path: Path) -> None:
     _util.write_private_json(tmp_path / "state.json", {"a": 1})
     assert stat.S_IMODE((tmp_path / "state.json").stat().st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pem", "k.pem", "state.json"]
+
+
+# -- URL checks and loopback ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "ip", "host_ok"),
+    [
+        ("127.0.0.1", True, True),
+        ("127.8.9.10", True, True),
+        ("::1", True, True),
+        ("[::1]", True, True),
+        ("localhost", False, True),  # a name: never trusted where we send, fine where we bind
+        ("LOCALHOST.", False, True),
+        ("localhost..", False, False),
+        ("localhost.evil", False, False),
+        ("127.0.0.1.evil.test", False, False),
+        ("::ffff:127.0.0.1", False, False),  # IPv4-mapped: not loopback on any Python
+        ("0.0.0.0", False, False),
+        ("10.0.0.1", False, False),
+        ("", False, False),
+    ],
+)
+def test_loopback_tests(host: str, ip: bool, host_ok: bool) -> None:
+    assert _util.is_loopback_ip(host) is ip
+    assert _util.is_loopback_host(host) is host_ok
+
+
+def test_the_simulator_uses_the_one_loopback_test() -> None:
+    from greenbutton.simulator import _bootstrap, _notify
+
+    assert _bootstrap.is_loopback is _util.is_loopback_host
+    assert not hasattr(_notify, "_is_loopback")
+    assert _notify._target_problem("http://127.0.0.1:9/n") is None
+    assert _notify._target_problem("https://dc.example/n") is None
+    assert _notify._target_problem("http://localhost:9/n")  # the stricter rule won
+
+
+USERINFO = [
+    "https://user:pw@dc.example/x",
+    "https://user@dc.example/x",
+    "http://127.0.0.1@evil.test/x",
+    "http://pw@127.0.0.1:9/x",
+]
+
+
+@pytest.mark.parametrize("url", USERINFO)
+def test_userinfo_refused_by_every_url_check(url: str) -> None:
+    """Every entry point of the URL policy refuses a user name or password: the transport's
+    check, the authorize URL, the token and the revocation request (issue 13.4)."""
+    from dataclasses import replace
+
+    from greenbutton._errors import ConfigurationError
+    from greenbutton._profile import Credentials, UtilityProfile
+    from greenbutton._secret import Secret
+    from greenbutton._transport import check_url
+    from greenbutton.oauth import authorization_request, client_credentials_request, revoke_request
+
+    profile = UtilityProfile(
+        name="t",
+        authorize_url="https://dc.example/authorize",
+        token_url="https://dc.example/token",  # noqa: S106 - a URL, not a secret
+        resource_url="https://dc.example/espi/1_1/resource",
+    )
+    creds = Credentials(
+        client_id="c",
+        client_secret=Secret("s"),
+        client_cert=Path("/nonexistent/c.pem"),
+        client_key=Path("/nonexistent/k.pem"),
+    )
+    redirect = "https://tp.example/cb"
+    authorization_request(profile, "c", redirect)  # the good profile passes
+    checks = [
+        lambda: check_url(url),
+        lambda: authorization_request(replace(profile, authorize_url=url), "c", redirect),
+        lambda: client_credentials_request(replace(profile, token_url=url), creds),
+        lambda: revoke_request(profile, creds, Secret("rt"), url=url),
+    ]
+    for check in checks:
+        with pytest.raises(ConfigurationError, match="user name or password") as info:
+            check()
+        assert "pw" not in str(info.value)

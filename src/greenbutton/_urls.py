@@ -11,20 +11,12 @@ so ``import greenbutton`` does not load httpx2.
 
 from __future__ import annotations
 
-import ipaddress
-
 import httpx2
 
 from ._errors import ConfigurationError
+from ._util import is_loopback_ip
 
 __all__ = ["check_url", "safe_url"]
-
-
-def _is_loopback_ip(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name ("localhost" too): its resolution is not ours to trust
 
 
 def check_url(url: str | httpx2.URL, *, what: str = "URL") -> None:
@@ -41,7 +33,7 @@ def check_url(url: str | httpx2.URL, *, what: str = "URL") -> None:
         raise ConfigurationError(f"{what} has no host: {shown}")
     if parsed.scheme == "https":
         return
-    if parsed.scheme == "http" and _is_loopback_ip(parsed.host):
+    if parsed.scheme == "http" and is_loopback_ip(parsed.host):
         return
     raise ConfigurationError(
         f"{what} must use https:// (http:// only to 127.0.0.1 or [::1]): {shown}"

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import email.utils
 import errno
+import ipaddress
 import json
 import os
 import sys
@@ -27,11 +28,38 @@ from ._errors import ConfigurationError
 __all__ = [
     "MAX_RETRY_AFTER",
     "atomic_file",
+    "is_loopback_host",
+    "is_loopback_ip",
     "parse_retry_after",
     "read_json_file",
     "user_data_dir",
     "write_private_json",
 ]
+
+
+def is_loopback_ip(host: str) -> bool:
+    """True only for an IP *literal* on loopback: ``127.0.0.0/8`` or ``::1`` (brackets
+    allowed, ``[::1]``). The one test wherever plain ``http://`` may be sent (the URL
+    policy in :mod:`._urls`, the simulator's notifications): a name, ``localhost``
+    included, is False, since what it resolves to is not the URL's to say (STYLE 3); so is
+    an IPv4-mapped ``::ffff:127.0.0.1``, on every Python (3.13 began calling it loopback).
+    Of the former copies, one let ``localhost`` through for notifications: this, the
+    stricter rule, won."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return False
+    return ip.is_loopback
+
+
+def is_loopback_host(host: str) -> bool:
+    """:func:`is_loopback_ip`, or the name ``localhost`` (any case, trailing dot): only for
+    an address *we* listen on (the simulator's bind host), where our own resolver answers
+    for the name (RFC 6761 6.3) and no URL is trusted on its word. Never for where to send."""
+    return host.lower().removesuffix(".") == "localhost" or is_loopback_ip(host)
+
 
 #: The largest ``Retry-After`` believed, in seconds: RFC 9111 1.2.2's ceiling for a
 #: delta-seconds value too large to represent (2**31, about 68 years).

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets
 import time
@@ -22,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._errors import CallbackError, ConfigurationError
 from .._profile import UtilityProfile
+from .._urls import check_url
 
 __all__ = ["AuthorizationRequest", "authorization_request", "code_challenge_s256", "parse_callback"]
 
@@ -70,20 +70,6 @@ def code_challenge_s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 
 
-def _check_url(url: str, what: str) -> None:
-    """https, or http to a loopback IP literal (the simulator); nothing else (STYLE 3)."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if parts.scheme == "http" and parts.hostname:
-        try:
-            if ipaddress.ip_address(parts.hostname).is_loopback:
-                return
-        except ValueError:
-            pass
-    raise ConfigurationError(f"{what} must be an https:// URL (http only for a loopback IP)")
-
-
 def authorization_request(
     profile: UtilityProfile,
     client_id: str,
@@ -100,7 +86,7 @@ def authorization_request(
     default). ESPI scopes contain ``;`` and ``=`` and are form-encoded so they come back
     byte-exact (R17). ``rng(n)`` returns a url-safe string of ``n`` random bytes.
     """
-    _check_url(profile.authorize_url, "the authorize URL")
+    check_url(profile.authorize_url, what="the authorize URL")
     if not client_id:
         raise ConfigurationError("client_id is empty")
     if not redirect_uri:

@@ -18,7 +18,7 @@ import httpx2
 from .._errors import ConfigurationError
 from .._profile import Credentials, UtilityProfile
 from .._secret import Secret
-from ._authorize import _check_url
+from .._urls import check_url
 
 __all__ = [
     "basic_authorization",
@@ -44,7 +44,7 @@ def basic_authorization(client_id: str, client_secret: Secret | str) -> str:
 
 
 def _token_url(profile: UtilityProfile) -> str:
-    _check_url(profile.token_url, "the token URL")
+    check_url(profile.token_url, what="the token URL")
     parts = urlsplit(profile.token_url)
     if parts.query or parts.fragment:
         # R15: nothing is ever sent in a token request's query string.
@@ -141,7 +141,7 @@ def revoke_request(
     target = url if url is not None else getattr(profile, "revocation_url", None)
     if not target:
         raise ConfigurationError(f"{profile.name}: no token revocation endpoint is configured")
-    _check_url(target, "the revocation URL")
+    check_url(target, what="the revocation URL")
     if urlsplit(target).query:
         raise ConfigurationError("the revocation URL must not have a query string")
     form = [

@@ -17,7 +17,6 @@ since those secrets may have been printed, committed or shared as harmless.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import random
 import secrets
@@ -27,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._errors import ConfigurationError
-from .._util import write_private_json
+from .._util import is_loopback_host, write_private_json
 from ._config import PATHS, SimulatorConfig
 from ._pki import LOOPBACK_NAMES, PKIFiles, ensure_pki
 from ._simulator import Simulator
@@ -60,6 +59,8 @@ _NAMES = (
     ("judy", "Judy Jones"),
 )
 _PROFILES = ("electric_15min", "electric_hourly", "solar_net", "gas_daily")
+#: Is the bind host loopback? ``_util``'s one test (``localhost`` counts: we resolve it).
+is_loopback = is_loopback_host
 # The first customers show every kind of data, so a 3-customer demo covers all profiles.
 _FIXED: tuple[tuple[tuple[str, bool], ...], ...] = (
     (("electric_15min", True), ("gas_daily", False)),
@@ -67,17 +68,6 @@ _FIXED: tuple[tuple[tuple[str, bool], ...], ...] = (
     (("electric_hourly", False), ("gas_daily", True)),
     (("electric_15min", False), ("electric_hourly", True), ("solar_net", False)),
 )
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses; names other than localhost are not
-    resolved (a name could point anywhere), so they count as non-loopback."""
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def demo_customer(seed: int, index: int, taken: set[str] | None = None) -> Customer:

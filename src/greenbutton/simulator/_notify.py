@@ -18,7 +18,6 @@ Everything sent (or dropped) is recorded in :attr:`Notifier.sent` for tests.
 
 from __future__ import annotations
 
-import ipaddress
 import queue
 import ssl
 import threading
@@ -35,6 +34,7 @@ from urllib.parse import urlsplit
 import httpx2
 
 from .._redact import get_logger
+from .._util import is_loopback_ip
 from ._data import SyntheticData, Window, local_midnight
 
 if TYPE_CHECKING:
@@ -296,15 +296,6 @@ def _target_problem(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return None
-    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+    if parts.scheme == "http" and parts.hostname and is_loopback_ip(parts.hostname):
         return None
-    return f"notification URI must be https (or http to loopback): {url!r}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return f"notification URI must be https (or http to a loopback IP): {url!r}"
