@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,11 +36,24 @@ pytestmark = pytest.mark.usefixtures("secret_key")
 # it is asked for).
 UNTIL = datetime(2026, 6, 1, tzinfo=UTC)
 SINCE = UNTIL - timedelta(days=40)
+#: The simulator's "now": its synthetic history (730 days) ends the day before, so pinned
+#: here the fixed window stays inside it on whatever date the tests run (by the real
+#: clock it would have slid out of the history by mid-2028). Only the simulator's data
+#: clock is pinned; the process clock, tokens and sockets stay real.
+SIM_NOW = datetime(2026, 12, 3, 11, 34, tzinfo=UTC).timestamp()
+
+
+@contextmanager
+def pinned_simulator(state_dir: Path, **config: Any) -> Iterator[SimulatorHandle]:
+    """:func:`start_simulator` whose synthetic history ends the day before :data:`SIM_NOW`."""
+    with start_simulator(state_dir, **config) as handle:
+        handle.sim.data.clock = lambda: SIM_NOW
+        yield handle
 
 
 @pytest.fixture
 def gb(tmp_path: Path) -> Iterator[SimulatorHandle]:
-    with start_simulator(tmp_path / "sim", auto_approve="alice", customers=1) as handle:
+    with pinned_simulator(tmp_path / "sim", auto_approve="alice", customers=1) as handle:
         yield handle
 
 
@@ -180,7 +193,7 @@ def test_identity_survives_a_restart_on_new_ports_and_a_second_connect(
 
     store = Store.open(store_url, data_dir=tmp_path)
     tokens = DatabaseTokenStore(store)
-    with start_simulator(tmp_path / "sim", auto_approve="alice", customers=1) as gb:
+    with pinned_simulator(tmp_path / "sim", auto_approve="alice", customers=1) as gb:
         first, _ = gb.authorize(tokens)
         with gb.sdk_client(tokens) as client:
             assert sync(store, client, since=SINCE, until=UNTIL).ok
@@ -193,7 +206,7 @@ def test_identity_survives_a_restart_on_new_ports_and_a_second_connect(
 
     # a later window, after a restart on other ports (state folder kept; without a port
     # given it would reuse its old ones, DESIGN 3.7)
-    with start_simulator(
+    with pinned_simulator(
         tmp_path / "sim", auto_approve="alice", customers=1, api_port=_free_port()
     ) as gb:
         assert gb.registration["resource_url"] != old_port
