@@ -54,10 +54,11 @@ def test_retry_after_garbage_and_negative_are_none(value: str | None) -> None:
 
 
 def test_retry_after_every_caller_uses_the_one_rule() -> None:
-    from greenbutton import oauth
+    from greenbutton import _transport, oauth
     from greenbutton.oauth import _responses
 
     assert oauth.parse_retry_after is _util.parse_retry_after
+    assert _transport.parse_retry_after is _util.parse_retry_after
     assert _responses.parse_retry_after is _util.parse_retry_after
     naive = "Sun Nov  6 08:49:37 2093"  # asctime, far ahead: honoured, not ignored
     assert oauth.parse_retry_after(naive, now=NOW) == _util.parse_retry_after(naive, now=NOW)

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import email.utils
 import ipaddress
 import math
 import os
@@ -72,6 +71,7 @@ from ._errors import (
 from ._profile import Credentials, UtilityProfile
 from ._redact import get_logger, install_redaction, redact
 from ._urls import check_url, safe_url
+from ._util import parse_retry_after  # the one Retry-After rule (issue 13.4)
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -704,24 +704,6 @@ def _phase(error: BaseException) -> _Phase:
         if isinstance(link, httpx2.TransportError | ConnectionError):
             return "ambiguous"  # reset/closed after (part of) the request went out
     return "final"
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (RFC 9110 10.2.3): delta-seconds or an
-    HTTP-date (a past date is 0). None when absent or not understood."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(int(value))
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)  # HTTP-dates are GMT (RFC 9110 5.6.7)
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
 
 
 def retry_delay(
