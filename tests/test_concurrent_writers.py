@@ -30,7 +30,11 @@ from greenbutton.storage import DatabaseTokenStore, Store, export_readings, inge
 from .conftest import FIXTURES
 from .simulator_harness import SimulatorHandle, start_simulator
 
-SINCE = (datetime.now(UTC) - timedelta(days=120)).replace(hour=0, minute=0, second=0)
+#: "Now" for this module, read once: SINCE counts back from it and the simulator's data
+#: clock is pinned to it, so the serial reference sync and the concurrent one see the same
+#: history even when the test straddles Pacific midnight (when the simulator's day rolls).
+NOW = datetime.now(UTC)
+SINCE = (NOW - timedelta(days=120)).replace(hour=0, minute=0, second=0, microsecond=0)
 FILES = [
     FIXTURES / "gba_demo_15min_15days.xml",
     FIXTURES / "gba_demo_hourly_32days.xml",
@@ -86,6 +90,7 @@ print(json.dumps(last))
 @pytest.fixture
 def gb(tmp_path: Path) -> Iterator[SimulatorHandle]:
     with start_simulator(tmp_path / "sim", auto_approve="alice", customers=2) as handle:
+        handle.sim.data.clock = NOW.timestamp  # see NOW
         yield handle
 
 

@@ -38,7 +38,11 @@ from greenbutton.storage._schema import ingest_jobs
 from .simulator_harness import SimulatorHandle, start_simulator
 from .test_storage import _snapshot
 
-SINCE = (datetime.now(UTC) - timedelta(days=100)).replace(hour=0, minute=0, second=0, microsecond=0)
+#: "Now" for this module, read once: SINCE counts back from it and the simulator's data
+#: clock is pinned to it, so its synthetic history (ending the Pacific day before) cannot
+#: grow by a day between two syncs of one test when a run straddles Pacific midnight.
+NOW = datetime.now(UTC)
+SINCE = (NOW - timedelta(days=100)).replace(hour=0, minute=0, second=0, microsecond=0)
 SINCE_TEXT = SINCE.strftime("%Y-%m-%d")
 
 pytestmark = pytest.mark.usefixtures("secret_key")  # every test: a fresh key
@@ -47,6 +51,7 @@ pytestmark = pytest.mark.usefixtures("secret_key")  # every test: a fresh key
 @pytest.fixture
 def gb(tmp_path: Path) -> Iterator[SimulatorHandle]:
     with start_simulator(tmp_path / "sim", auto_approve="alice", customers=2) as handle:
+        handle.sim.data.clock = NOW.timestamp  # see NOW
         yield handle
 
 
