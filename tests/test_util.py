@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -170,3 +172,59 @@ def test_userinfo_refused_by_every_url_check(url: str) -> None:
         with pytest.raises(ConfigurationError, match="user name or password") as info:
             check()
         assert "pw" not in str(info.value)
+
+
+# -- per-user folders ----------------------------------------------------------------------
+
+XDG = pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="XDG paths (Linux)")
+
+
+@XDG
+@pytest.mark.parametrize(
+    ("var", "folder", "default"),
+    [
+        ("XDG_DATA_HOME", _util.user_data_dir, ".local/share"),
+        ("XDG_CACHE_HOME", _util.user_cache_dir, ".cache"),
+        ("XDG_CONFIG_HOME", _util.user_config_dir, ".config"),
+    ],
+)
+def test_user_folders_honour_xdg(
+    var: str,
+    folder: Callable[..., Path],
+    default: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(var, str(tmp_path / "xdg"))
+    assert folder() == tmp_path / "xdg" / "greenbutton"
+    # an injected environment's variable wins over os.environ's (load_config(env=...))
+    assert folder({var: str(tmp_path / "other")}) == tmp_path / "other" / "greenbutton"
+    for unset in ("", "relative/path"):  # the XDG spec: a relative path is ignored
+        monkeypatch.setenv(var, unset)
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        assert folder() == tmp_path / "home" / default / "greenbutton"
+    monkeypatch.delenv(var)
+    assert folder() == tmp_path / "home" / default / "greenbutton"
+    assert not (tmp_path / "home").exists()  # asking creates nothing
+
+
+@XDG
+def test_every_folder_helper_is_the_util_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from greenbutton._config import default_config_path, default_simulator_dir
+    from greenbutton._ratelimit import default_rate_dir
+    from greenbutton.oauth import FileTokenStore
+
+    for var in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    data = tmp_path / "xdg_data_home" / "greenbutton"
+    assert FileTokenStore.default_path() == data / "tokens.json"
+    assert default_simulator_dir() == data / "simulator"
+    assert default_rate_dir() == tmp_path / "xdg_cache_home" / "greenbutton" / "ratelimit"
+    assert default_config_path() == tmp_path / "xdg_config_home" / "greenbutton" / "config.toml"
+    try:
+        from greenbutton.storage._store import default_data_dir
+    except ImportError:  # the [db] extra
+        return
+    assert default_data_dir() == data and data.is_dir()

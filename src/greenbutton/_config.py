@@ -41,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
-import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,6 +49,7 @@ from typing import Any, TypeVar
 from ._errors import ConfigurationError
 from ._profile import PGE, Credentials, UtilityProfile, loopback_literals, read_registration
 from ._secret import Secret
+from ._util import user_config_dir, user_data_dir
 
 __all__ = [
     "ENV_VARS",
@@ -111,29 +111,18 @@ _INLINE_SECRETS = {
 
 
 def default_config_path(env: Mapping[str, str] = os.environ) -> Path:
-    """``GREENBUTTON_CONFIG``, else the per-user config folder (what platformdirs'
-    ``user_config_dir`` gives) + ``greenbutton/config.toml``."""
+    """``GREENBUTTON_CONFIG``, else ``config.toml`` in the per-user config folder
+    (:func:`greenbutton._util.user_config_dir`, platformdirs)."""
     if env.get("GREENBUTTON_CONFIG"):
         return Path(env["GREENBUTTON_CONFIG"]).expanduser()
-    if sys.platform == "win32":
-        base = Path(env.get("APPDATA") or Path.home() / "AppData" / "Roaming")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "greenbutton" / "config.toml"
+    return user_config_dir(env) / "config.toml"
 
 
 def default_simulator_dir(env: Mapping[str, str] = os.environ) -> Path:
-    """Where ``greenbutton simulator`` keeps its state by default (platformdirs'
-    ``user_data_dir``): the ``simulator`` profile's registration when no table names one."""
-    if sys.platform == "win32":
-        base = Path(env.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "greenbutton" / "simulator"
+    """Where ``greenbutton simulator`` keeps its state by default: ``simulator`` in the
+    per-user data folder (:func:`greenbutton._util.user_data_dir`, platformdirs); the
+    ``simulator`` profile's registration when no table names one."""
+    return user_data_dir(env) / "simulator"
 
 
 def credentials_from_registration(registration: Path | str | Mapping[str, Any]) -> Credentials:

@@ -59,7 +59,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -74,6 +73,7 @@ import anyio
 from ._errors import ConfigurationError, QuotaExhaustedError
 from ._redact import get_logger
 from ._transport import RateLimiter
+from ._util import user_cache_dir
 
 if TYPE_CHECKING:
     from ._profile import UtilityProfile
@@ -120,17 +120,11 @@ class Limiter(Protocol):
 
 
 def default_rate_dir(env: Mapping[str, str] = os.environ) -> Path:
-    """``GREENBUTTON_RATE_DIR``, else the per-user cache folder (what platformdirs'
-    ``user_cache_dir`` gives) + ``greenbutton/ratelimit``."""
+    """``GREENBUTTON_RATE_DIR``, else ``ratelimit`` in the per-user cache folder
+    (:func:`greenbutton._util.user_cache_dir`, platformdirs)."""
     if env.get(RATE_DIR_ENV):
         return Path(env[RATE_DIR_ENV]).expanduser()
-    if sys.platform == "win32":
-        base = Path(env.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "greenbutton" / "ratelimit"
+    return user_cache_dir(env) / "ratelimit"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,14 @@
 """Small helpers every layer may use; the lowest layer (STYLE 1 ``_util``): nothing here
-imports another greenbutton module but the error tree.
+imports another greenbutton module but the error tree. One copy each (issue 13.4):
 
-:func:`user_data_dir` is the per-user data folder (what platformdirs' ``user_data_dir``
-gives, without needing it). :func:`atomic_file` is the one atomic write: the readings
-writers, the file token store and the CLI's pending-authorization file use it (the latter
-two through :func:`write_private_json`).
+* per-user folders: :func:`user_data_dir`, :func:`user_cache_dir`, :func:`user_config_dir`,
+  from platformdirs (on Linux the same paths as before: the XDG variables, else
+  ``~/.local/share``, ``~/.cache``, ``~/.config``, each + ``greenbutton``);
+* atomic writes: :func:`atomic_file` (the readings writers, the simulator's certificates),
+  :func:`write_private_json` (0600: token file, pending authorization, simulator state);
+* ``Retry-After``: :func:`parse_retry_after`;
+* loopback: :func:`is_loopback_ip` (where we send; the URL policy in :mod:`._urls` uses
+  it) and :func:`is_loopback_host` (where we listen).
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from ._errors import ConfigurationError
 
@@ -32,6 +36,8 @@ __all__ = [
     "is_loopback_ip",
     "parse_retry_after",
     "read_json_file",
+    "user_cache_dir",
+    "user_config_dir",
     "user_data_dir",
     "write_private_json",
 ]
@@ -97,16 +103,47 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return None
 
 
-def user_data_dir() -> Path:
-    """``greenbutton`` in the per-user data folder: ``$XDG_DATA_HOME`` (else
-    ``~/.local/share``), ``~/Library/Application Support`` or ``%LOCALAPPDATA%``."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "greenbutton"
+APP_NAME = "greenbutton"
+_Kind = Literal["data", "cache", "config"]
+_XDG: dict[_Kind, str] = {
+    "data": "XDG_DATA_HOME",
+    "cache": "XDG_CACHE_HOME",
+    "config": "XDG_CONFIG_HOME",
+}
+
+
+def _user_dir(kind: _Kind, env: Mapping[str, str] | None) -> Path:
+    """``greenbutton`` in platformdirs' per-user folder of this ``kind`` (no author folder
+    on Windows; config roams there, as it did). ``env``, an injected environment (as
+    :func:`~greenbutton.load_config` takes one), supplies the XDG variable where
+    platformdirs honours XDG (everywhere but Windows); platformdirs itself reads
+    ``os.environ``. A relative XDG path is ignored, as the XDG spec says."""
+    if env is not None and env is not os.environ and sys.platform != "win32":
+        base = env.get(_XDG[kind], "")
+        if os.path.isabs(base):
+            return Path(base) / APP_NAME
+    import platformdirs  # only when a folder is asked for: import greenbutton stays light
+
+    dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False, roaming=kind == "config")
+    return Path(getattr(dirs, f"user_{kind}_dir"))
+
+
+def user_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The per-user data folder (platformdirs): ``$XDG_DATA_HOME/greenbutton``, else
+    ``~/.local/share/greenbutton`` on Linux; tokens, the database, simulator state."""
+    return _user_dir("data", env)
+
+
+def user_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The per-user cache folder (platformdirs): ``$XDG_CACHE_HOME/greenbutton``, else
+    ``~/.cache/greenbutton`` on Linux; the shared rate-limit state."""
+    return _user_dir("cache", env)
+
+
+def user_config_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The per-user config folder (platformdirs): ``$XDG_CONFIG_HOME/greenbutton``, else
+    ``~/.config/greenbutton`` on Linux; ``config.toml``."""
+    return _user_dir("config", env)
 
 
 def _umask() -> int:

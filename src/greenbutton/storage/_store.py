@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from .._errors import StorageError
+from .._util import user_data_dir
 
 __all__ = ["DATABASE_URL_ENV", "DEFAULT_LOCK_TIMEOUT", "Store", "StorageError", "default_data_dir"]
 
@@ -87,10 +88,9 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def default_data_dir() -> Path:
-    """Where the default SQLite database and the key file live (created 0700)."""
-    import platformdirs
-
-    path = Path(platformdirs.user_data_dir("greenbutton"))
+    """Where the default SQLite database and the key file live (created 0700): the
+    per-user data folder, :func:`greenbutton._util.user_data_dir`."""
+    path = user_data_dir()
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
