@@ -228,3 +228,22 @@ def test_every_folder_helper_is_the_util_one(
     except ImportError:  # the [db] extra
         return
     assert default_data_dir() == data and data.is_dir()
+
+
+# -- namespaces ----------------------------------------------------------------------------
+
+
+def test_one_home_for_the_xml_namespaces() -> None:
+    """models/_namespaces.py is the only place the ESPI and Atom namespace URIs are spelled
+    (the compiled accelerator's C string aside); the others import it."""
+    import greenbutton
+
+    src = Path(greenbutton.__file__).parent
+    home = src / "models" / "_namespaces.py"
+    for uri in ("http://naesb.org/espi", "http://www.w3.org/2005/Atom"):
+        spelled = sorted(
+            str(p.relative_to(src))
+            for p in src.rglob("*.py")
+            if f'= "{uri}"' in p.read_text(encoding="utf-8")  # a constant, not prose
+        )
+        assert spelled == [str(home.relative_to(src))], uri

@@ -19,6 +19,8 @@ from urllib.parse import quote
 from .models import (
     ABSENT,
     ABSENT32,
+    ATOM_NS,
+    ESPI_NS,
     DateTimeInterval,
     Document,
     IntervalBlock,
@@ -36,9 +38,6 @@ __all__ = ["DEFAULT_BASE_URL", "SupportsWriteBytes", "iter_feed_chunks", "to_xml
 
 #: The OpenESPI reference implementation's resource endpoint (ESPI_NOTES 1.1).
 DEFAULT_BASE_URL = "https://localhost/DataCustodian/espi/1_1/resource"
-
-ATOM_NS = "http://www.w3.org/2005/Atom"
-ESPI_NS = "http://naesb.org/espi"
 
 # Where resources without an href are placed (ESPI_NOTES 1.2 templates).
 _SUBSCRIPTION = "Subscription/1"

@@ -21,6 +21,7 @@ from typing import IO, Any
 from lxml import etree
 
 from .._errors import ParseError, UnsafeXMLError, XMLLimitError
+from ..models._namespaces import ATOM_NS, CUSTOMER_NS, ESPI_NS
 from . import _accel
 
 __all__ = [
@@ -34,9 +35,7 @@ __all__ = [
     "open_source",
 ]
 
-ATOM = "http://www.w3.org/2005/Atom"
-ESPI = "http://naesb.org/espi"
-CUSTOMER = "http://naesb.org/espi/customer"
+ATOM, ESPI, CUSTOMER = ATOM_NS, ESPI_NS, CUSTOMER_NS  # models' one copy, under parse's names
 XINCLUDE = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
 
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]

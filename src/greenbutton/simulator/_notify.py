@@ -35,6 +35,7 @@ import httpx2
 
 from .._redact import get_logger
 from .._util import is_loopback_ip
+from ..models import ESPI_NS
 from ._data import SyntheticData, Window, local_midnight
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ __all__ = ["Notification", "Notifier", "Prepared", "batch_list_xml"]
 
 log = get_logger("greenbutton.simulator.notify")
 
-ESPI_NS = "http://naesb.org/espi"
 #: Prepared requests kept for GETs of notified URIs (oldest dropped first).
 MAX_PREPARED = 10_000
 

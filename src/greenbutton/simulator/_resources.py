@@ -31,7 +31,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from .._writer import iter_feed_chunks
-from ..models import Document, UsagePoint
+from ..models import ATOM_NS, CUSTOMER_NS, ESPI_NS, Document, UsagePoint
 from ._binding import BindingRejection, peer_thumbprint
 from ._data import DataSource, SyntheticData, Window, create_data_source, local_midnight
 from ._notify import Notifier
@@ -41,9 +41,6 @@ from ._state import AuthorizationGrant, Token, TokenKind
 __all__ = ["ATOM_XML", "parse_time", "resource_routes"]
 
 ATOM_XML = "application/atom+xml"
-ATOM_NS = "http://www.w3.org/2005/Atom"
-ESPI_NS = "http://naesb.org/espi"
-CUSTOMER_NS = "http://naesb.org/espi/customer"
 #: Window of sync calls that name none (ESPI_NOTES 1.3: clients page by <= 30-day windows).
 DEFAULT_WINDOW_DAYS = 30
 REALM = "GreenButtonConnect"
