@@ -247,3 +247,13 @@ def test_one_home_for_the_xml_namespaces() -> None:
             if f'= "{uri}"' in p.read_text(encoding="utf-8")  # a constant, not prose
         )
         assert spelled == [str(home.relative_to(src))], uri
+
+
+def test_one_usual_interval_length() -> None:
+    pytest.importorskip("matplotlib")
+    from greenbutton import _analysis, charts
+
+    assert not hasattr(charts, "_usual")
+    assert charts._usual_length is _analysis._usual_length
+    assert _analysis._usual_length([900, 3600, 3600, 900, 0, -5]) == 900  # tie: first seen
+    assert _analysis._usual_length([0, -1]) == 0

@@ -573,6 +573,8 @@ def _accumulation(rt: ReadingType) -> str:
 
 
 def _usual_length(durations: Sequence[int]) -> int:
+    """The most common positive length (the first seen on a tie), 0 when none; the
+    charts use it too."""
     positive = [d for d in durations if d > 0]
     if not positive:
         return 0

@@ -29,6 +29,7 @@ from matplotlib.figure import Figure, SubFigure
 from ._analysis import (
     SUMMABLE_UNITS,
     SeriesValues,
+    _usual_length,  # the most common positive interval length: one copy
     daily_totals,
     display_unit,
     effective_durations,
@@ -122,7 +123,7 @@ def groups_from_document(doc: Document) -> list[ChartGroup]:
             values = series_values(mr, tz)
             if not values.starts or values.unit is None:
                 continue
-            interval = _usual(values.durations)
+            interval = _usual_length(values.durations)
             key = (up.id, values.unit, interval)
             keyed.setdefault(key, []).append(
                 ChartSeries(flow=flow_label(rt.flow_direction), values=values)
@@ -178,7 +179,7 @@ def groups_from_frame(
             )
             flow = rows["flow_direction"].iloc[0]
             label = {"forward": "import", "reverse": "export"}.get(str(flow), str(flow))
-            key = (unit or uom, _usual(values.durations))
+            key = (unit or uom, _usual_length(values.durations))
             keyed.setdefault(key, []).append(ChartSeries(flow=label, values=values))
         for (unit_key, interval), series in keyed.items():
             group = ChartGroup(
@@ -218,16 +219,6 @@ def _autoscale(group: ChartGroup) -> ChartGroup:
         for s in group.series
     )
     return replace(group, unit=smaller, series=series)
-
-
-def _usual(durations: Sequence[int]) -> int:
-    positive = [d for d in durations if d > 0]
-    if not positive:
-        return 0
-    counts: dict[int, int] = {}
-    for d in positive:
-        counts[d] = counts.get(d, 0) + 1
-    return max(counts, key=counts.__getitem__)
 
 
 # --- the three charts -------------------------------------------------------------------
