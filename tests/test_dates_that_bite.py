@@ -530,3 +530,17 @@ def test_daily_totals_of_the_30_days_ending_now(frozen: datetime) -> None:
         assert t.total == t.covered_hours == inside
         assert t.complete == (inside == t.day_hours)
     assert all(t.complete for t in totals[1:-1])
+
+
+def test_planning_twice_without_since_keeps_the_open_catch_up(store: Store) -> None:
+    """Nothing stored, no ``since``: the default floor follows the clock, so a second plan
+    an hour later used to add a second full set of windows (each spending PG&E quota
+    again). The earliest open window is where the history starts until data arrives."""
+    profile = PROFILES[1]
+    _grant(store, profile)
+    listing = SimpleNamespace(usage_points=[SimpleNamespace(id="UP1", href=None, atom_id=None)])
+    with time_machine.travel(datetime(2026, 3, 8, 9, 30, tzinfo=UTC), tick=False) as traveller:
+        first = sync(store, _client(profile, listing), enqueue_only=True)
+        traveller.move_to(datetime(2026, 3, 8, 10, 30, tzinfo=UTC))
+        again = sync(store, _client(profile, listing), enqueue_only=True)
+    assert first.planned == again.planned == 13

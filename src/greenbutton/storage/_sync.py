@@ -383,10 +383,19 @@ def _plan(
     # Open windows by where they start: a catch-up window ends "now", so planning again
     # before it ran (``enqueue_only``, or a job held elsewhere) would add the same window
     # with a later end; the open one is kept instead.
-    open_windows = {
-        _without_max(j.uri): j.uri
-        for j in due_jobs(store, authorization_ids=[auth.id], max_attempts=None)
-    }
+    open_jobs = due_jobs(store, authorization_ids=[auth.id], max_attempts=None)
+    open_windows = {_without_max(j.uri): j.uri for j in open_jobs}
+    # With nothing stored yet the default floor follows the clock, so a plan an hour later
+    # would start every window an hour later: the earliest open window of a usage point
+    # is where its history starts until data arrives.
+    open_starts: dict[str, int] = {}
+    for j in open_jobs:
+        path, _, query = j.uri.partition("?")
+        try:
+            lo_open = _bound(parse_qs(query)["published-min"][0])
+        except (KeyError, ValueError):
+            continue  # not a window this module planned
+        open_starts[path] = min(lo_open, open_starts.get(path, lo_open))
 
     def add(up_id: str, lo: TimeLike, hi: TimeLike, *, once: bool) -> bool:
         uri = window_uri(client, auth.subscription or "", up_id, lo, hi)
@@ -397,6 +406,9 @@ def _plan(
     for up_key, up_id in ids.items():
         first, low_mark, _high = coverage.get(up_key, (None, None, None))
         start = floor
+        earliest = open_starts.get(client.paths.batch_usage_point(auth.subscription, up_id))
+        if low_mark is None and not backfill and earliest is not None:
+            start = min(floor, datetime.fromtimestamp(earliest, UTC))
         if low_mark is not None:
             # Without an explicit ``since`` the stored data alone says where to go on:
             # the default floor follows the clock, and a clock set ahead (or a database
