@@ -257,3 +257,14 @@ def test_one_usual_interval_length() -> None:
     assert charts._usual_length is _analysis._usual_length
     assert _analysis._usual_length([900, 3600, 3600, 900, 0, -5]) == 900  # tie: first seen
     assert _analysis._usual_length([0, -1]) == 0
+
+
+@pytest.mark.parametrize("url", USERINFO)
+def test_userinfo_refused_for_the_simulators_third_party(url: str) -> None:
+    from greenbutton._errors import ConfigurationError
+    from greenbutton.simulator._bootstrap import _third_party_url
+
+    assert _third_party_url("http://127.0.0.1:8000/") == "http://127.0.0.1:8000"
+    with pytest.raises(ConfigurationError, match="user name or password") as info:
+        _third_party_url(url)
+    assert "pw" not in str(info.value)

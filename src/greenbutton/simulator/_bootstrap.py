@@ -140,6 +140,8 @@ def _third_party_url(url: str) -> str:
         )
     if parts.query or parts.fragment:
         raise ConfigurationError(f"--third-party-url must not carry a query or fragment: {url!r}")
+    if "@" in parts.netloc:  # the URL policy: never a user name or password (issue 13.4)
+        raise ConfigurationError("--third-party-url must not carry a user name or password")
     return url.rstrip("/")
 
 
