@@ -8,7 +8,6 @@ from a config file and environment variables, never from code or command-line va
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -179,11 +178,14 @@ def loopback_literals(*urls: str) -> bool:
     """Every URL's host is a loopback IP literal (``127.0.0.1``, ``[::1]``): a custodian on
     this machine, written as such, so a profile of these URLs may be ``local`` (R47). Names
     such as ``localhost`` do not count: what they resolve to is not the URL's to say."""
+    from ._util import is_loopback_ip  # the one loopback rule
+
     for url in urls:
         try:
-            if not ipaddress.ip_address(urlsplit(url).hostname or "").is_loopback:
-                return False
+            host = urlsplit(url).hostname or ""
         except ValueError:
+            return False
+        if not is_loopback_ip(host):
             return False
     return bool(urls)
 

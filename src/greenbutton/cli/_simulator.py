@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
+from .._config import default_simulator_dir
 from .._errors import ConfigurationError
-from .._util import user_data_dir
 from . import cli
 
 __all__ = ["default_state_dir", "simulator_command"]
@@ -21,8 +21,8 @@ _SIM_MODULES = {"uvicorn", "starlette", "jinja2", "oauthlib", "itsdangerous", "m
 
 
 def default_state_dir() -> Path:
-    """``simulator`` in the per-user data folder (``_util.user_data_dir``)."""
-    return user_data_dir() / "simulator"
+    """``simulator`` in the per-user data folder (``_config.default_simulator_dir``)."""
+    return default_simulator_dir()
 
 
 _port = click.IntRange(0, 65535)

@@ -324,7 +324,7 @@ def raise_for_status(response: httpx2.Response) -> None:
     if status == 404:
         raise NotFoundError(f"{url} answered 404 (no such resource){detail}", **kw)
     if status == 429 or status >= 500:
-        retry = parse_retry_after(response.headers.get("retry-after"), now=0.0)
+        retry = parse_retry_after(response.headers.get("retry-after"))  # a date: from now
         raise ServerError(
             f"{url} answered {status}; try again later{detail}", retry_after=retry, **kw
         )
