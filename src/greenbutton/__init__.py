@@ -23,8 +23,8 @@ writers are imported at their first use (PEP 562 ``__getattr__``), so parsing a 
 no HTTP, database or dataframe library.
 """
 
-import importlib
-import typing
+import importlib as _importlib
+import typing as _typing
 
 from ._errors import (
     APIStatusError,
@@ -62,7 +62,7 @@ from ._table import COLUMNS, Reading
 from .models import Document
 from .parse import Limits, iter_readings, parse
 
-if typing.TYPE_CHECKING:  # what mypy and IDEs see; imported at first use by __getattr__ below
+if _typing.TYPE_CHECKING:  # what mypy and IDEs see; imported at first use by __getattr__ below
     from ._breaker import CircuitBreaker
     from ._client import AsyncClient, AsyncClientOptions, Client, ClientOptions
     from ._config import default_config_path, load_config
@@ -158,7 +158,7 @@ def __getattr__(name: str) -> object:
         module = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    loaded = importlib.import_module(module, __name__)
+    loaded = _importlib.import_module(module, __name__)
     for sibling, home in _LAZY.items():  # the module's other public names too, at once
         if home == module:
             obj = getattr(loaded, sibling)
