@@ -36,6 +36,19 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def store(store_url: str, tmp_path: Path) -> Iterator[Any]:
+    """A :class:`greenbutton.storage.Store` on each back end, migrated, closed after the
+    test (a module may define its own, e.g. one that needs ``secret_key``)."""
+    from greenbutton.storage import Store
+
+    s = Store.open(store_url, data_dir=tmp_path)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
 def secret_key(monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh Fernet key in ``GREENBUTTON_SECRET_KEY`` (tokens at rest, R48), and no
     ``GREENBUTTON_DATABASE_URL`` leaking in from the environment."""

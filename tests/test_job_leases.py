@@ -97,15 +97,6 @@ def gb(tmp_path: Path, fetches: Fetches) -> Iterator[SimulatorHandle]:
         yield handle
 
 
-@pytest.fixture
-def store(store_url: str, tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(store_url, data_dir=tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
-
-
 def _pending_windows(gb: SimulatorHandle, store: Store) -> list[tuple[int, str]]:
     """Authorize alice and queue the windows of [SINCE, TODAY) as pending jobs, the way a
     run that was stopped after planning leaves them."""

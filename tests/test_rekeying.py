@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -28,15 +26,6 @@ from tests.conftest import FIXTURES
 
 FIXTURE = FIXTURES / "gba_demo_15min_15days.xml"
 OLD, NEW = "MeterReading/01", "MeterReading/9001"
-
-
-@pytest.fixture
-def store(store_url: str, tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(store_url, data_dir=tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _count(store: Store, table: object) -> int:

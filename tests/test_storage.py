@@ -11,7 +11,6 @@ from __future__ import annotations
 import stat
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -60,15 +59,6 @@ READING_FIXTURES = [
     "burlington_hydro_dmd_usage_60min_trimmed.xml",
     "gba_demo_hourly_32days_nocost.xml",
 ]
-
-
-@pytest.fixture
-def store(store_url: str, tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(store_url, data_dir=tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _snapshot(store: Store) -> list[tuple[object, ...]]:

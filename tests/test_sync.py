@@ -55,15 +55,6 @@ def gb(tmp_path: Path) -> Iterator[SimulatorHandle]:
         yield handle
 
 
-@pytest.fixture
-def store(store_url: str, tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(store_url, data_dir=tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
-
-
 def client_for(gb: SimulatorHandle, tokens: TokenStore) -> Client:
     return gb.sdk_client(tokens)
 

@@ -24,7 +24,7 @@ from .simulator_harness import SimulatorHandle
 from .test_sync import SINCE, _job_states, _JumpingClock, authorize, client_for, run
 
 # the fixtures of the sync tests: SQLite and PostgreSQL, the simulator, a fresh key
-store, gb = test_sync.store, test_sync.gb
+gb = test_sync.gb  # the store fixture is conftest's
 pytestmark = pytest.mark.usefixtures("secret_key")
 
 DAY = 86400.0
