@@ -124,6 +124,39 @@ def test_client_key_meets_gba_tc008(gb: SimulatorHandle) -> None:
     assert x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH in eku
 
 
+def test_server_key_meets_gba_tc008_and_an_old_ec_one_is_reissued(tmp_path: Path) -> None:
+    """Issue 14 / GBA TC008: the custodian's own key is RSA >= 2048 (it was EC P-256); a
+    state folder holding an EC server certificate of an older version gets a new one, the
+    CA and the client certificate kept."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from greenbutton.simulator._pki import (
+        LOOPBACK_NAMES,
+        PKIFiles,
+        ensure_pki,
+        issue_certificate,
+        load_pair,
+        write_cert,
+        write_key,
+    )
+
+    files = ensure_pki(tmp_path)
+    key = x509.load_pem_x509_certificate(files.server_cert.read_bytes()).public_key()
+    assert isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048
+    ca = load_pair(files.ca_cert, files.ca_key)
+    assert ca is not None
+    old = issue_certificate(ca, "greenbutton simulator", server_names=LOOPBACK_NAMES, client=True)
+    assert isinstance(old.cert.public_key(), ec.EllipticCurvePublicKey)
+    write_key(files.server_key, old)
+    write_cert(files.server_cert, old)
+    client_before = files.client_cert.read_bytes()
+    again = ensure_pki(tmp_path)
+    assert isinstance(again, PKIFiles)
+    key = x509.load_pem_x509_certificate(again.server_cert.read_bytes()).public_key()
+    assert isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048
+    assert again.client_cert.read_bytes() == client_before
+
+
 def test_registration_json_removed_after_stop(tmp_path: Path) -> None:
     with start_simulator(tmp_path, portal_app=placeholder_app, api_app=placeholder_app) as gb:
         path = gb.state_dir / "registration.json"

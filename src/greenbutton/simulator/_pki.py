@@ -5,8 +5,10 @@ A real data custodian only talks to third parties whose client certificate it tr
 mutual TLS), so the simulator plays both roles a real deployment splits: it is the CA that
 issues the third party's certificate, and it checks that certificate at the API handshake.
 
-Choices: EC P-256 for the CA and the server (fast to generate, widely supported), RSA 3072
-for the client key (GBA TC008 asks for >= 2048-bit RSA, and some utilities accept RSA only);
+Choices: EC P-256 for the CA (fast to generate, widely supported); RSA 2048 for the server
+(GBA TC008 and PG&E practice: RSA >= 2048 on the custodian's side, and some third-party
+stacks offer only RSA cipher suites; 2048 rather than 3072 because every test start may make
+one) and RSA 3072 for the client key (TC008, and some utilities accept RSA only);
 SHA-256 signatures throughout. The server certificate also carries ``clientAuth`` so the
 notifier can present it when it POSTs BatchLists to the third party. Private keys are written
 0600 and atomically, so a crash never leaves a half-written or world-readable key.
@@ -48,6 +50,7 @@ SERVER_DAYS = 397  # the CA/Browser Forum ceiling for server certificates
 CLIENT_DAYS = 730
 RENEW_BEFORE = dt.timedelta(days=1)  # regenerate what expires sooner than this
 CLIENT_RSA_BITS = 3072
+SERVER_RSA_BITS = 2048
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
@@ -261,6 +264,11 @@ def _fresh(pair: CertKey) -> bool:
     )
 
 
+def _rsa_at_least(pair: CertKey, bits: int) -> bool:
+    key = pair.cert.public_key()
+    return isinstance(key, rsa.RSAPublicKey) and key.key_size >= bits
+
+
 def _signed_by(pair: CertKey, ca: CertKey) -> bool:
     try:
         pair.cert.verify_directly_issued_by(ca.cert)
@@ -305,12 +313,14 @@ def ensure_pki(
         or not _fresh(server)
         or not _signed_by(server, ca)
         or not set(server_names) <= _san_names(server.cert)
+        or not _rsa_at_least(server, SERVER_RSA_BITS)  # an EC key of an older version
     ):
         server = issue_certificate(
             ca,
             "greenbutton simulator",
             server_names=server_names,
             client=True,  # the notifier presents it to the third party
+            rsa_bits=SERVER_RSA_BITS,
             days=SERVER_DAYS,
         )
         write_key(files.server_key, server)
