@@ -28,6 +28,7 @@ pytest.importorskip("sqlalchemy", reason="the db extra is not installed")
 
 from sqlalchemy import select, text, update
 
+from greenbutton.espi import subscription_of
 from greenbutton.espi._paths import split_windows
 from greenbutton.simulator import Simulator
 from greenbutton.simulator._apps import create_api_app
@@ -45,7 +46,6 @@ from greenbutton.storage import (
     window_uri,
 )
 from greenbutton.storage._schema import authorizations, ingest_jobs
-from greenbutton.storage._sync import _subscription
 
 from .simulator_harness import SimulatorHandle, start_simulator
 from .web_harness import BASE, connect, running
@@ -106,7 +106,7 @@ def _pending_windows(gb: SimulatorHandle, store: Store) -> list[tuple[int, str]]
         auth_id = conn.execute(
             select(authorizations.c.id).where(authorizations.c.key == key)
         ).scalar_one()
-    sub = _subscription(token.resource_uri)
+    sub = subscription_of(token.resource_uri)
     assert sub is not None
     jobs = []
     with gb.sdk_client(tokens) as client:

@@ -370,15 +370,17 @@ class JobRunner:
 
     # -- the two drivers ------------------------------------------------------------------
 
-    def run(self, client: Client, job: Job) -> Outcome | None:
-        """One attempt with a sync client; ``None`` when another process holds the job."""
-        if not self.claim(job):
-            return None
+    def attempt(self, client: Client, job: Job) -> Outcome:
+        """One attempt of a job already claimed (:meth:`claim`), with a sync client."""
         try:
             body = client.get(self.resolve(job), job.authorization, raw=True)
             return self.store_body(job, body)
         except BaseException as exc:
             return self.failed(job, exc)
+
+    def run(self, client: Client, job: Job) -> Outcome | None:
+        """Claim, then one attempt; ``None`` when another process holds the job."""
+        return self.attempt(client, job) if self.claim(job) else None
 
     async def arun(self, client: AsyncClient, job: Job) -> Outcome | None:
         """One attempt with an async client; the database steps run in a worker thread."""

@@ -151,12 +151,6 @@ def _utc(value: TimeLike) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def _subscription(resource_uri: str | None) -> str | None:
-    if not resource_uri:
-        return None
-    return resource_uri.split("?")[0].rstrip("/").rpartition("/")[2] or None
-
-
 def adopt_authorizations(store: Store, utility: str, resource_url: str) -> int:
     """Give grants stored by older versions (keyed by their URL, no utility) this
     utility's identity: those whose resourceURI lies under ``resource_url`` are re-keyed
@@ -166,6 +160,10 @@ def adopt_authorizations(store: Store, utility: str, resource_url: str) -> int:
     the web app starts, so no stored account is orphaned by an upgrade."""
     a, up, j = authorizations, usage_points, ingest_jobs
     base = resource_url.rstrip("/") + "/"
+    legacy = select(a.c.id).where(a.c.kind == "access", a.c.utility.is_(None)).limit(1)
+    with store.connect() as conn:  # the usual case: nothing to adopt, no write lock taken
+        if conn.execute(legacy).first() is None:
+            return 0
 
     def write(conn: Connection) -> int:
         rows = conn.execute(
@@ -561,11 +559,7 @@ class _Runner:
         else the error (recorded on the job, its lease released)."""
         self.report.jobs_run += 1
         self.retry_after = None
-        try:
-            body = self.client.get(self.engine.resolve(job), job.authorization, raw=True)
-            outcome = self.engine.store_body(job, body)
-        except BaseException as exc:
-            outcome = self.engine.failed(job, exc)  # re-raises what is not the job's failure
+        outcome = self.engine.attempt(self.client, job)  # re-raises what is no job failure
         if outcome.deferred is not None:
             self.paused = outcome.deferred
             self.report.errors.append(f"{type(outcome.deferred).__name__}: {outcome.deferred}")
@@ -786,7 +780,7 @@ def accounts(store: Store) -> list[AccountSummary]:
         AccountSummary(
             key=str(key),
             status=str(status),
-            subscription=_subscription(uri),
+            subscription=subscription_of(uri),
             updated_at=float(updated),
             usage_points=tuple(points.pop(int(aid), {}).values()),
             pending_jobs=jobs.get((int(aid), "pending"), 0) + jobs.get((int(aid), "running"), 0),

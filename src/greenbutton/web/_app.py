@@ -52,7 +52,6 @@ from ..storage import (
     abandon,
     active_subscriptions,
     adopt_authorizations,
-    authorization_id,
     authorization_points,
     due_jobs,
     enqueue,
@@ -161,12 +160,6 @@ def _day(epoch: int | None, tz: tzinfo = UTC) -> str | None:
     if epoch is None:
         return None
     return datetime.fromtimestamp(epoch, tz).strftime("%Y-%m-%d %H:%M %Z").strip()
-
-
-def _subscription_id(resource_uri: str | None) -> str | None:
-    if not resource_uri:
-        return None
-    return unquote(resource_uri.split("?")[0].rstrip("/").rpartition("/")[2]) or None
 
 
 class _Web:
@@ -350,9 +343,6 @@ class _Web:
     def _zone(self, key: str) -> tuple[tzinfo, str]:
         """The usage point's local time as ingest stored it (UTC without one)."""
         return time_zone_of(local_time_of(self.store, self.namespace, key))
-
-    def _authorization_id(self, key: str) -> int | None:
-        return authorization_id(self.store, key)
 
     # -- account pages --------------------------------------------------------------------
 
