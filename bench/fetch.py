@@ -52,9 +52,9 @@ import anyio
 import httpx2
 
 from greenbutton import AsyncClient, Client
-from greenbutton._config import credentials_from_registration
-from greenbutton._profile import UtilityProfile
-from greenbutton._transport import DEFAULT_LIMITS, build_ssl_context
+from greenbutton.client._config import credentials_from_registration
+from greenbutton.client._transport import DEFAULT_LIMITS, build_ssl_context
+from greenbutton.models._profile import UtilityProfile
 
 RATIO = 10.0
 Window = tuple[datetime, datetime]

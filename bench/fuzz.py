@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/fuzz.py --cases 20000 [--seed 9] [--workers 2] [--timeout 20]
 
-The cases are those of ``tests/test_fuzz.py`` (``tests.fuzz_mutators``, one place for both),
+The cases are those of ``tests/unit/test_fuzz.py`` (``tests.fuzz_mutators``, one place for both),
 over every fixture by default. Each case runs in a worker process through ``parse``,
 ``iter_readings`` and ``read_frame``; the parent gives it ``--timeout`` seconds, so the
 report tells apart

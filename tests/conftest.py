@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import xmlschema
 from cryptography.fernet import Fernet
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -24,6 +25,14 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.fail(f"the shared fixtures are missing: expected {FIXTURES}")
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def schema() -> xmlschema.XMLSchema:
+    """ESPI 4.0 + Atom, built once; ``allow="local"`` forbids any network access (xmlschema
+    bundles the W3C ``xml.xsd`` that ``atom.xsd`` imports by URL)."""
+    espi = XSD_DIR / "naesb-espi-4.0"
+    return xmlschema.XMLSchema([str(espi / "espi.xsd"), str(espi / "atom.xsd")], allow="local")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

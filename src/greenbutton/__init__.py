@@ -56,20 +56,20 @@ from ._errors import (
     UnsafeXMLError,
     XMLLimitError,
 )
-from ._profile import Credentials, UtilityProfile
 from ._secret import Secret
-from ._table import COLUMNS, Reading
 from .models import Document
+from .models._profile import Credentials, UtilityProfile
+from .models._rows import COLUMNS, Reading
 from .parse import Limits, iter_readings, parse
 
 if _typing.TYPE_CHECKING:  # what mypy and IDEs see; imported at first use by __getattr__ below
-    from ._breaker import CircuitBreaker
-    from ._client import AsyncClient, AsyncClientOptions, Client, ClientOptions
-    from ._config import default_config_path, load_config
-    from ._loopback import LoopbackCallback
-    from ._writers import write_readings
-    from .frames import read_arrow, read_frame, to_arrow, to_pandas, write_parquet
+    from .client._breaker import CircuitBreaker
+    from .client._client import AsyncClient, AsyncClientOptions, Client, ClientOptions
+    from .client._config import default_config_path, load_config
+    from .client._loopback import LoopbackCallback
     from .oauth import FileTokenStore
+    from .table._files import write_readings
+    from .table._frames import read_arrow, read_frame, to_arrow, to_pandas, write_parquet
 
 __all__ = [
     "APIStatusError",
@@ -128,21 +128,21 @@ __all__ = [
 
 #: Public name -> the module that defines it, imported at the first access (PEP 562).
 _LAZY = {
-    "AsyncClient": "._client",
-    "AsyncClientOptions": "._client",
-    "CircuitBreaker": "._breaker",
-    "Client": "._client",
-    "ClientOptions": "._client",
+    "AsyncClient": ".client._client",
+    "AsyncClientOptions": ".client._client",
+    "CircuitBreaker": ".client._breaker",
+    "Client": ".client._client",
+    "ClientOptions": ".client._client",
     "FileTokenStore": ".oauth",
-    "LoopbackCallback": "._loopback",
-    "default_config_path": "._config",
-    "load_config": "._config",
-    "read_arrow": ".frames",
-    "read_frame": ".frames",
-    "to_arrow": ".frames",
-    "to_pandas": ".frames",
-    "write_parquet": ".frames",
-    "write_readings": "._writers",
+    "LoopbackCallback": ".client._loopback",
+    "default_config_path": ".client._config",
+    "load_config": ".client._config",
+    "read_arrow": ".table._frames",
+    "read_frame": ".table._frames",
+    "to_arrow": ".table._frames",
+    "to_pandas": ".table._frames",
+    "write_parquet": ".table._frames",
+    "write_readings": ".table._files",
 }
 
 

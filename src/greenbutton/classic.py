@@ -43,13 +43,13 @@ from urllib.parse import urlencode
 
 import httpx2
 
-from ._client import Client, ClientOptions
 from ._errors import APIStatusError, GreenButtonError, OAuthError
-from ._flows import Flow
-from ._profile import PGE, Credentials, UtilityProfile, _is_pge, loopback_literals
 from ._secret import Secret
+from .client._client import Client, ClientOptions
+from .espi._flow import Flow
 from .espi._operations import authorized, fixed_source
 from .espi._paths import Paths, segment
+from .models._profile import PGE, Credentials, UtilityProfile, _is_pge, loopback_literals
 from .oauth import (
     Token,
     basic_authorization,

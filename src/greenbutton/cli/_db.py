@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._client import Client
+from ..client import Client
 from ..oauth import FileTokenStore
 from . import cli
 from ._output import echo_json, output_options

@@ -106,7 +106,7 @@ def demo_command(ctx: click.Context, keep_running: bool, workdir: Path | None) -
     try:
         import uvicorn  # noqa: F401
 
-        from .. import charts  # noqa: F401
+        from .. import analysis as charts  # noqa: F401
         from ..storage import Store  # noqa: F401
         from ..web import create_app  # noqa: F401
     except ModuleNotFoundError as exc:
@@ -178,7 +178,7 @@ def _run(folder: Path, keep_running: bool) -> None:
     import httpx2
     from rich.console import Console
 
-    from .._client import Client
+    from ..client import Client
     from ..simulator import SimulatorConfig, run_in_thread
     from ..storage import DatabaseTokenStore, Store
     from ..web import WebConfig, create_app
@@ -367,8 +367,8 @@ def _stored_rows(store: Store, namespace: str) -> list[Any]:
 def _chart(rows: list[Any], target: Path, zone: TimeZoneInfo | None) -> Path:
     import pandas as pd
 
-    from .. import charts
-    from .._table import COLUMNS
+    from .. import analysis as charts
+    from ..models import COLUMNS
 
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     if zone is None:

@@ -3,7 +3,7 @@ Parquet.
 
 Rows are streamed (``iter_readings``), so files of any size export in bounded memory. The
 formats and the atomic write (a failure leaves no partial file) are the library's
-:func:`greenbutton._writers.write_readings`; this command picks rows and destination.
+:func:`greenbutton.table._files.write_readings`; this command picks rows and destination.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import cast
 
 import click
 
-from .._table import Reading
-from .._writers import ReadingsFormat, format_for, write_readings
+from ..models import Reading
 from ..parse import iter_readings
+from ..table import ReadingsFormat, format_for, write_readings
 from . import cli
 
 __all__ = ["export"]

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.rule import Rule
 from rich.table import Table
 
-from .. import _analysis as analysis
+from .. import analysis
 from ..models import (
     ApplicationInformation,
     Authorization,

@@ -1,6 +1,6 @@
 """``greenbutton plot``: charts of Green Button files as PNG, SVG or a standalone HTML page.
 
-The drawing lives in :mod:`greenbutton.charts` (shared with the web dashboard); this module
+The drawing lives in :mod:`greenbutton.analysis` (shared with the web dashboard); this module
 picks names and formats and turns a missing ``plot`` extra into an install hint.
 """
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal, cast
 
 import click
 
-from .. import _analysis as analysis
+from .. import analysis
 from ..models import Document
 from ..parse import parse
 from . import cli
@@ -74,7 +74,7 @@ def plot_command(files: tuple[Path, ...], output: Path | None, kind: str, fmt: s
 def _charts() -> ModuleType:
     """The charts module, or the install hint when matplotlib (the plot extra) is missing."""
     try:
-        from .. import charts
+        from .. import analysis as charts
     except ImportError as exc:
         if (exc.name or "").split(".")[0] in {"matplotlib", "numpy", "PIL"}:
             raise click.ClickException(_INSTALL_HINT) from exc

@@ -1,11 +1,11 @@
 """``greenbutton status``, ``authorize`` and ``fetch``: thin wrappers over :class:`Client`.
 
 The utility comes from ``--simulator DIR`` (that simulator's ``registration.json``) or from
-the config file and environment (``--config``/``--profile``, see :mod:`greenbutton._config`);
+the config file and environment (``--config``/``--profile``, see :mod:`greenbutton.client._config`);
 secrets are never option values (SECURITY R50). Customer tokens live in the library's JSON
 token store (:class:`greenbutton.oauth.FileTokenStore`: mode 0600, written atomically; tokens
 only, never the client secret); the redirect is caught by its loopback listener
-(:class:`greenbutton._loopback.LoopbackCallback`, R12).
+(:class:`greenbutton.client._loopback.LoopbackCallback`, R12).
 """
 
 from __future__ import annotations
@@ -21,14 +21,18 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from .._client import Client
-from .._config import credentials_from_registration, load_config
 from .._errors import ConfigurationError
-from .._loopback import LoopbackCallback, loopback_address
-from .._profile import Credentials, UtilityProfile
 from .._util import atomic_file, read_json_file, write_private_json
-from .._writers import ReadingsFormat
+from ..client import (
+    Client,
+    LoopbackCallback,
+    credentials_from_registration,
+    load_config,
+    loopback_address,
+)
+from ..models import Credentials, UtilityProfile
 from ..oauth import AuthorizationRequest, FileTokenStore, Token
+from ..table import ReadingsFormat
 from . import cli
 from ._files import write_table
 
@@ -404,8 +408,8 @@ def _write_xml(bodies: list[bytes], out: Any, profile: UtilityProfile) -> int:
         out.write(bodies[0])
         return len(bodies[0])
     from .. import parse
-    from .._writer import write_feed
     from ..espi import merge_documents
+    from ..table import write_feed
 
     merged = merge_documents(parse(body) for body in bodies)
     return write_feed(merged, out, base_url=profile.resource_url)

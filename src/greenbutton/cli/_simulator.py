@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from .._config import default_simulator_dir
 from .._errors import ConfigurationError
+from ..client import default_simulator_dir
 from . import cli
 
 __all__ = ["default_state_dir", "simulator_command"]

@@ -1,13 +1,13 @@
 """One flow per ESPI resource (ESPI_NOTES 1.2), plus the token flows they start with.
 
-Every flow here is sans-IO (see :mod:`greenbutton._flows`): it yields requests and gets
+Every flow here is sans-IO (see :mod:`greenbutton.client._flows`): it yields requests and gets
 responses. The token class of each resource is chosen here and nowhere else (SECURITY R23):
 the customer's access token for ``Batch/Subscription`` and ``Subscription/...`` (and the
 shared ``ReadingType`` / ``LocalTimeParameters``), the client-credentials token for
 ``Batch/Bulk``, ``Authorization`` and ``ReadServiceStatus``, the registration token for
 ``ApplicationInformation``. A 401 leads to at most one refresh and one retry (R24, R21).
 
-Resource answers are downloads (:class:`~greenbutton._flows.Download`): a 2xx body streams
+Resource answers are downloads (:class:`~greenbutton.client._flows.Download`): a 2xx body streams
 into a spooled temporary file under the profile's cap and is parsed from there, so a large
 Bulk or multi-year answer is never held whole in memory before parsing (R27).
 
@@ -51,16 +51,15 @@ from .._errors import (
     ParseError,
     ServerError,
 )
-from .._flows import REQUEST_DEADLINE, Download, Downloaded, Flow, Lock, Unlock
-from .._profile import Credentials, UtilityProfile
 from .._secret import Secret
-from ..models import Document, MeterReading, UsagePoint
+from ..models import Credentials, Document, MeterReading, UsagePoint, UtilityProfile
 from ..models._resources import ServiceStatus
 from ..oauth import SupportsLockedRefresh, Token, TokenStore
 from ..oauth._authorize import AuthorizationRequest, parse_callback
 from ..oauth._requests import client_credentials_request, code_request, refresh_request
 from ..oauth._responses import parse_retry_after, parse_token_response
 from ..parse import Limits, parse
+from ._flow import REQUEST_DEADLINE, Download, Downloaded, Flow, Lock, Unlock
 from ._identity import authorization_key, subscription_of
 from ._paths import Paths, TimeLike, format_time, split_windows
 

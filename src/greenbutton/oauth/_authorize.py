@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._errors import CallbackError, ConfigurationError
-from .._profile import UtilityProfile
 from .._urls import check_url
+from ..models import UtilityProfile
 
 __all__ = ["AuthorizationRequest", "authorization_request", "code_challenge_s256", "parse_callback"]
 

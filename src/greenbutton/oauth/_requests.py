@@ -16,9 +16,9 @@ from urllib.parse import quote_plus, urlencode, urlsplit
 import httpx2
 
 from .._errors import ConfigurationError
-from .._profile import Credentials, UtilityProfile
 from .._secret import Secret
 from .._urls import check_url
+from ..models import Credentials, UtilityProfile
 
 __all__ = [
     "basic_authorization",

@@ -14,8 +14,15 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO
 
-from .._table import DEFAULT_COST_SCALE, Reading, Series
-from ..models import Document, MeterReading, ReadingColumns, UsagePoint
+from ..models import (
+    DEFAULT_COST_SCALE,
+    Document,
+    MeterReading,
+    Reading,
+    ReadingColumns,
+    Series,
+    UsagePoint,
+)
 from ._blocks import fold_fractional
 from ._document import FeedInfo, assemble, fill_durations, read_feed_info
 from ._links import MeterNode, PointNode, link

@@ -33,8 +33,8 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from .._redact import get_logger
 from .._util import is_loopback_ip
+from ..client import get_logger
 from ..models import ESPI_NS
 from ._data import SyntheticData, Window, local_midnight
 

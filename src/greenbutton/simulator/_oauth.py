@@ -68,7 +68,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .._redact import get_logger, quiet_debug
+from ..client import get_logger, quiet_debug
 from ._binding import peer_thumbprint
 from ._config import PATHS
 from ._simulator import Simulator

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .._redact import get_logger
+from ..client import get_logger
 from ._config import PATHS
 from ._oauth import OAuthServer, oauth_server
 from ._simulator import Simulator

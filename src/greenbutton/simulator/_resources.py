@@ -2,7 +2,7 @@
 the token class the reference DataCustodian demands (SECURITY R23).
 
 Usage feeds are streamed: the data source hands over a Document whose IntervalBlocks are
-made on access, and :func:`~greenbutton._writer.iter_feed_chunks` writes it entry by entry,
+made on access, and :func:`~greenbutton.table._espi.iter_feed_chunks` writes it entry by entry,
 so a 5-year 15-minute request never sits in memory. Collections and members are cut from
 the same writer output (entries kept by kind, or the one entry whose self link is asked
 for), so every resource has exactly the links and content the batch feeds have.
@@ -30,8 +30,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from .._writer import iter_feed_chunks
 from ..models import ATOM_NS, CUSTOMER_NS, ESPI_NS, Document, UsagePoint
+from ..table import iter_feed_chunks
 from ._binding import BindingRejection, peer_thumbprint
 from ._data import DataSource, SyntheticData, Window, create_data_source, local_midnight
 from ._notify import Notifier

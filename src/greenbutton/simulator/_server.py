@@ -35,8 +35,8 @@ from typing import Any
 import uvicorn
 
 from .._errors import ConfigurationError
-from .._redact import install_redaction
 from .._util import write_private_json
+from ..client import install_redaction
 from ._binding import TLSScopeProtocol
 from ._bootstrap import bootstrap
 from ._config import SimulatorConfig

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .._redact import get_logger
 from .._util import write_private_json
+from ..client import get_logger
 
 __all__ = [
     "AuthorizationGrant",

@@ -30,8 +30,17 @@ from sqlalchemy import ColumnElement, Connection, and_, func, insert, or_, selec
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .._errors import ReconciliationError
-from .._table import DEFAULT_COST_SCALE, Reading, Series
-from ..models import ABSENT, ABSENT32, Document, MeterReading, ReadingColumns, ReadingType
+from ..models import (
+    ABSENT,
+    ABSENT32,
+    DEFAULT_COST_SCALE,
+    Document,
+    MeterReading,
+    Reading,
+    ReadingColumns,
+    ReadingType,
+    Series,
+)
 from ..parse import parse, series_key
 from ._local_time import local_time_record
 from ._schema import ingest_jobs, meter_readings, readings, usage_points

@@ -66,7 +66,7 @@ from ._schema import authorizations, ingest_jobs
 from ._store import StorageError, Store
 
 if TYPE_CHECKING:
-    from .._client import AsyncClient, Client
+    from ..client import AsyncClient, Client
 
 __all__ = [
     "MAX_ATTEMPTS",

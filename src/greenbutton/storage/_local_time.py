@@ -12,7 +12,7 @@ import json
 from datetime import UTC, tzinfo
 from typing import Any
 
-from .._analysis import time_zone_for
+from ..analysis import time_zone_for
 from ..models import Document, LocalTimeParameters, UsagePoint
 
 __all__ = ["local_time_record", "time_zone_of"]

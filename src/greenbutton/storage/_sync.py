@@ -75,7 +75,7 @@ from ._schema import authorizations, ingest_jobs, meter_readings, readings, usag
 from ._store import StorageError, Store
 
 if TYPE_CHECKING:
-    from .._client import Client
+    from ..client import Client
 
 __all__ = [
     "DEFAULT_HISTORY_DAYS",

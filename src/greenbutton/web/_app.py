@@ -39,9 +39,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._analysis import display_unit, scaled
-from .._client import AsyncClient
 from .._errors import CallbackError, GreenButtonError, ParseError
+from ..analysis import display_unit, scaled
+from ..client import AsyncClient
 from ..oauth import parse_callback
 from ..parse import Limits, parse
 from ..storage import (
@@ -400,8 +400,8 @@ class _Web:
         try:
             import pandas as pd
 
-            from .. import charts
-            from .._table import COLUMNS
+            from .. import analysis as charts
+            from ..models import COLUMNS
         except ImportError:
             return
         tz, zone = self._zone(point.key)

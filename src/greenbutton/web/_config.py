@@ -14,7 +14,7 @@ from typing import Any
 import httpx2
 
 from .._errors import ConfigurationError
-from .._profile import Credentials, UtilityProfile
+from ..models import Credentials, UtilityProfile
 
 __all__ = ["WebConfig"]
 
@@ -157,7 +157,7 @@ class WebConfig:
     def for_simulator(cls, state_dir: str | PathLike[str], **options: Any) -> WebConfig:
         """The simulator whose state folder (or ``registration.json``) is ``state_dir``
         as the utility (DESIGN 3.6)."""
-        from .._config import credentials_from_registration
+        from ..client import credentials_from_registration
 
         path = Path(state_dir)
         return cls(

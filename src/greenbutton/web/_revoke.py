@@ -19,8 +19,8 @@ from functools import partial
 import anyio
 import anyio.to_thread
 
-from .._client import AsyncClient
 from .._errors import NotFoundError, RequestDeferred, ServerError
+from ..client import AsyncClient
 from ..storage import (
     PendingRevocation,
     Store,

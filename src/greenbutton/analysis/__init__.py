@@ -1,0 +1,89 @@
+"""Summaries, inspect reports and charts of parsed documents: no I/O but the files given.
+
+The summaries are imported with the package; the charts (matplotlib, numpy) at the first use
+of a chart name (PEP 562), so ``greenbutton inspect`` never loads matplotlib.
+"""
+
+from typing import TYPE_CHECKING
+
+from ._summary import (
+    DailyTotal,
+    SeriesSummary,
+    SeriesValues,
+    daily_totals,
+    describe_reading_type,
+    display_unit,
+    format_duration,
+    format_number,
+    hourly_matrix,
+    local_datetime,
+    scaled,
+    series_values,
+    summarize,
+    summarize_series,
+    time_zone_for,
+    usage_summary_facts,
+)
+
+if TYPE_CHECKING:
+    from ._charts import (
+        KINDS,
+        ChartGroup,
+        ChartSeries,
+        figure,
+        groups_from_document,
+        groups_from_frame,
+        html_page,
+        inline_svg,
+        render,
+    )
+
+_CHARTS = frozenset(
+    {
+        "KINDS",
+        "ChartGroup",
+        "ChartSeries",
+        "figure",
+        "groups_from_document",
+        "groups_from_frame",
+        "html_page",
+        "inline_svg",
+        "render",
+    }
+)
+
+__all__ = [
+    "ChartGroup",
+    "ChartSeries",
+    "DailyTotal",
+    "KINDS",
+    "SeriesSummary",
+    "SeriesValues",
+    "daily_totals",
+    "describe_reading_type",
+    "display_unit",
+    "figure",
+    "format_duration",
+    "format_number",
+    "groups_from_document",
+    "groups_from_frame",
+    "hourly_matrix",
+    "html_page",
+    "inline_svg",
+    "local_datetime",
+    "render",
+    "scaled",
+    "series_values",
+    "summarize",
+    "summarize_series",
+    "time_zone_for",
+    "usage_summary_facts",
+]
+
+
+def __getattr__(name: str) -> object:
+    if name in _CHARTS:
+        from . import _charts
+
+        return getattr(_charts, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

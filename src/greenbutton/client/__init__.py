@@ -1,0 +1,35 @@
+"""The HTTP side of the SDK (STYLE 1): :class:`Client` / :class:`AsyncClient`, the drivers
+that run espi's sans-IO flows (``_flows``, the only code that sends), the guarded transport,
+the rate limit and quotas, the circuit breaker, certificate rotation, config files, log
+redaction and the OAuth loopback callback listener. Importing it loads httpx2 and anyio;
+``import greenbutton`` alone does not.
+"""
+
+from ._breaker import CircuitBreaker
+from ._client import AsyncClient, AsyncClientOptions, Client, ClientOptions
+from ._config import (
+    credentials_from_registration,
+    default_config_path,
+    default_simulator_dir,
+    load_config,
+)
+from ._loopback import LoopbackCallback, loopback_address
+from ._redact import get_logger, install_redaction, quiet_debug, redact
+
+__all__ = [
+    "AsyncClient",
+    "AsyncClientOptions",
+    "CircuitBreaker",
+    "Client",
+    "ClientOptions",
+    "LoopbackCallback",
+    "credentials_from_registration",
+    "default_config_path",
+    "default_simulator_dir",
+    "get_logger",
+    "install_redaction",
+    "load_config",
+    "loopback_address",
+    "quiet_debug",
+    "redact",
+]

@@ -1,0 +1,178 @@
+"""A real browser through the whole connect loop (issue 5).
+
+Headless Chromium (Debian's ``chromium``, driven by Playwright through ``executable_path``;
+Playwright's own browser downloads are not used) opens the web app's home page, clicks
+"Connect your utility account", signs in on the simulator's portal as its first demo
+customer, approves on the consent page and lands back on the account page, which must show
+a usage point and an inline SVG chart. No token may reach the browser (SECURITY R51): not in
+the page, not in a cookie, and the cookies are HttpOnly. The account page is kept as a
+screenshot in ``test-artifacts/browser-account.png``.
+
+Both servers listen on real loopback sockets: the simulator (portal over HTTPS, API over
+mutual TLS) and the web app (uvicorn in a thread, plain HTTP on loopback, temporary SQLite
+database and secret key). Without ``/usr/bin/chromium`` (another path: set
+``GREENBUTTON_TEST_CHROMIUM``) or the ``playwright`` package the test skips with the reason,
+except under ``CI``, where it fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+from greenbutton.web import WebConfig, create_app
+from tests.simulator_harness import SimulatorHandle, start_simulator
+
+CHROMIUM = Path(os.environ.get("GREENBUTTON_TEST_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# What this machine's closed network needs (no background fetches, no QUIC, no first-run UI);
+# --no-sandbox because CI runs as root.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"the browser test is required in CI: {reason}")
+    pytest.skip(f"browser test not run: {reason}")
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, launched headless by Playwright with a new empty profile."""
+    if not CHROMIUM.is_file():
+        _unavailable(f"{CHROMIUM} is missing (Debian package `chromium`)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the `playwright` package is not installed (dev dependency group)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True, timeout=20_000
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextmanager
+def serve_web_app(config: WebConfig, sock: socket.socket) -> Iterator[Any]:
+    """The web app under uvicorn in a thread on an already bound socket; yields its state."""
+    import uvicorn
+
+    app = create_app(config)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="greenbutton-web", daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the web app did not start")
+            time.sleep(0.02)
+        yield app.state.greenbutton
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(10)
+
+
+@pytest.fixture
+def loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, SimulatorHandle, Any]]:
+    """(web app URL, simulator, web app state): both on real loopback sockets."""
+    monkeypatch.setenv("GREENBUTTON_SECRET_KEY", Fernet.generate_key().decode())
+    # Bound first so the simulator can register the app's real address as its redirect URI.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        with start_simulator(tmp_path / "sim", third_party_url=base) as gb:
+            config = WebConfig.for_simulator(
+                gb.state_dir, database_url=f"sqlite:///{tmp_path / 'web.db'}"
+            )
+            with serve_web_app(config, sock) as web:
+                yield base, gb, web
+    finally:
+        sock.close()
+
+
+def test_connect_in_a_real_browser(chromium: Any, loop: tuple[str, SimulatorHandle, Any]) -> None:
+    base, gb, web = loop
+    customer = gb.registration["customers"][0]
+    ARTIFACTS.mkdir(exist_ok=True)
+    # The portal's certificate is issued by the simulator's private CA, which this throwaway
+    # profile does not trust; a real utility's portal has a publicly trusted certificate.
+    context = chromium.new_context(
+        ignore_https_errors=True, viewport={"width": 1100, "height": 800}
+    )
+    requested: list[str] = []
+    context.on("request", lambda request: requested.append(request.url))
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        page.goto(base + "/")
+        page.get_by_role("link", name="Connect your utility account").click()
+
+        # the utility's portal: sign in
+        page.wait_for_url(gb.portal_url + "/**")
+        page.get_by_label("Username").fill(customer["username"])
+        page.get_by_label("Password").fill(customer["password"])
+        page.get_by_role("button", name="Sign in").click()
+
+        # consent: what is shared, then Approve
+        page.get_by_role("heading", name="Share your energy data?").wait_for()
+        page.get_by_role("button", name="Approve").click()
+
+        # back at the app: callback, first data pull, 303 to the account page
+        page.wait_for_url(base + "/account", timeout=20_000)
+        page.get_by_role("heading", name="Your connected accounts").wait_for()
+        assert page.locator("article.usage-point").count() > 0
+        assert "Usage point" in page.locator("article.usage-point").first.inner_text()
+        assert page.locator("figure.chart svg").count() > 0
+        html = page.content()
+        assert "<svg" in html
+        page.screenshot(path=str(ARTIFACTS / "browser-account.png"), full_page=True)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "browser-failure.png"), full_page=True)
+        raise
+    finally:
+        cookies = context.cookies()
+        context.close()
+
+    # no code or token in the app's URL, no token in the page or the cookies (R10, R51)
+    assert page.url == base + "/account"
+    (key,) = [k for k in web.tokens.keys() if "/Subscription/" in k]
+    token = web.tokens.load(key)
+    secrets = [token.access_token.reveal(), token.refresh_token.reveal()]
+    assert all(s and s not in html for s in secrets)
+    assert cookies and all(c["httpOnly"] for c in cookies)
+    assert not any(s in c["value"] for s in secrets for c in cookies)
+    # every request the browser made stayed on loopback: assets are local, no CDN
+    assert requested and all(
+        u.startswith(("http://127.0.0.1:", "https://127.0.0.1:")) for u in requested
+    )
