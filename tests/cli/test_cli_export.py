@@ -32,11 +32,12 @@ def test_all_is_sorted_and_complete() -> None:
         assert hasattr(greenbutton, name), name
     public = {n for n in vars(greenbutton) if not n.startswith("_")}
     modules = {
+        "analysis",
         "cli",
-        "frames",
+        "client",
         "models",
         "parse",
-        "charts",
+        "table",
         "simulator",
         "espi",
         "oauth",
