@@ -3,6 +3,8 @@
 Routes (DESIGN 3.2, 3.6, 5): ``/`` home; ``/connect`` and ``/Goto_login`` redirect to the
 utility's authorize URL; ``/get_auth_code`` returns it; ``/OAuthCallback`` is the
 registered redirect URI; ``/account`` shows the accounts this browser connected;
+``/signin`` is ``/connect`` for a returning customer (the utility's authorization again
+lands on the same stored account); ``POST /signout`` ends the session;
 ``POST /disconnect`` revokes one; ``POST /espi/1_1/Notification`` takes BatchLists.
 
 The notification route only validates and enqueues (STYLE 8, SECURITY R44): jobs are
@@ -117,12 +119,25 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_headers)
 
 
-#: What the home page says after a disconnect (``/?disconnected=...``, R22).
+#: What the home page says after a disconnect (``/?disconnected=...``, R22) or a sign-out
+#: (``/?signedout=1``): fixed messages chosen by a fixed word.
 _DISCONNECTED = {
     "confirmed": "Disconnected. Your tokens are deleted here and the utility confirmed it.",
     "pending": (
         "Disconnected. Your tokens are deleted here; the utility did not answer yet and "
         "will be told again shortly."
+    ),
+}
+_SIGNED_OUT = (
+    "You are signed out. Your account stays connected: sign in with your utility again to see it."
+)
+#: What the account page says after a callback (``/account?notice=...``).
+_ACCOUNT_NOTICES = {
+    "welcome": "Welcome back. You are signed in and your stored data is below.",
+    "same": (
+        "Your utility gave access to the account already shown here again, so nothing was "
+        "added: you were still signed in on the utility's site. To connect a different "
+        "account, sign out on the utility's site first, then choose Connect another account."
     ),
 }
 
@@ -238,6 +253,8 @@ class _Web:
         connected = bool(session and session.accounts)
         # a fixed message chosen by a fixed word: nothing of the query reaches the page
         notice = _DISCONNECTED.get(request.query_params.get("disconnected", ""))
+        if request.query_params.get("signedout") == "1":
+            notice = _SIGNED_OUT
         return self.page(request, "home.html", {"connected": connected, "notice": notice})
 
     # -- authorization (R01-R11) ----------------------------------------------------------
@@ -306,6 +323,10 @@ class _Web:
             )
         # the same grant again: a revocation still owed for it is not owed any more (R22)
         await self.revocations.reconnected(token.authorization_uri)
+        # One customer, one key (utility, subscription): signing in again updated the stored
+        # authorization in place. Say which case this was; never add an account twice.
+        already = key in session.accounts
+        returning = not already and await anyio.to_thread.run_sync(self._has_data, key)
         # a privilege change: the session moves to a new id, the old one is dead (fixation)
         rotated = await anyio.to_thread.run_sync(self.sessions.add_account, session.id, key)
         if rotated is None:
@@ -316,8 +337,36 @@ class _Web:
             await self.first_pull(key)
         except Exception as exc:  # the account stays connected (new session); data can follow
             log.warning("first data pull failed: %s", type(exc).__name__)
-        response = RedirectResponse("/account", status_code=303)
+        notice = "same" if already else "welcome" if returning else None
+        target = "/account" if notice is None else f"/account?notice={notice}"
+        response = RedirectResponse(target, status_code=303)
         self._set_cookie(request, response, rotated[1])
+        return response
+
+    def _has_data(self, key: str) -> bool:
+        """Readings are stored for ``key`` already: a returning customer."""
+        found = authorization_points(self.store, key, self.namespace)
+        return found is not None and any(p.readings for p in found[1])
+
+    async def signout(self, request: Request) -> Response:
+        """End this browser's session (CSRF-checked POST); the accounts stay connected."""
+        session = await self.session_of(request)
+        try:
+            form = await request.form(max_files=0, max_fields=8)
+        except ClientDisconnect:
+            return PlainTextResponse("incomplete body\n", status_code=400)
+        token = form.get("csrf")
+        if session is None or not session.csrf_ok(token if isinstance(token, str) else None):
+            return self.error(request, 403, "This form has expired", "Reload the page and retry.")
+        await anyio.to_thread.run_sync(self.sessions.end, session.id)
+        response = RedirectResponse("/?signedout=1", status_code=303)
+        response.delete_cookie(
+            self.cookie_name,
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=self.secure_cookies or request.url.scheme == "https",
+        )
         return response
 
     async def first_pull(self, key: str) -> None:
@@ -351,7 +400,10 @@ class _Web:
         if session is None or not session.accounts:
             return RedirectResponse("/", status_code=303)
         views = await anyio.to_thread.run_sync(self._account_views, list(session.accounts))
-        return self.page(request, "account.html", {"accounts": views, "csrf": session.csrf})
+        notice = _ACCOUNT_NOTICES.get(request.query_params.get("notice", ""))
+        return self.page(
+            request, "account.html", {"accounts": views, "csrf": session.csrf, "notice": notice}
+        )
 
     def _account_views(self, keys: Sequence[str]) -> list[_AccountView]:
         views = []
@@ -663,6 +715,8 @@ def create_app(config: WebConfig, store: Store | None = None) -> Starlette:
         Route("/", web.home, name="home"),
         Route("/connect", web.connect, name="connect"),
         Route("/Goto_login", web.connect, name="goto_login"),
+        Route("/signin", web.connect, name="signin"),  # the same flow: the utility says who
+        Route("/signout", web.signout, methods=["POST"], name="signout"),
         Route("/get_auth_code", web.get_auth_code, name="get_auth_code"),
         Route("/OAuthCallback", web.callback, name="callback"),
         Route("/account", web.account, name="account"),

@@ -13,7 +13,9 @@ says: it ends ``idle_timeout`` seconds after it was last used and ``absolute_tim
 after it was created. Every privilege change (an account connected or disconnected)
 :meth:`Sessions.rotate` s it: a new id and CSRF token, the old row deleted in the same
 transaction, so an id someone obtained before the login (session fixation, OWASP Session
-Management; RFC 9700 4.1) opens nothing afterwards. Over HTTPS, or behind a TLS-terminating
+Management; RFC 9700 4.1) opens nothing afterwards. Signing in again (a returning customer
+going through the utility's authorization) is such a change too; signing out deletes the
+row (:meth:`Sessions.end`). Over HTTPS, or behind a TLS-terminating
 proxy, the cookie is ``__Host-gb_session`` with ``Secure`` (R51): the browser then never sends
 it over plain HTTP and no sibling domain can plant one.
 
@@ -261,6 +263,20 @@ class Sessions:
                 session.accounts.append(key)
 
         return self.rotate(sid, change)
+
+    def end(self, sid: str) -> bool:
+        """Sign out: the session row goes, so its cookie (and any copy of it) opens nothing.
+        The accounts stay connected; signing in again at the utility brings them back.
+        False when the session was already gone."""
+        key = _id_hash(sid)
+        for _ in range(_CAS_ATTEMPTS):
+            with self._store.begin() as conn:
+                row = web_session_get(conn, key)
+                if row is None:
+                    return False
+                if web_session_delete_if(conn, key, row[0]):
+                    return True
+        raise RuntimeError("the session kept changing under us")  # pragma: no cover
 
     def remove_account(self, sid: str, key: str) -> tuple[Session, str] | None:
         """Disconnect ``key`` from this browser: a new id as well (:meth:`rotate`)."""
