@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-__all__ = ["PATHS", "Faults", "SimulatorConfig"]
+__all__ = ["PATHS", "Faults", "SimulatorConfig", "Style"]
+
+#: Wire styles (DESIGN 3.7 ``--style``): ESPI 4.0-clean, or PG&E's.
+Style = Literal["espi", "pge"]
 
 
 class PATHS:
@@ -70,4 +74,7 @@ class SimulatorConfig:
     #: Refuse token requests whose parameters are in the query string (RFC 6749 strictly);
     #: by default they are accepted like PG&E does, and recorded (``TokenCall.from_query``).
     strict_token_requests: bool = False
+    #: Wire format (DESIGN 3.7 ``--style``): ``espi`` (ESPI 4.0-clean, the default) or
+    #: ``pge`` (PG&E's prefixes, declarations, ``xsi:type``, milliseconds, element names).
+    style: Style = "espi"
     faults: Faults = field(default_factory=Faults)

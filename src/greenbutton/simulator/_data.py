@@ -76,6 +76,9 @@ _TOU_OFF_PEAK = 6
 _RATE_PEAK = 52_000
 _RATE_OFF_PEAK = 41_000
 _RATE_GAS = 210_000
+#: The subscription of ``DownloadSampleData``: no customer has it, so no token reaches it.
+SAMPLE_SUBSCRIPTION = "0"
+_SAMPLE_SPEC = UsagePointSpec(id="1", profile="electric_hourly", seed=0)
 #: How many monthly UsageSummaries (billing periods) a synthetic usage point keeps.
 SUMMARY_MONTHS = 13
 
@@ -179,6 +182,11 @@ class DataSource(ABC):
             sums = self.usage_summaries(subscription_id, up.id, window) if summaries else ()
             points.append(replace(up, meter_readings=tuple(readings), usage_summaries=sums))
         return Document(usage_points=tuple(points))
+
+    def sample_document(self) -> Document:
+        """PG&E's ``DownloadSampleData`` (a registration test): usage that belongs to no
+        customer. Synthetic: yesterday of a fixed hourly meter; files: the first file."""
+        return Document()
 
     def has_blocks(self, document: Document) -> bool:
         """Whether ``document`` holds at least one IntervalBlock (else PG&E answers 204)."""
@@ -383,6 +391,8 @@ class SyntheticData(DataSource):
     # -- resources ----------------------------------------------------------------------------
 
     def _specs(self, subscription_id: str) -> tuple[UsagePointSpec, ...]:
+        if subscription_id == SAMPLE_SUBSCRIPTION:
+            return (_SAMPLE_SPEC,)
         customer = self.state.by_subscription.get(subscription_id)
         return customer.usage_points if customer is not None else ()
 
@@ -421,6 +431,14 @@ class SyntheticData(DataSource):
                 )
             )
         return tuple(out)
+
+    def sample_document(self) -> Document:
+        _, last = self.history()
+        window = Window(
+            published_min=local_midnight(last),
+            published_max=local_midnight(last + timedelta(days=1)),
+        )
+        return self.document(SAMPLE_SUBSCRIPTION, window, summaries=False)
 
     def interval_blocks(
         self, subscription_id: str, usage_point_id: str, meter_reading_id: str, window: Window
@@ -650,6 +668,10 @@ class FileData(DataSource):
             )
             for up in self._points.get(subscription_id, ())
         )
+
+    def sample_document(self) -> Document:
+        first = next(iter(self._points), None)
+        return Document() if first is None else self.document(first, Window())
 
     def _point(self, sub: str, up_id: str) -> UsagePoint | None:
         return next((up for up in self._points.get(sub, ()) if up.id == up_id), None)

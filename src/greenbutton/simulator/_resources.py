@@ -30,9 +30,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from ..models import ATOM_NS, CUSTOMER_NS, ESPI_NS, Document, UsagePoint
+from ..models import ATOM_NS, ESPI_NS, Document, UsagePoint
 from ..table import iter_feed_chunks
 from ._binding import BindingRejection, peer_thumbprint
+from ._customer import CustomerResource, customer_resources
 from ._data import DataSource, SyntheticData, Window, create_data_source, local_midnight
 from ._notify import Notifier
 from ._simulator import Simulator
@@ -48,6 +49,10 @@ REALM = "GreenButtonConnect"
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
 _EPOCH_SECONDS = re.compile(r"\d{1,11}")
 _FEED_END = b"</feed>\n"
+#: Collections of the customer feed that answer (maybe empty) under a known parent.
+_CUSTOMER_KINDS = frozenset(
+    {"Customer", "CustomerAccount", "CustomerAgreement", "ServiceLocation", "Meter", "EndDevice"}
+)
 
 
 class _Fail(Exception):
@@ -431,54 +436,54 @@ class _ResourceServer:
         self.notifier.notify([self.notifier.prepare(path, window)])
         return Response(status_code=202)
 
-    def retail_customer(self, request: Request, token: Token) -> Response:
-        """PG&E's customer-namespace feed; the id may be the retail customer's or (PG&E) the
-        subscription's."""
+    def _customer_resources(self, request: Request, token: Token) -> list[CustomerResource]:
+        """The token's customer's PII resources under the ``rc`` the request names, which
+        may be the retail customer's id or (PG&E) the subscription's."""
         rc = request.path_params["rc"]
         grant = self.grant_of(token)
         customer = self.sim.state.customers.get(grant.customer)
         if customer is None or rc not in (customer.retail_customer_id, customer.subscription_id):
             raise _forbidden("this token is not authorized for that retail customer")
-        base = f"{self.base}/RetailCustomer/{rc}"
-        cust_url = f"{base}/Customer/{customer.retail_customer_id}"
-        acct_url = f"{cust_url}/CustomerAccount/{customer.subscription_id}"
-        loc_url = f"{acct_url}/CustomerAgreement/{customer.subscription_id}/ServiceLocation/1"
-        stamp = grant.created_at
-        name = _esc(customer.name or customer.username)
-        entries = [
-            _atom_entry(
-                self_url=cust_url,
-                up_url=f"{base}/Customer",
-                title="Customer",
-                related=[f"{cust_url}/CustomerAccount"],
-                stamp=stamp,
-                content=f'<Customer xmlns="{CUSTOMER_NS}"><kind>residential</kind>'
-                f"<customerName>{name}</customerName></Customer>",
-            ),
-            _atom_entry(
-                self_url=acct_url,
-                up_url=f"{cust_url}/CustomerAccount",
-                title="Customer account",
-                stamp=stamp,
-                content=f'<CustomerAccount xmlns="{CUSTOMER_NS}"><type>residential</type>'
-                f"<accountId>{_esc(customer.subscription_id)}</accountId></CustomerAccount>",
-            ),
-            _atom_entry(
-                self_url=loc_url,
-                up_url=loc_url.rsplit("/", 1)[0],
-                title="Service location",
-                stamp=stamp,
-                content=f'<ServiceLocation xmlns="{CUSTOMER_NS}"><mainAddress><streetDetail>'
-                "<addressGeneral>1 SIMULATED WAY</addressGeneral></streetDetail><townDetail>"
-                "<code>94000</code><name>SAN FRANCISCO</name>"
-                "<stateOrProvince>CA</stateOrProvince></townDetail></mainAddress>"
-                "</ServiceLocation>",
-            ),
-        ]
+        return customer_resources(customer, rc, self.sim.config.style)
+
+    def _customer_entry(self, res: CustomerResource, stamp: float) -> str:
+        return _atom_entry(
+            self_url=f"{self.base}/{res.href}",
+            up_url=f"{self.base}/{res.up}",
+            title=res.title,
+            content=res.content,
+            stamp=stamp,
+            related=[f"{self.base}/{h}" for h in res.related],
+        )
+
+    def retail_customer(self, request: Request, token: Token) -> Response:
+        """PG&E's customer-namespace batch feed: every resource of the customer."""
+        resources = self._customer_resources(request, token)
+        stamp = self.grant_of(token).created_at
         body = _atom_feed(
-            f"{self.base}/Batch/RetailCustomer/{rc}", "Green Button Customer Feed", entries
+            f"{self.base}/Batch/RetailCustomer/{request.path_params['rc']}",
+            "Green Button Customer Feed",
+            [self._customer_entry(r, stamp) for r in resources],
         )
         return _xml(body)
+
+    def retail_customer_resource(self, request: Request, token: Token) -> Response:
+        """Any link of the customer feed: a member (its self href) or a collection (the
+        entries whose up href it is)."""
+        resources = self._customer_resources(request, token)
+        stamp = self.grant_of(token).created_at
+        href = f"RetailCustomer/{request.path_params['rc']}/{request.path_params['rest']}"
+        href = href.rstrip("/")
+        for res in resources:
+            if res.href == href:
+                return _xml(_atom_member(self._customer_entry(res, stamp)))
+        members = [r for r in resources if r.up == href]
+        parent = href.rsplit("/", 1)[0]
+        known_parent = parent.count("/") == 1 or any(r.href == parent for r in resources)
+        if not members and not (known_parent and href.rsplit("/", 1)[1] in _CUSTOMER_KINDS):
+            raise _Fail(404, f"no such resource: {href}")
+        entries = [self._customer_entry(r, stamp) for r in members]
+        return _xml(_atom_feed(f"{self.base}/{href}", href.rsplit("/", 1)[1], entries))
 
     # -- Subscription sub-resources -----------------------------------------------------------
 
@@ -538,6 +543,58 @@ class _ResourceServer:
         self.own_subscription(token, sub)
         doc = self.usage_doc(sub, up, blocks=False)
         return self.member(doc, f"Subscription/{sub}/UsagePoint/{up}/UsageSummary/{us}")
+
+    def _power_quality(self, sub: str, up: str, window: Window) -> dict[str, str]:
+        """ElectricPowerQualitySummary entries by id: one per billing period of an electric
+        usage point (interruption and dip counts derived from the period), none for gas."""
+        point = self.data.usage_point(sub, up)
+        if point is None:
+            raise _Fail(404, f"no usage point {up} in subscription {sub}")
+        if point.service_kind not in (None, 0):
+            return {}
+        href = f"{self.base}/Subscription/{sub}/UsagePoint/{up}/ElectricPowerQualitySummary"
+        out: dict[str, str] = {}
+        for summary in self.data.usage_summaries(sub, up, window):
+            period = summary.billing_period
+            if period is None or period.start is None or period.duration is None:
+                continue
+            start, duration = period.start, period.duration
+            h = hashlib.sha256(f"{sub}:{up}:{start}".encode()).digest()
+            content = (
+                f'<ElectricPowerQualitySummary xmlns="{ESPI_NS}">'
+                f"<longInterruptions>{h[0] % 2}</longInterruptions>"
+                f"<shortInterruptions>{h[1] % 4}</shortInterruptions>"
+                f"<summaryInterval><duration>{duration}</duration><start>{start}</start>"
+                f"</summaryInterval><supplyVoltageDips>{h[2] % 6}</supplyVoltageDips>"
+                "</ElectricPowerQualitySummary>"
+            )
+            out[str(start)] = _atom_entry(
+                self_url=f"{href}/{start}",
+                up_url=href,
+                title="Power quality summary",
+                content=content,
+                stamp=start + duration,
+            )
+        return out
+
+    def power_quality_collection(self, request: Request, token: Token) -> Response:
+        sub, up = request.path_params["sub"], request.path_params["up"]
+        self.own_subscription(token, sub)
+        entries = self._power_quality(sub, up, _window(request) or Window())
+        href = f"{self.base}/Subscription/{sub}/UsagePoint/{up}/ElectricPowerQualitySummary"
+        return _xml(_atom_feed(href, "ElectricPowerQualitySummary", entries.values()))
+
+    def power_quality_member(self, request: Request, token: Token) -> Response:
+        sub, up, pq = (request.path_params[k] for k in ("sub", "up", "pq"))
+        self.own_subscription(token, sub)
+        entry = self._power_quality(sub, up, Window()).get(pq)
+        if entry is None:
+            raise _Fail(404, f"no power quality summary {pq}")
+        return _xml(_atom_member(entry))
+
+    def download_sample_data(self, request: Request, token: Token) -> Response:
+        """PG&E's registration test download (client token): sample usage of no customer."""
+        return self.stream(request, self.data.sample_document())
 
     # -- shared resources ---------------------------------------------------------------------
 
@@ -734,6 +791,7 @@ def resource_routes(sim: Simulator) -> list[BaseRoute]:
         ("/Batch/Subscription/{sub}/UsagePoint/{up}", access, s.batch_usage_point, ["GET"]),
         ("/Batch/Bulk/{bulk}", client, s.batch_bulk, ["GET"]),
         ("/Batch/RetailCustomer/{rc}", access, s.retail_customer, ["GET"]),
+        ("/RetailCustomer/{rc}/{rest:path}", access, s.retail_customer_resource, ["GET"]),
         ("/Subscription/{sub}/UsagePoint", access, s.usage_point_collection, ["GET"]),
         (up, access, s.usage_point_member, ["GET"]),
         (up + "/MeterReading", access, s.meter_reading_collection, ["GET"]),
@@ -742,6 +800,8 @@ def resource_routes(sim: Simulator) -> list[BaseRoute]:
         (mr + "/IntervalBlock/{ib}", access, s.interval_block_member, ["GET"]),
         (up + "/UsageSummary", access, s.usage_summary_collection, ["GET"]),
         (up + "/UsageSummary/{us}", access, s.usage_summary_member, ["GET"]),
+        (up + "/ElectricPowerQualitySummary", access, s.power_quality_collection, ["GET"]),
+        (up + "/ElectricPowerQualitySummary/{pq}", access, s.power_quality_member, ["GET"]),
         ("/ReadingType", access, s.reading_type_collection, ["GET"]),
         ("/ReadingType/{rt}", access, s.reading_type_member, ["GET"]),
         ("/LocalTimeParameters", access, s.ltp_collection, ["GET"]),
@@ -750,6 +810,7 @@ def resource_routes(sim: Simulator) -> list[BaseRoute]:
         ("/Authorization/{auth}", client, s.authorization_member, ["GET", "DELETE"]),
         ("/ApplicationInformation/{app}", registration, s.application_information, ["GET"]),
         ("/ReadServiceStatus", client, s.read_service_status, ["GET"]),
+        ("/DownloadSampleData", client, s.download_sample_data, ["GET"]),
     ]
     return [
         Route(path, s.endpoint(kinds, handler), methods=methods)
