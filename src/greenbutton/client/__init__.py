@@ -12,6 +12,9 @@ from ._config import (
     default_config_path,
     default_simulator_dir,
     load_config,
+    profile_settings,
+    simulator_settings,
+    write_profile,
 )
 from ._loopback import LoopbackCallback, loopback_address
 from ._redact import get_logger, install_redaction, quiet_debug, redact
@@ -30,6 +33,9 @@ __all__ = [
     "install_redaction",
     "load_config",
     "loopback_address",
+    "profile_settings",
     "quiet_debug",
     "redact",
+    "simulator_settings",
+    "write_profile",
 ]

@@ -31,6 +31,10 @@ Secrets are never written in the file: ``client_secret`` and
 ``key_password`` are refused with a pointer to ``*_env`` / ``*_file``. Relative paths are
 relative to the file. ``pge`` and ``simulator`` work without a table.
 
+``greenbutton config init`` writes such a table (:func:`write_profile`): from a simulator's
+state folder (:func:`simulator_settings`), from an ApplicationInformation document or from
+answers to prompts (:func:`profile_settings`).
+
 Environment variables override the file: ``GREENBUTTON_PROFILE``, ``GREENBUTTON_CLIENT_ID``,
 ``GREENBUTTON_CLIENT_SECRET``, ``GREENBUTTON_CLIENT_CERT``, ``GREENBUTTON_CLIENT_KEY``,
 ``GREENBUTTON_KEY_PASSWORD``, ``GREENBUTTON_CA_CERT``.
@@ -39,7 +43,10 @@ Environment variables override the file: ``GREENBUTTON_PROFILE``, ``GREENBUTTON_
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -48,15 +55,19 @@ from typing import Any, TypeVar
 
 from .._errors import ConfigurationError
 from .._secret import Secret
-from .._util import user_config_dir, user_data_dir
+from .._util import atomic_file, user_config_dir, user_data_dir
 from ..models._profile import PGE, Credentials, UtilityProfile, loopback_literals, read_registration
 
 __all__ = [
     "ENV_VARS",
+    "PROFILE_NAME",
     "credentials_from_registration",
     "default_config_path",
     "default_simulator_dir",
     "load_config",
+    "profile_settings",
+    "simulator_settings",
+    "write_profile",
 ]
 
 ENV_VARS = (
@@ -86,9 +97,13 @@ _PROFILE_FIELDS: dict[str, tuple[type, ...]] = {
     "rate_limit_per_s": (int, float),
     "window_days": (int,),
     "max_body_bytes": (int,),
+    "quota_per_hour": (int,),
+    "quota_per_day": (int,),
+    "quota_day_reset": (list,),
     "loopback_redirect_allowed": (bool,),
     "local": (bool,),
 }
+_POSITIVE = ("rate_limit_per_s", "window_days", "max_body_bytes", "quota_per_hour", "quota_per_day")
 _CREDENTIAL_KEYS = (
     "client_id",
     "client_secret_env",
@@ -292,7 +307,18 @@ def _profile_overrides(table: _Table) -> dict[str, Any]:
             raise ConfigurationError(
                 f'published_format in {table.where} must be "epoch" or "datetime"'
             )
-        elif key in ("rate_limit_per_s", "window_days", "max_body_bytes") and value <= 0:
+        elif key == "quota_day_reset":
+            if not (
+                len(value) == 2
+                and isinstance(value[0], str)
+                and _has_type(value[1], (int,))
+                and 0 <= value[1] <= 23
+            ):
+                raise ConfigurationError(
+                    f'quota_day_reset in {table.where} must be ["IANA zone", hour 0-23]'
+                )
+            value = (value[0], value[1])
+        elif key in _POSITIVE and value <= 0:
             raise ConfigurationError(f"{key} in {table.where} must be positive")
         elif key == "resource_url":
             value = value.rstrip("/")
@@ -361,16 +387,21 @@ def load_config(
     table = _Table(name, tables.get(name, {}), config_path if name in tables else None)
     _check_keys(table)
 
-    base, registration = _base_profile(table, env)
-    changes = _profile_overrides(table)
-    utility = dataclasses.replace(base, name=name, **changes)
-    urls = (utility.authorize_url, utility.token_url, utility.resource_url)
-    if "local" not in changes and not utility.local and loopback_literals(*urls):
-        utility = dataclasses.replace(utility, local=True)
-
+    utility, registration = _table_profile(table, env)
     fallback = credentials_from_registration(registration) if registration else None
     creds = _credentials(table, env, fallback, config_path)
     return utility, creds
+
+
+def _table_profile(table: _Table, env: Mapping[str, str]) -> tuple[UtilityProfile, Path | None]:
+    """The profile a checked table describes, and the simulator registration it used."""
+    base, registration = _base_profile(table, env)
+    changes = _profile_overrides(table)
+    utility = dataclasses.replace(base, name=table.name, **changes)
+    urls = (utility.authorize_url, utility.token_url, utility.resource_url)
+    if "local" not in changes and not utility.local and loopback_literals(*urls):
+        utility = dataclasses.replace(utility, local=True)
+    return utility, registration
 
 
 def _credentials(
@@ -427,3 +458,193 @@ def _credentials(
         ca_cert=ca,
         redirect_uri=redirect,
     )
+
+
+# -- writing a profile (``greenbutton config init``) --------------------------------------
+
+#: Profile names ``write_profile`` accepts: TOML bare keys, so the table header needs no
+#: quoting and the file stays easy to edit by hand.
+PROFILE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_HEADER = re.compile(r"^\s*\[")
+
+
+def profile_settings(profile: UtilityProfile) -> dict[str, Any]:
+    """The ``[profile.NAME]`` keys that rebuild ``profile``: its three endpoints and every
+    field that differs from a plain profile's default, as TOML values."""
+    plain = UtilityProfile(
+        name=profile.name,
+        authorize_url=profile.authorize_url,
+        token_url=profile.token_url,
+        resource_url=profile.resource_url,
+    )
+    out: dict[str, Any] = {
+        "authorize_url": profile.authorize_url,
+        "token_url": profile.token_url,
+        "resource_url": profile.resource_url,
+    }
+    for key in _PROFILE_FIELDS:
+        value = getattr(profile, key)
+        if key in out or value is None or value == getattr(plain, key):
+            continue
+        if key == "authorize_params":
+            value = dict(value)
+        elif key == "quota_day_reset":
+            value = list(value)
+        out[key] = value
+    return out
+
+
+def simulator_settings(state_dir: Path | str) -> dict[str, Any]:
+    """A profile for the simulator whose state folder is ``state_dir``: its registration
+    (endpoints, scope, rate limit follow the simulator), and the credentials as paths.
+
+    The simulator's client secret is put in ``client_secret`` beside its
+    ``registration.json`` (mode 0600, written once) and named by ``client_secret_file``, so
+    this profile has the same shape as a real utility's and holds no secret itself."""
+    folder = Path(state_dir).expanduser().resolve()
+    if folder.is_file():
+        folder = folder.parent
+    reg = read_registration(folder)
+    secret = folder / "client_secret"
+    try:
+        current = secret.read_text(encoding="utf-8").strip() if secret.is_file() else None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {secret}: {exc.strerror}") from None
+    if current != reg["client_secret"]:
+        with atomic_file(secret, "w", private=True) as fh:
+            fh.write(reg["client_secret"] + "\n")
+    out: dict[str, Any] = {
+        "registration": str(folder),
+        "client_id": reg["client_id"],
+        "client_secret_file": str(secret),
+        "client_cert": reg["client_cert"],
+        "client_key": reg["client_key"],
+        "ca_cert": reg["ca_cert"],
+    }
+    if isinstance(reg.get("redirect_uri"), str) and reg["redirect_uri"]:
+        out["redirect_uri"] = reg["redirect_uri"]
+    return out
+
+
+def _toml_key(key: str) -> str:
+    return key if PROFILE_NAME.fullmatch(key) else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    """One TOML value. JSON's string escapes are all valid in a TOML basic string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigurationError(f"cannot write {value} in a config file")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        items = ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + items + " }" if items else "{}"
+    raise ConfigurationError(f"cannot write a {type(value).__name__} in a config file")
+
+
+def _without_table(text: str, name: str) -> str:
+    """``text`` without the ``[profile.NAME]`` table (and its sub-tables)."""
+    own = re.compile(
+        rf'^\s*\[\s*profile\s*\.\s*(?:{re.escape(name)}|"{re.escape(name)}")\s*(?:\.[^\]]*)?\]'
+    )
+    out, skipping = [], False
+    for line in text.splitlines(keepends=True):
+        if _HEADER.match(line):
+            skipping = bool(own.match(line))
+        if not skipping:
+            out.append(line)
+    return "".join(out)
+
+
+def _with_default(text: str, name: str) -> str:
+    line = f"default_profile = {json.dumps(name)}\n"
+    lines = text.splitlines(keepends=True)
+    for i, old in enumerate(lines):
+        if _HEADER.match(old):
+            break
+        if re.match(r"^\s*default_profile\s*=", old):
+            lines[i] = line
+            return "".join(lines)
+    return line + ("\n" if lines else "") + "".join(lines)
+
+
+def _check_round_trip(
+    name: str, settings: Mapping[str, Any], path: Path, intended: UtilityProfile | None
+) -> None:
+    """The table as ``load_config`` reads it must be the profile meant (a built-in name
+    starts from its built-in profile, which the table cannot always undo)."""
+    table = _Table(name, settings, path)
+    _check_keys(table)
+    loaded, _ = _table_profile(table, {})
+    if intended is not None and loaded != intended:
+        raise ConfigurationError(
+            f"a profile named {name!r} starts from the built-in {name} profile and would "
+            "not load as written; choose another name"
+        )
+
+
+def write_profile(
+    name: str,
+    settings: Mapping[str, Any],
+    path: Path | None = None,
+    *,
+    force: bool = False,
+    make_default: bool = False,
+    profile: UtilityProfile | None = None,
+    env: Mapping[str, str] = os.environ,
+) -> Path:
+    """Add ``[profile.NAME]`` with ``settings`` to the config file and return its path.
+
+    ``path`` defaults to :func:`default_config_path` (its folder is created 0700). The rest
+    of the file is kept as written (comments too); an existing profile of that name is
+    replaced only with ``force``. ``make_default`` sets ``default_profile``. Secrets are
+    refused (only ``*_env`` / ``*_file``, R50), like every unknown key; with ``profile``,
+    the table must load back as exactly that profile. The file is written atomically,
+    mode 0600 (it names where secrets are), and checked to parse to the same tables before
+    it replaces the old one: nothing is half-written.
+    """
+    if not PROFILE_NAME.fullmatch(name):
+        raise ConfigurationError(
+            f"profile name {name!r} may hold only letters, digits, '-' and '_' (at most 64)"
+        )
+    config_path = Path(path).expanduser() if path is not None else default_config_path(env)
+    data = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}
+    _check_round_trip(name, data, config_path, profile)
+    old_text = ""
+    if config_path.exists():
+        doc = _read_toml(config_path)
+        old_text = config_path.read_text(encoding="utf-8")
+        tables = doc.get("profile", {})
+        if isinstance(tables, dict) and name in tables and not force:
+            raise ConfigurationError(
+                f"profile {name!r} already exists in {config_path}; add --force to replace it"
+            )
+    else:
+        doc = {}
+    text = _without_table(old_text, name)
+    if make_default:
+        text = _with_default(text, name)
+    body = "".join(f"{_toml_key(k)} = {_toml_value(v)}\n" for k, v in data.items())
+    text = text.rstrip("\n") + ("\n\n" if text.strip() else "") + f"[profile.{name}]\n{body}"
+    try:
+        new_doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # pragma: no cover - our own output
+        raise ConfigurationError(f"could not update {config_path} safely: {exc}") from None
+    expected = {**doc, "profile": {**doc.get("profile", {}), name: data}}
+    if make_default:
+        expected["default_profile"] = name
+    if new_doc != expected:
+        raise ConfigurationError(
+            f"could not update {config_path} safely (an unusual layout around "
+            f"[profile.{name}]); edit it by hand"
+        )
+    config_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with atomic_file(config_path, "w", private=True) as fh:
+        fh.write(text)
+    return config_path
