@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -33,6 +34,7 @@ from starlette.routing import BaseRoute, Route
 from ..models import ATOM_NS, ESPI_NS, Document, UsagePoint
 from ..table import iter_feed_chunks
 from ._binding import BindingRejection, peer_thumbprint
+from ._config import PATHS
 from ._customer import CustomerResource, customer_resources
 from ._data import DataSource, SyntheticData, Window, create_data_source, local_midnight
 from ._notify import Notifier
@@ -723,6 +725,10 @@ class _ResourceServer:
         return _xml(_atom_member(self._authorization_entry(grant)))
 
     def application_information(self, request: Request, token: Token) -> Response:
+        """The registration (ESPI_NOTES 2.1), valid against ESPI 4.0, GBA 2019 and PG&E 2018:
+        the two latter require both scope-selection screens. The third party's screen is
+        its web app's root (where a DC-initiated customer lands); the custodian's is the
+        authorize request for this client, as PG&E's points at its consent page."""
         reg = self.sim.state.registration
         app_id = request.path_params["app"]
         if not reg.application_information_id or app_id != reg.application_information_id:
@@ -730,10 +736,25 @@ class _ResourceServer:
         url = f"{self.base}/ApplicationInformation/{app_id}"
         sim = self.sim
         e = _esc
+        third_party = reg.redirect_uri.removesuffix(PATHS.THIRD_PARTY_REDIRECT) + "/"
+        scope_screen = (
+            sim.authorize_url
+            + "?"
+            + urlencode(
+                {
+                    "client_id": reg.client_id,
+                    "response_type": "code",
+                    "redirect_uri": reg.redirect_uri,
+                    "scope": reg.scope,
+                }
+            )
+        )
         content = (
             f'<ApplicationInformation xmlns="{ESPI_NS}">'
             "<dataCustodianId>greenbutton-simulator</dataCustodianId>"
             "<dataCustodianApplicationStatus>2</dataCustodianApplicationStatus>"
+            "<thirdPartyApplicationType>1</thirdPartyApplicationType>"
+            f"<authorizationServerUri>{e(sim.portal_url)}</authorizationServerUri>"
             f"<thirdPartyNotifyUri>{e(reg.notification_uri)}</thirdPartyNotifyUri>"
             f"<authorizationServerAuthorizationEndpoint>{e(sim.authorize_url)}"
             "</authorizationServerAuthorizationEndpoint>"
@@ -742,6 +763,9 @@ class _ResourceServer:
             f"<dataCustodianBulkRequestURI>{self.base}/Batch/Bulk/{e(reg.bulk_id or '1')}"
             "</dataCustodianBulkRequestURI>"
             f"<dataCustodianResourceEndpoint>{self.base}</dataCustodianResourceEndpoint>"
+            f"<thirdPartyScopeSelectionScreenURI>{e(third_party)}"
+            "</thirdPartyScopeSelectionScreenURI>"
+            f"<thirdPartyUserPortalScreenURI>{e(third_party)}</thirdPartyUserPortalScreenURI>"
             f"<client_secret>{e(reg.client_secret)}</client_secret>"
             "<client_name>greenbutton third party</client_name>"
             f"<redirect_uri>{e(reg.redirect_uri)}</redirect_uri>"
@@ -757,7 +781,9 @@ class _ResourceServer:
             "<response_types>code</response_types>"
             f"<registration_client_uri>{url}</registration_client_uri>"
             f"<registration_access_token>{e(reg.registration_access_token)}"
-            "</registration_access_token></ApplicationInformation>"
+            "</registration_access_token>"
+            f"<dataCustodianScopeSelectionScreenURI>{e(scope_screen)}"
+            "</dataCustodianScopeSelectionScreenURI></ApplicationInformation>"
         )
         entry = _atom_entry(
             self_url=url,
