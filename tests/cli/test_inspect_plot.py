@@ -290,7 +290,7 @@ def test_plot_without_matplotlib_gives_install_hint(
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
     monkeypatch.delitem(sys.modules, "greenbutton.analysis._charts", raising=False)
-    monkeypatch.delattr(greenbutton, "charts", raising=False)
+    monkeypatch.delattr(greenbutton.analysis, "_charts", raising=False)
     monkeypatch.chdir(tmp_path)
     result = run("plot", PGE)
     assert result.exit_code == 1
