@@ -120,7 +120,6 @@ def status(
     """
     with _client(_utility(simulator_dir, config_path, profile), None) as client:
         answer = client.service_status()
-    assert not isinstance(answer, bytes)
     click.echo("available" if answer.available else "unavailable")
     ctx.exit(0 if answer.available else 1)
 
@@ -367,7 +366,6 @@ def fetch(
     bodies: list[bytes] = []
     with _client(utility, store) as client:
         listing = client.usage_points(key)
-        assert not isinstance(listing, bytes)
         ids = list(dict.fromkeys(up.id for up in listing.usage_points if up.id))
         for n, up in enumerate(ids, 1):
             got = client.usage_point(key, up, start=start_at, end=end_at, raw=True)
