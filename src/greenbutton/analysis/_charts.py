@@ -46,17 +46,21 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
 
+    from ._dashboard import Period, Resolution
+
 __all__ = [
     "ChartGroup",
     "ChartKind",
     "ChartSeries",
     "KINDS",
+    "accessible_svg",
     "daily_chart",
     "figure",
     "groups_from_document",
     "groups_from_frame",
     "heatmap_chart",
     "html_page",
+    "period_chart",
     "profile_chart",
     "render",
 ]
@@ -499,6 +503,66 @@ def html_page(title: str, sections: Sequence[tuple[str, Sequence[str], bytes]]) 
         parts.append(inline_svg(svg))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+#: Figure sizes (inches) of the dashboard's chart: the SVG scales to the page's width, so a
+#: phone gets its own narrower drawing, whose 10 pt text stays about 11 px at 390 px wide.
+_SIZES = {"desktop": (10.0, 3.4), "phone": (4.2, 3.4)}
+_USE_COLOR, _EXPORT_COLOR = _COLORS["import"], _COLORS["export"]
+
+
+def period_chart(
+    periods: Sequence[Period], resolution: Resolution, *, size: Literal["desktop", "phone"]
+) -> Figure:
+    """Bars of use per local day or month (``analysis.period_totals``); energy exported to
+    the grid, if any, below the axis. Raises ValueError when no period has readings."""
+    if not any(p.usage.readings for p in periods):
+        raise ValueError("nothing to chart")
+    unit = next(p.usage.unit for p in periods if p.usage.readings) or ""
+    width, height = _SIZES[size]
+    fig = Figure(figsize=(width, height), layout="constrained")
+    ax = fig.add_subplot()
+    x = [_num(datetime(p.start.year, p.start.month, p.start.day)) for p in periods]
+    widths = [(p.end - p.start).days * 0.85 for p in periods]
+    used = [p.usage.used for p in periods]
+    ax.bar(x, used, width=widths, align="edge", color=_USE_COLOR, linewidth=0, label="use")
+    if any(p.usage.exported for p in periods):
+        exported = [-p.usage.exported for p in periods]
+        ax.bar(x, exported, width=widths, align="edge", color=_EXPORT_COLOR, linewidth=0,
+               label="exported to the grid")  # fmt: skip
+        ax.axhline(0, color="#4a5568", linewidth=0.8)
+        ax.legend(frameon=False, fontsize=10, loc="upper left", ncols=2)
+    per = "month" if resolution == "month" else "day"
+    ax.set_ylabel(f"{unit} per {per}", fontsize=10)
+    ax.tick_params(labelsize=10 if size == "desktop" else 9)
+    if resolution == "month":
+        locator = mdates.MonthLocator(interval=1 if len(periods) <= (12 if size == "desktop" else 6)
+                                      else 3)  # type: ignore[no-untyped-call]  # fmt: skip
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%b\n%Y"))  # type: ignore[no-untyped-call]
+    else:
+        _date_axis(ax)
+        if size == "phone":
+            ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=5))  # type: ignore[no-untyped-call]
+            ax.xaxis.set_major_formatter(
+                mdates.ConciseDateFormatter(ax.xaxis.get_major_locator())  # type: ignore[no-untyped-call]
+            )
+    first, last = periods[0].start, periods[-1].end
+    ax.set_xlim(_num(datetime(first.year, first.month, first.day)),
+                _num(datetime(last.year, last.month, last.day)))  # fmt: skip
+    ax.margins(y=0.08)
+    _tidy(ax)
+    return fig
+
+
+def accessible_svg(svg: bytes, title: str, label: str) -> str:
+    """:func:`inline_svg` with an accessible name: ``role="img"``, ``aria-label`` and a
+    ``<title>`` first child, so a screen reader announces the chart's summary instead of
+    hundreds of unnamed paths (WAI-ARIA graphics; WCAG 1.1.1)."""
+    text = inline_svg(svg)
+    head, rest = text.split(">", 1)
+    attrs = f' role="img" aria-label="{html.escape(label, quote=True)}"'
+    return f"{head}{attrs}><title>{html.escape(title)}</title>{rest}"
 
 
 def inline_svg(svg: bytes) -> str:
