@@ -6,6 +6,7 @@ they are never copied into the repository.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +56,32 @@ def store(store_url: str, tmp_path: Path) -> Iterator[Any]:
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture
+def keyed_store(store_url: str, tmp_path: Path, secret_key: str) -> Iterator[Any]:
+    """:func:`store` with ``GREENBUTTON_SECRET_KEY`` set first: for tests that keep tokens in
+    the database (the token store encrypts them with that key)."""
+    from greenbutton.storage import Store
+
+    s = Store.open(store_url, data_dir=tmp_path)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+class LogLines(logging.Handler):
+    """Keeps every record, formatted with its traceback, in ``lines``; no filter of its own
+    (the log-secrets tests install greenbutton's redaction on it, or check that it is)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
 
 
 @pytest.fixture

@@ -52,12 +52,8 @@ TICKS = 100  # ticks of an unrelated coroutine (5 ms apart) while a task waits f
 
 
 @pytest.fixture
-def store(store_url: str, tmp_path: Path, secret_key: str) -> Iterator[Store]:
-    s = Store.open(store_url, data_dir=tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
+def store(keyed_store: Store) -> Store:
+    return keyed_store
 
 
 @pytest.fixture

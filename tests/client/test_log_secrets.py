@@ -37,22 +37,11 @@ from greenbutton.simulator._state import (
     Registration,
     Token,
 )
+from tests.conftest import LogLines
 from tests.simulator_harness import SimulatorHandle, notification_receiver
 
 #: A query string in a logged URL or request line: "?name=" (R49: URLs without query).
 QUERY = re.compile(r"\?[A-Za-z_][\w.-]*=")
-
-
-class Everything(logging.Handler):
-    """Every record, formatted with its traceback; no filter of its own."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
 
 
 def _ours(f: object) -> bool:
@@ -60,7 +49,7 @@ def _ours(f: object) -> bool:
 
 
 @pytest.fixture
-def bare_logging() -> Iterator[Everything]:
+def bare_logging() -> Iterator[LogLines]:
     """Every logger at DEBUG, propagating and enabled, with none of greenbutton's filters: as
     in a fresh process whose application turned all logging up (uvicorn turns its access
     logger's propagation off when a server runs without one). Restored afterwards."""
@@ -72,7 +61,7 @@ def bare_logging() -> Iterator[Everything]:
         lg.propagate, lg.disabled = True, False
         for f in [f for f in lg.filters if _ours(f)]:
             lg.removeFilter(f)
-    handler = Everything()
+    handler = LogLines()
     logging.getLogger().addHandler(handler)
     try:
         yield handler
@@ -92,7 +81,7 @@ def simulator_at_debug(state_dir: Path, **config: Any) -> Iterator[SimulatorHand
         yield SimulatorHandle(running, dict(running.registration))
 
 
-def test_simulator_sets_up_its_own_redaction(tmp_path: Path, bare_logging: Everything) -> None:
+def test_simulator_sets_up_its_own_redaction(tmp_path: Path, bare_logging: LogLines) -> None:
     """R49: starting the simulator (no SDK client anywhere) filters oauthlib's DEBUG chatter
     and redacts its own, uvicorn's and httpx2's loggers: an embedding process is covered."""
     with simulator_at_debug(tmp_path / "sim"):
@@ -203,7 +192,7 @@ def test_uvicorn_access_records_stay_formattable() -> None:
 
 
 def test_whole_flow_at_debug_logs_no_secret_and_no_query(
-    tmp_path: Path, bare_logging: Everything
+    tmp_path: Path, bare_logging: LogLines
 ) -> None:
     """R49: the whole third-party loop against the simulator, every logger at DEBUG: no
     client secret, registration access token, client/access/refresh token, code, state or

@@ -74,12 +74,8 @@ def gb(tmp_path: Path) -> Iterator[SimulatorHandle]:
 
 
 @pytest.fixture
-def store(store_url: str, tmp_path: Path, secret_key: str) -> Iterator[Store]:
-    s = Store.open(store_url, data_dir=tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
+def store(keyed_store: Store) -> Store:
+    return keyed_store
 
 
 def _client(gb: SimulatorHandle, tokens: DatabaseTokenStore) -> Client:

@@ -53,6 +53,7 @@ from greenbutton.client._transport import (
 )
 from greenbutton.models._profile import Credentials, UtilityProfile
 from greenbutton.simulator._pki import CertKey, issue_certificate, new_ca, write_cert, write_key
+from tests.conftest import LogLines
 from tests.simulator_harness import SimulatorHandle, start_simulator
 
 NOW = dt.datetime.now(dt.UTC)
@@ -683,23 +684,11 @@ def pkce() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-class Everything(logging.Handler):
-    """Keeps every record fully formatted, tracebacks included."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
 def test_full_run_logs_no_secret(tmp_path: Path) -> None:
     """R49: a whole run at DEBUG (client credentials, code flow, refresh, resource GET, an
     error path) leaves no token, code, state, verifier, secret or Authorization value in any
     log record, the simulator's own and httpx2's included."""
-    handler = Everything()
+    handler = LogLines()
     root = logging.getLogger()
     old_level = root.level
     root.addHandler(handler)
