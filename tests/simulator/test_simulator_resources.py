@@ -420,7 +420,8 @@ def test_net_metered_gas_and_cost(env: Env) -> None:
         env.get(f"Batch/Subscription/{SUB_A}/UsagePoint/{UP_15}", env.access).content
     )
     readings = electric.meter_readings[0].readings
-    assert set(readings.tou) == {1, 6} and 19 in set(readings.quality)
+    # PG&E's winter peak / off-peak codes (the window ends 2024-03-19; ProgramIdMappings)
+    assert set(readings.tou) == {4, 6} and 19 in set(readings.quality)
 
 
 def test_data_is_deterministic_per_seed(env: Env) -> None:

@@ -46,6 +46,7 @@ from ._state import SimulatorState, UsagePointSpec
 __all__ = [
     "PACIFIC",
     "PACIFIC_LTP",
+    "PGE_TOU_CODES",
     "SUMMARY_MONTHS",
     "DataSource",
     "FileData",
@@ -67,11 +68,25 @@ PACIFIC_LTP = LocalTimeParameters(
 #: published/updated of resources that do not change (usage points, reading types ...).
 _EPOCH = datetime(2015, 1, 1, tzinfo=UTC)
 
-# ReadingQuality and TOU codes as PG&E writes them on electric readings.
+# ReadingQuality codes as PG&E writes them on electric readings.
 _QUALITY_REVENUE = 19
 _QUALITY_ESTIMATED = 8
-_TOU_PEAK = 1
-_TOU_OFF_PEAK = 6
+#: PG&E's ``tou`` codes, as its ProgramIdMappings entry explains them (ESPI_NOTES 2.6,
+#: ``pge_smd_bulk_day_*``): code -> (name, note). Readings carry 1/2 in summer (June to
+#: September) and 4/6 otherwise, peak being 16:00-21:00 local.
+PGE_TOU_CODES = {
+    1: ("SPK", "Summer Peak"),
+    2: ("SOP", "Summer Off Peak"),
+    3: ("SPP", "Summer Partial Peak"),
+    4: ("WPK", "Winter Peak"),
+    5: ("WPP", "Winter Partial Peak"),
+    6: ("WOP", "Winter Off Peak"),
+    7: ("MPK", "Spring Peak"),
+    8: ("MOP", "Spring Off Peak"),
+    9: ("MXO", "Spring Super Off Peak"),
+    10: ("WSO", "Winter Super Off Peak"),
+}
+_SUMMER_MONTHS = range(6, 10)
 # Tariffs in 10^-5 USD per kWh / therm (ESPI money scale).
 _RATE_PEAK = 52_000
 _RATE_OFF_PEAK = 41_000
@@ -555,6 +570,7 @@ class SyntheticData(DataSource):
         weekend = day.weekday() >= 5
         scale = 0.8 + (spec.seed % 7) / 10  # households differ in size
         cloud = min(1.0, max(0.15, rng.uniform(0.3, 1.25)))
+        tou_peak, tou_off_peak = (1, 2) if day.month in _SUMMER_MONTHS else (4, 6)
         for t in range(start, end, step):
             local = datetime.fromtimestamp(t + step // 2, PACIFIC)
             h = local.hour + local.minute / 60
@@ -573,7 +589,7 @@ class SyntheticData(DataSource):
             if spec.with_cost and series.key == "forward":
                 cost = round(value / 1e6 * (_RATE_PEAK if peak else _RATE_OFF_PEAK))
             quality = _QUALITY_ESTIMATED if rng.random() < 0.002 else _QUALITY_REVENUE
-            cols.append(t, step, value, cost, quality, _TOU_PEAK if peak else _TOU_OFF_PEAK)
+            cols.append(t, step, value, cost, quality, tou_peak if peak else tou_off_peak)
 
 
 def _bump(h: float, centre: float, width: float) -> float:

@@ -36,7 +36,14 @@ from ..table import iter_feed_chunks
 from ._binding import BindingRejection, peer_thumbprint
 from ._config import PATHS
 from ._customer import CustomerResource, customer_resources
-from ._data import DataSource, SyntheticData, Window, create_data_source, local_midnight
+from ._data import (
+    PGE_TOU_CODES,
+    DataSource,
+    SyntheticData,
+    Window,
+    create_data_source,
+    local_midnight,
+)
 from ._notify import Notifier
 from ._simulator import Simulator
 from ._state import AuthorizationGrant, Token, TokenKind
@@ -51,6 +58,7 @@ REALM = "GreenButtonConnect"
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
 _EPOCH_SECONDS = re.compile(r"\d{1,11}")
 _FEED_END = b"</feed>\n"
+_EPOCH_2015 = 1_420_070_400  # published/updated of resources that do not change
 #: Collections of the customer feed that answer (maybe empty) under a known parent.
 _CUSTOMER_KINDS = frozenset(
     {"Customer", "CustomerAccount", "CustomerAgreement", "ServiceLocation", "Meter", "EndDevice"}
@@ -174,6 +182,31 @@ def _kinds(chunks: Iterable[bytes], kinds: set[str]) -> Iterator[bytes]:
         match = re.search(rb'rel="self" href="[^"]*" type="espi-entry/(\w+)"', chunk)
         if match is not None and match.group(1).decode() in kinds:
             yield chunk
+
+
+def _with_entry(chunks: Iterable[bytes], entry: bytes) -> Iterator[bytes]:
+    """Writer output with ``entry`` added as the feed's last entry."""
+    for chunk in chunks:
+        if chunk == _FEED_END:
+            yield entry
+        yield chunk
+
+
+def _program_id_mappings(base: str) -> str:
+    """PG&E's ProgramIdMappings entry (ESPI_NOTES 2.6): what the readings' ``tou`` codes
+    mean. PG&E ends its usage feeds with it; peer parsers that fail on it fail at PG&E."""
+    items = "".join(
+        "<programIdMapping><tOUorCPPorConsumptionTier>tou</tOUorCPPorConsumptionTier>"
+        f"<code>{code}</code><name>{name}</name><note>{note}</note></programIdMapping>"
+        for code, (name, note) in sorted(PGE_TOU_CODES.items())
+    )
+    return _atom_entry(
+        self_url=f"{base}/ProgramIdMapping/1",
+        up_url=f"{base}/ProgramIdMapping",
+        title="Time Of Use & Consumption Tier Code Info",
+        content=f'<ProgramIdMappings xmlns="{ESPI_NS}">{items}</ProgramIdMappings>',
+        stamp=_EPOCH_2015,
+    )
 
 
 def _member(chunks: Iterable[bytes], self_url: str) -> bytes | None:
@@ -338,8 +371,16 @@ class _ResourceServer:
         return Window()
 
     def stream(
-        self, request: Request, doc: Document, *, kinds: set[str] | None = None, status: int = 200
+        self,
+        request: Request,
+        doc: Document,
+        *,
+        kinds: set[str] | None = None,
+        status: int = 200,
+        batch: bool = False,
     ) -> Response:
+        """The writer's feed of ``doc``, paged; a ``batch`` feed (the whole data set of a
+        Batch call) ends with the ProgramIdMappings entry, as PG&E's do."""
         start, limit = _paging(request)
         root = request.scope.get("root_path", "")
         rel = request.url.path.removeprefix(root).lstrip("/")
@@ -347,6 +388,8 @@ class _ResourceServer:
         chunks: Iterable[bytes] = iter_feed_chunks(doc, base_url=self.base)
         if kinds is not None:
             chunks = _kinds(chunks, kinds)
+        if batch:  # the last entry: start-index and max-results count it like any other
+            chunks = _with_entry(chunks, _program_id_mappings(self.base).encode())
         return StreamingResponse(_page(chunks, start, limit), status, media_type=ATOM_XML)
 
     def member(self, doc: Document, href: str) -> Response:
@@ -386,7 +429,7 @@ class _ResourceServer:
             doc = self.full_doc([sub], prepared.window)
             if not self.data.has_blocks(doc):
                 return Response(status_code=204)
-            return self.stream(request, doc)
+            return self.stream(request, doc, batch=True)
         window = _window(request) or self.default_window()
         _paging(request)  # validate now, not when the notification is fetched
         if not self.data.has_blocks(self.full_doc([sub], window)):
@@ -401,7 +444,7 @@ class _ResourceServer:
         doc = self.full_doc([sub], _window(request) or self.default_window())
         if not self.data.has_blocks(doc):
             return Response(status_code=204)
-        return self.stream(request, doc)
+        return self.stream(request, doc, batch=True)
 
     def batch_usage_point(self, request: Request, token: Token) -> Response:
         sub, up = request.path_params["sub"], request.path_params["up"]
@@ -409,7 +452,7 @@ class _ResourceServer:
         doc = self.usage_doc(sub, up, window=_window(request) or self.default_window())
         if not self.data.has_blocks(doc):
             return Response(status_code=204)
-        return self.stream(request, doc)
+        return self.stream(request, doc, batch=True)
 
     def active_subscriptions(self) -> list[str]:
         with self.sim.state.lock:
@@ -430,7 +473,7 @@ class _ResourceServer:
             doc = self.full_doc(self.active_subscriptions(), prepared.window)
             if not self.data.has_blocks(doc):
                 return Response(status_code=204)
-            return self.stream(request, doc)
+            return self.stream(request, doc, batch=True)
         window = _window(request) or self.default_window()
         _paging(request)
         if not self.data.has_blocks(self.full_doc(self.active_subscriptions(), window)):
@@ -596,7 +639,7 @@ class _ResourceServer:
 
     def download_sample_data(self, request: Request, token: Token) -> Response:
         """PG&E's registration test download (client token): sample usage of no customer."""
-        return self.stream(request, self.data.sample_document())
+        return self.stream(request, self.data.sample_document(), batch=True)
 
     # -- shared resources ---------------------------------------------------------------------
 
@@ -606,6 +649,15 @@ class _ResourceServer:
     def reading_type_member(self, request: Request, token: Token) -> Response:
         doc = Document(reading_types=self.data.reading_types())
         return self.member(doc, f"ReadingType/{request.path_params['rt']}")
+
+    def program_id_mapping_collection(self, request: Request, token: Token) -> Response:
+        entry = _program_id_mappings(self.base)
+        return _xml(_atom_feed(f"{self.base}/ProgramIdMapping", "ProgramIdMapping", [entry]))
+
+    def program_id_mapping_member(self, request: Request, token: Token) -> Response:
+        if request.path_params["pim"] != "1":
+            raise _Fail(404, f"no ProgramIdMapping {request.path_params['pim']}")
+        return _xml(_atom_member(_program_id_mappings(self.base)))
 
     def ltp_collection(self, request: Request, token: Token) -> Response:
         return self.stream(
@@ -809,6 +861,7 @@ def resource_routes(sim: Simulator) -> list[BaseRoute]:
     access: set[TokenKind] = {"access"}
     client: set[TokenKind] = {"client"}
     registration: set[TokenKind] = {"registration"}
+    shared: set[TokenKind] = {"access", "client"}  # linked from Batch/Bulk feeds too
     up = "/Subscription/{sub}/UsagePoint/{up}"
     mr = up + "/MeterReading/{mr}"
     table: list[tuple[str, set[TokenKind], Handler, list[str]]] = [
@@ -830,6 +883,8 @@ def resource_routes(sim: Simulator) -> list[BaseRoute]:
         (up + "/ElectricPowerQualitySummary/{pq}", access, s.power_quality_member, ["GET"]),
         ("/ReadingType", access, s.reading_type_collection, ["GET"]),
         ("/ReadingType/{rt}", access, s.reading_type_member, ["GET"]),
+        ("/ProgramIdMapping", shared, s.program_id_mapping_collection, ["GET"]),
+        ("/ProgramIdMapping/{pim}", shared, s.program_id_mapping_member, ["GET"]),
         ("/LocalTimeParameters", access, s.ltp_collection, ["GET"]),
         ("/LocalTimeParameters/{ltp}", access, s.ltp_member, ["GET"]),
         ("/Authorization", client, s.authorization_collection, ["GET"]),
