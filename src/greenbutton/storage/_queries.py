@@ -13,21 +13,27 @@ insert-new + delete-old on rotation).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, and_, delete, func, insert, not_, select, update
+from sqlalchemy import Connection, and_, case, delete, func, insert, not_, select, update
 
 from ._schema import authorizations, ingest_jobs, readings, usage_points, web_sessions
 from ._store import Store, default_data_dir
 from ._tokens import KEY_FILE_NAME
 
 __all__ = [
+    "JobView",
     "StoredPoint",
     "authorization_id",
     "authorization_points",
     "authorization_versions",
+    "authorization_counts",
+    "job_counts",
     "jobs_since",
+    "open_jobs",
+    "retry_job",
     "last_reading_start",
     "latest_authorization",
     "local_time_of",
@@ -227,4 +233,95 @@ def web_session_replace_if(
         .where(s.c.id_hash == id_hash, s.c.data_enc == old)
         .values(data_enc=new, seen_at=seen_at)
     )
+    return int(done.rowcount) == 1
+
+
+# -- the operator's view (console, /metrics) ------------------------------------------------
+
+
+def job_counts(store: Store) -> dict[str, int]:
+    """``{state: jobs}`` over every ingest job (one indexed GROUP BY)."""
+    j = ingest_jobs
+    with store.connect() as conn:
+        rows = conn.execute(select(j.c.state, func.count()).group_by(j.c.state)).all()
+    return {str(state): int(n) for state, n in rows}
+
+
+def authorization_counts(store: Store) -> dict[str, int]:
+    """``{status: customer authorizations}`` (``active``, ``reauth_required`` ...)."""
+    a = authorizations
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(a.c.status, func.count()).where(a.c.kind == "access").group_by(a.c.status)
+        ).all()
+    return {str(status): int(n) for status, n in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """An unfinished or given-up job as the operator sees it (no token, only the key)."""
+
+    id: int
+    uri: str
+    state: str
+    attempts: int
+    error: str | None
+    authorization: str | None
+    created_at: float
+    updated_at: float
+
+
+def open_jobs(store: Store, *, limit: int = 200) -> list[JobView]:
+    """Jobs not done (pending, running, failed, abandoned), failed and abandoned first,
+    newest first; at most ``limit``."""
+    j, a = ingest_jobs, authorizations
+    rank = case((j.c.state == "abandoned", 0), (j.c.state == "failed", 1), else_=2)
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(
+                j.c.id,
+                j.c.resource_uri,
+                j.c.state,
+                j.c.attempts,
+                j.c.error,
+                a.c.key,
+                j.c.created_at,
+                j.c.updated_at,
+            )  # fmt: skip
+            .select_from(j.outerjoin(a, a.c.id == j.c.authorization_id))
+            .where(j.c.state != "done")
+            .order_by(rank, j.c.updated_at.desc(), j.c.id.desc())
+            .limit(limit)
+        ).all()
+    return [
+        JobView(
+            id=int(r[0]),
+            uri=str(r[1]),
+            state=str(r[2]),
+            attempts=int(r[3]),
+            error=None if r[4] is None else str(r[4]),
+            authorization=None if r[5] is None else str(r[5]),
+            created_at=float(r[6]),
+            updated_at=float(r[7]),
+        )  # fmt: skip
+        for r in rows
+    ]
+
+
+def retry_job(store: Store, job_id: int) -> bool:
+    """Give a failed or abandoned job its attempts back (pending, no lease); False when it
+    is in no such state (done, running, gone)."""
+    j = ingest_jobs
+    with store.begin() as conn:
+        done = conn.execute(
+            update(j)
+            .where(j.c.id == job_id, j.c.state.in_(("failed", "abandoned")))
+            .values(
+                state="pending",
+                attempts=0,
+                updated_at=time.time(),
+                lease_owner=None,
+                lease_until=None,
+            )  # fmt: skip
+        )
     return int(done.rowcount) == 1

@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "admin_sessions",
+    "admin_users",
     "authorizations",
     "ingest_jobs",
     "metadata",
@@ -212,4 +214,47 @@ web_sessions = Table(
     Column("created_at", Float, nullable=False),
     Column("seen_at", Float, nullable=False),
     Index("ix_web_sessions_seen_at", "seen_at"),
+)
+
+#: Operators of the console at /admin (r0008): ``password_hash`` is a scrypt hash with its
+#: parameters (``storage._admin``); ``failed_logins`` and ``locked_until`` rate-limit
+#: guessing across every process sharing the database.
+admin_users = Table(
+    "admin_users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    Column("locked_until", Float),
+    Column("last_login_at", Float),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: Signed-in operators (r0008): the SHA-256 of the session id, as in ``web_sessions``.
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("id_hash", Text, primary_key=True),
+    Column("user_id", Integer, ForeignKey("admin_users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("seen_at", Float, nullable=False),
+    Index("ix_admin_sessions_seen_at", "seen_at"),
+)
+
+#: The utility's rate limit and quotas, shared by every machine on one PostgreSQL database
+#: (r0007, ``_limits``): per (profile, client id) key, GCRA's next free slot ``tat`` (epoch
+#: seconds, the database server's clock), the quota counts as JSON, and ``version``, which
+#: each reservation's conditional upsert checks and bumps. ``holder``: the host id
+#: (``GREENBUTTON_HOST_ID``) of the last reservation.
+shared_limits = Table(
+    "shared_limits",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("tat", Float),
+    Column("quotas", Text, nullable=False),
+    Column("holder", Text),
+    Column("updated_at", Float, nullable=False),
 )
