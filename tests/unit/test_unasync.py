@@ -23,11 +23,13 @@ def _script():  # type: ignore[no-untyped-def]
     return module
 
 
-def test_the_generated_blocking_methods_are_up_to_date() -> None:
+def test_the_generated_blocking_code_is_up_to_date() -> None:
     unasync = _script()
-    assert unasync.TARGET.read_text() == unasync.generate(unasync.SOURCE.read_text()), (
-        "run: python scripts/unasync.py"
-    )
+    assert len(unasync.PAIRS) == 2
+    for source, target in unasync.PAIRS:
+        assert target.read_text() == unasync.generate(source.read_text(), source.name), (
+            f"{target.name} is stale: run python scripts/unasync.py"
+        )
 
 
 def test_the_generator_drops_async_only_blocks_and_awaits() -> None:
@@ -41,6 +43,9 @@ def test_the_generator_drops_async_only_blocks_and_awaits() -> None:
         "    # unasync: end\n"
         "    async def get(self) -> str:\n"
         '        """See AsyncClient.get."""\n'
+        "        async for chunk in self.body.aiter_bytes():\n"
+        "            await self.limiter.acquire_async()\n"
+        "        await anyio.sleep(1)  # unasync: self.sleep(1)\n"
         "        return await self._run(await self._akey())\n"
     )
     out = unasync.generate(source)
@@ -48,6 +53,8 @@ def test_the_generator_drops_async_only_blocks_and_awaits() -> None:
     assert "def get(self) -> str:" in out and "async def" not in out and "await" not in out
     assert "class _SyncAPI:" in out and "See Client.get." in out
     assert "return self._run(self._key())" in out
+    assert "for chunk in self.body.iter_bytes():" in out and "self.limiter.acquire()" in out
+    assert "        self.sleep(1)\n" in out and "anyio" not in out
 
 
 def test_both_clients_offer_the_same_methods_with_the_same_signatures() -> None:
