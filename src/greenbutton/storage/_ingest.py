@@ -9,7 +9,8 @@ counts and sums are reconciled with the document before commit (R64).
 
 The bulk path builds driver rows straight from the ``ReadingColumns`` arrays: SQLite gets
 ``executemany`` over an iterator in batches; PostgreSQL gets ``COPY`` into a temporary table
-and one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``.
+and one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``. On PostgreSQL the months a resource
+writes get their partitions first (``_partitions``), in a transaction of their own.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from ..models import (
 )
 from ..parse import parse, series_key
 from ._local_time import local_time_record
+from ._partitions import ensure_partitions, missing_partitions, months_between
 from ._schema import ingest_jobs, meter_readings, readings, usage_points
 from ._store import StorageError, Store
 
@@ -94,6 +96,14 @@ _READING_TYPE_FIELDS = (
     "currency", "default_quality", "accumulation_behaviour", "data_qualifier",
     "time_attribute", "tou", "phase", "consumption_tier", "cpp", "measuring_period",
 )  # fmt: skip
+
+
+class _MissingPartitions(Exception):
+    """The readings need months without a partition yet: make them, then write again."""
+
+    def __init__(self, months: set[int]):
+        super().__init__(months)
+        self.months = months
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +248,16 @@ def _follow_rekeyed(conn: Connection, up_id: int, incoming: Sequence[MeterReadin
         )
 
 
+def _months(document: Document) -> set[int]:
+    """The months (partitions) the document's readings fall in."""
+    months: set[int] = set()
+    for mr in document.meter_readings:
+        for block in mr.interval_blocks:
+            if starts := block.readings.start:
+                months |= months_between(min(starts), max(starts), starts)
+    return months
+
+
 def _merged(blocks: list[ReadingColumns]) -> ReadingColumns:
     if len(blocks) == 1:
         return blocks[0]
@@ -268,7 +288,12 @@ def ingest_document(
     connection: the rolled-back resource is written again on a fresh one (R62).
     """
 
+    months = _months(document) if store.dialect == "postgresql" else set()
+    check_partitions = True
+
     def write(conn: Connection) -> IngestResult:
+        if check_partitions and (missing := missing_partitions(conn, months)):
+            raise _MissingPartitions(missing)  # before anything is written
         result = _ingest(conn, document, namespace, authorization_id, cost_scale, batch_size)
         if job_id is not None:
             now = time.time()
@@ -289,7 +314,15 @@ def ingest_document(
         return result
 
     try:
-        return store.transaction(write, attempts=RETRY_ATTEMPTS)
+        try:
+            return store.transaction(write, attempts=RETRY_ATTEMPTS)
+        except _MissingPartitions as missing:
+            # Made in their own transaction (not under this one's locks); then the
+            # resource is written again, rows of a partition dropped meanwhile landing
+            # in the default partition rather than being lost.
+            ensure_partitions(store, missing.months)
+            check_partitions = False
+            return store.transaction(write, attempts=RETRY_ATTEMPTS)
     except ReconciliationError:
         raise
     except StorageError as exc:

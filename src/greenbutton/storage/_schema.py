@@ -140,6 +140,7 @@ meter_readings = Table(
 
 #: The readings table of DESIGN 3.3 with raw integers. ``quality`` is the first
 #: ReadingQuality code; ``quality_codes`` lists all of them when there are several.
+#: On PostgreSQL it is range-partitioned by month on ``start`` (r0006, ``_partitions``).
 readings = Table(
     "readings",
     metadata,
@@ -161,6 +162,7 @@ readings = Table(
     Column("tou", Integer),
     PrimaryKeyConstraint("meter_reading_id", "start"),
     sqlite_with_rowid=False,
+    postgresql_partition_by="RANGE (start)",
 )
 
 #: Work items: fetch one resource, parse, upsert. ``done`` is written in the same
