@@ -58,11 +58,27 @@ def _one_line(exc: BaseException) -> str:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
-@click.version_option(package_name="greenbutton")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _param, value: _version(ctx) if value else None,
+    help="Show the version and how this install parses (compiled or pure Python), then exit.",
+)
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Green Button Connect My Data toolkit: read, inspect, export and plot ESPI data."""
     ctx.meta["greenbutton.debug"] = debug
+
+
+def _version(ctx: click.Context) -> None:
+    from importlib.metadata import version
+
+    from ..parse import accelerator
+
+    click.echo(f"greenbutton, version {version('greenbutton')} (parser: {accelerator()})")
+    ctx.exit(0)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

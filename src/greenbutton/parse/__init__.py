@@ -29,7 +29,19 @@ from ._links import MeterNode, PointNode, link
 from ._records import Record, read_entry, read_resource_root
 from ._xml import ATOM, Limits, Source, iter_elements
 
-__all__ = ["Limits", "Source", "iter_readings", "parse", "series_key"]
+__all__ = ["Limits", "Source", "accelerator", "iter_readings", "parse", "series_key"]
+
+
+def accelerator() -> str:
+    """How this install parses interval blocks: ``"compiled"`` (the C accelerator built at
+    install time), ``"off"`` (built, but ``GREENBUTTON_PURE_PYTHON=1``), or ``"pure
+    Python"`` (not built: no C compiler at install, or ``GREENBUTTON_NO_EXTENSION=1``).
+    Results are the same either way; only the speed differs."""
+    from . import _accel
+
+    if not _accel.available():
+        return "pure Python"
+    return "compiled" if _accel.refresh() else "off"
 
 _ENTRY = f"{{{ATOM}}}entry"
 _FEED = f"{{{ATOM}}}feed"
