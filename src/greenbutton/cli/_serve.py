@@ -1,6 +1,7 @@
 """``greenbutton serve``: the third-party web app in the foreground (DESIGN 3.2, 3.6).
 
-Thin: options become a ``WebConfig`` and uvicorn runs ``create_app``. The web modules are
+Thin: options become a ``WebConfig`` (a simulator's state folder, or a config-file profile
+as for ``sync``) and uvicorn runs ``create_app``. The web modules are
 imported only when the command runs, so the rest of the CLI works without them.
 """
 
@@ -27,6 +28,14 @@ __all__ = ["serve_command"]
     help="State folder of the simulator to use as the utility (its registration.json). "
     "[default: the simulator's per-user data folder]",
 )
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (TOML) with the utility's profile, as for sync. "
+    "[default: GREENBUTTON_CONFIG, else the user config]",
+)
+@click.option("--profile", help="Profile in the config file (greenbutton config init writes one).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=3000, show_default=True, help="Port."
@@ -112,6 +121,8 @@ __all__ = ["serve_command"]
 )
 def serve_command(
     state_dir: Path | None,
+    config_path: Path | None,
+    profile: str | None,
     host: str,
     port: int,
     database: str | None,
@@ -130,6 +141,9 @@ def serve_command(
 ) -> None:
     """Run the third-party web app: connect a utility account, see its charts, receive
     notifications. Ctrl-C stops it.
+
+    The utility is the simulator of --simulator DIR (the default), or a profile of the
+    config file (--config FILE --profile NAME, written by `greenbutton config init`).
 
     Tokens are stored encrypted with $GREENBUTTON_SECRET_KEY (or a 0600 key file in the
     data folder). With --https --cert --key it serves TLS; add --client-ca to accept
@@ -159,31 +173,44 @@ def serve_command(
         raise ConfigurationError(
             f"the web app needs {exc.name}; install it with: pip install 'greenbutton[web]'"
         ) from exc
-    folder = state_dir if state_dir is not None else default_state_dir()
-    if not (folder / "registration.json").is_file():
-        raise ConfigurationError(
-            f"no simulator registration in {folder}: start `greenbutton simulator "
-            f"--state-dir {folder}` first, or pass --simulator DIR"
-        )
-    config = WebConfig.for_simulator(
-        folder,
-        database_url=database,
-        tls_cert=cert,
-        tls_key=key,
-        client_ca=client_ca,
-        client_subject=client_subject,
-        trusted_proxies=trusted_proxies,
-        client_cert_header=client_cert_header,
-        notify_allow=notify_allow,
-        secure_cookies=secure_cookies or https,
-        max_connections=max_connections,
-        head_timeout=header_timeout,
-        body_timeout=body_timeout,
-    )
+    use_config = config_path is not None or profile is not None
+    if use_config and state_dir is not None:
+        raise click.UsageError("--simulator cannot be combined with --config or --profile")
+    options = {
+        "database_url": database,
+        "tls_cert": cert,
+        "tls_key": key,
+        "client_ca": client_ca,
+        "client_subject": client_subject,
+        "trusted_proxies": trusted_proxies,
+        "client_cert_header": client_cert_header,
+        "notify_allow": notify_allow,
+        "secure_cookies": secure_cookies or https,
+        "max_connections": max_connections,
+        "head_timeout": header_timeout,
+        "body_timeout": body_timeout,
+    }
+    if use_config:
+        config = WebConfig.from_config(config_path, profile, **options)
+    else:
+        folder = state_dir if state_dir is not None else default_state_dir()
+        if not (folder / "registration.json").is_file():
+            raise ConfigurationError(
+                f"no simulator registration in {folder}: start `greenbutton simulator "
+                f"--state-dir {folder}` first, pass --simulator DIR, or serve a real utility "
+                "with --config FILE --profile NAME (greenbutton config init writes one)"
+            )
+        config = WebConfig.for_simulator(folder, **options)
     scheme = "https" if https else "http"
     url = f"{scheme}://{host}:{port}"
     redirect = config.credentials.redirect_uri or ""
-    if urlsplit(redirect).netloc != urlsplit(url).netloc:
+    if use_config and urlsplit(redirect).path.rstrip("/") != "/OAuthCallback":
+        click.echo(
+            f"warning: the profile's redirect_uri {redirect} is not this app's "
+            "…/OAuthCallback: customers would not come back here",
+            err=True,
+        )
+    elif not use_config and urlsplit(redirect).netloc != urlsplit(url).netloc:
         click.echo(
             f"warning: the simulator redirects to {redirect}; start it with "
             f"--third-party-url {url} to connect through this server",

@@ -16,6 +16,7 @@ from ._config import (
     simulator_settings,
     write_profile,
 )
+from ._limits import ClientLimits, QuotaUse, certificate_expiry, client_limits
 from ._loopback import LoopbackCallback, loopback_address
 from ._redact import get_logger, install_redaction, quiet_debug, redact
 
@@ -24,8 +25,12 @@ __all__ = [
     "AsyncClientOptions",
     "CircuitBreaker",
     "Client",
+    "ClientLimits",
     "ClientOptions",
     "LoopbackCallback",
+    "QuotaUse",
+    "certificate_expiry",
+    "client_limits",
     "credentials_from_registration",
     "default_config_path",
     "default_simulator_dir",

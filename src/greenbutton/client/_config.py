@@ -341,6 +341,13 @@ def _choose_profile(
     tables = list(doc.get("profile", {}))
     if len(tables) == 1:
         return str(tables[0])
+    if not config_path.is_file():
+        raise ConfigurationError(
+            f"nothing is configured yet (no config file at {config_path}): write a profile "
+            "with `greenbutton config init --profile NAME` (--simulator DIR, "
+            "--from-application-information FILE, or answer its prompts), or pass "
+            "--simulator DIR"
+        )
     known = ", ".join(sorted(set(BUILT_IN) | set(tables)))
     raise ConfigurationError(
         "no profile chosen: set GREENBUTTON_PROFILE or default_profile in "

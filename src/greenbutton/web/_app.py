@@ -66,6 +66,7 @@ from ..storage import (
 )
 from ._config import WebConfig
 from ._notify import NotifiedURI, RejectedURI, validate_notified_uri
+from ._ops import Ops
 from ._revoke import Revocations
 from ._sessions import (
     COOKIE_NAME,
@@ -712,6 +713,7 @@ def create_app(config: WebConfig, store: Store | None = None) -> Starlette:
                 web.store.close()
 
     routes = [
+        *Ops(web.store, web.client, config.profile, config.credentials).routes,
         Route("/", web.home, name="home"),
         Route("/connect", web.connect, name="connect"),
         Route("/Goto_login", web.connect, name="goto_login"),

@@ -166,5 +166,23 @@ class WebConfig:
             **options,
         )
 
+    @classmethod
+    def from_config(
+        cls, path: str | PathLike[str] | None, profile: str | None, **options: Any
+    ) -> WebConfig:
+        """The utility of profile ``profile`` in the config file ``path`` (DESIGN 3.7,
+        ``load_config``: None picks the default file and profile), like ``sync``. The web
+        app needs the registered redirect URI: a profile without one is refused."""
+        from ..client import load_config
+
+        utility, credentials = load_config(None if path is None else Path(path), profile=profile)
+        if not (options.get("redirect_uri") or credentials.redirect_uri):
+            raise ConfigurationError(
+                f"profile {utility.name!r} has no redirect_uri: set it in its config table to "
+                "the redirect URI you registered with the utility (…/OAuthCallback on this "
+                "server)"
+            )
+        return cls(profile=utility, credentials=credentials, **options)
+
     def replace(self, **changes: Any) -> WebConfig:
         return dataclasses.replace(self, **changes)
