@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``cli``.
-    from . import _configure, _db, _demo, _files, _inspect, _plot, _sdk, _serve, _simulator  # noqa: F401
+    from . import _configure, _db, _demo, _files, _inspect, _plot, _sdk, _serve, _simulator, _worker  # noqa: F401
 
 
 _register()

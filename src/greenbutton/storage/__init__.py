@@ -44,6 +44,7 @@ from ._jobs import (
     abandon,
     due_jobs,
     enqueue,
+    release_lost,
     requeue_abandoned,
     window_uri,
 )
@@ -72,6 +73,7 @@ from ._queries import (
     web_session_replace_if,
     web_session_touch,
 )
+from ._queue import HOST_ID_ENV, Worker, ensure_queue_schema, host_id, plan_jobs, run_job
 from ._revocations import (
     REVOCATION_LEASE,
     PendingRevocation,
@@ -106,6 +108,7 @@ from ._tokens import (
 __all__ = [
     "DATABASE_URL_ENV",
     "DEFAULT_HISTORY_DAYS",
+    "HOST_ID_ENV",
     "LEASE_SECONDS",
     "LEASE_SLACK",
     "MAX_ATTEMPTS",
@@ -132,6 +135,7 @@ __all__ = [
     "SyncReport",
     "TokenDecryptionError",
     "UsagePointSummary",
+    "Worker",
     "abandon",
     "accounts",
     "active_subscriptions",
@@ -152,8 +156,10 @@ __all__ = [
     "due_jobs",
     "due_revocations",
     "enqueue",
+    "ensure_queue_schema",
     "export_readings",
     "fail_job",
+    "host_id",
     "ingest_document",
     "ingest_file",
     "job_counts",
@@ -167,12 +173,15 @@ __all__ = [
     "open_jobs",
     "pending_jobs",
     "pending_revocations_of",
+    "plan_jobs",
     "queue_revocation",
     "reading_count",
+    "release_lost",
     "requeue_abandoned",
     "retry_job",
     "revocation_done",
     "revocation_failed",
+    "run_job",
     "secret_key_file",
     "start_job",
     "sync",

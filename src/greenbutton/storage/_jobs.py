@@ -79,6 +79,7 @@ __all__ = [
     "abandon",
     "due_jobs",
     "enqueue",
+    "release_lost",
     "requeue_abandoned",
     "window_uri",
 ]
@@ -203,13 +204,16 @@ def due_jobs(
     utility: str | None = None,
     authorization_ids: Iterable[int] | None = None,
     max_attempts: int | None = MAX_ATTEMPTS,
+    ids: Iterable[int] | None = None,
+    leased: bool = True,
 ) -> list[Job]:
     """Open jobs (pending, interrupted while running, failed), oldest first, with the key
     of their authorization. ``resource_url`` keeps those under that endpoint (one
     custodian's); with ``utility`` too, also that utility's customers' jobs stored under
     another host or port (:meth:`JobRunner.resolve`); ``authorization_ids`` those of
     these authorizations; ``max_attempts`` leaves out jobs with no attempt left (``None``
-    keeps them: a runner abandons them)."""
+    keeps them: a runner abandons them); ``ids`` only these jobs; ``leased=False`` leaves
+    out jobs a live lease holds (another process is running them)."""
     j, a = ingest_jobs, authorizations
     query = (
         select(j.c.id, j.c.resource_uri, j.c.authorization_id, a.c.key, j.c.attempts, j.c.error)
@@ -225,6 +229,10 @@ def due_jobs(
         query = query.where(j.c.authorization_id.in_(list(authorization_ids)))
     if max_attempts is not None:
         query = query.where(j.c.attempts < max_attempts)
+    if ids is not None:
+        query = query.where(j.c.id.in_(list(ids)))
+    if not leased:
+        query = query.where(lease_free(time.time(), LEASE_SECONDS))
     with store.connect() as conn:
         rows = conn.execute(query).all()
     return [
@@ -248,6 +256,30 @@ def abandon(
         update(j)
         .where(j.c.id == job_id, j.c.state.in_(OPEN_STATES), free)
         .values(state="abandoned", updated_at=time.time(), lease_owner=None, lease_until=None)
+    )
+    return int(store.transaction(lambda conn: conn.execute(stmt).rowcount)) == 1
+
+
+def release_lost(store: Store, job_id: int, owner_suffix: str) -> bool:
+    """Free the job's lease when its holder's name ends with ``owner_suffix`` and the
+    caller knows that holder is gone (a worker on another machine whose heartbeat stopped:
+    :func:`claim_job` can only see dead processes of its own host). The interrupted
+    attempt stays counted, as a crash's does; the job is ``failed`` and runs again."""
+    j = ingest_jobs
+    stmt = (
+        update(j)
+        .where(
+            j.c.id == job_id,
+            j.c.state.in_(OPEN_STATES),
+            j.c.lease_owner.endswith(owner_suffix, autoescape=True),
+        )
+        .values(
+            state="failed",
+            error="interrupted: the worker running it stopped",
+            updated_at=time.time(),
+            lease_owner=None,
+            lease_until=None,
+        )  # fmt: skip
     )
     return int(store.transaction(lambda conn: conn.execute(stmt).rowcount)) == 1
 

@@ -1,0 +1,81 @@
+"""``greenbutton worker``: run the job engine's jobs, on as many machines as needed (DESIGN 3.7).
+
+A thin command over :class:`greenbutton.storage.Worker`: on PostgreSQL the jobs go through
+procrastinate (the ``workers`` extra), so any number of workers on any number of machines
+share one database, one rate limit and one set of quotas; on SQLite one in-process loop.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from ..client import Client
+from . import cli
+from ._db import _database_errors
+from ._sdk import _utility, _utility_options
+
+__all__ = ["worker"]
+
+
+@cli.command()
+@click.option(
+    "--database",
+    "database_url",
+    metavar="URL",
+    required=True,
+    envvar="GREENBUTTON_DATABASE_URL",
+    help="SQLAlchemy URL of the shared database (postgresql://... for many workers, or "
+    "sqlite:///FILE). [default: GREENBUTTON_DATABASE_URL]",
+)
+@_utility_options
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Jobs this worker runs at once (the utility's rate limit still bounds requests).",
+)
+@click.option("--until-idle", is_flag=True, help="Exit 0 once nothing is due.")
+def worker(
+    database_url: str,
+    simulator_dir: Path | None,
+    config_path: Path | None,
+    profile: str | None,
+    concurrency: int,
+    until_idle: bool,
+) -> None:
+    """Run fetch jobs (planned by sync --enqueue-only, notifications, the daily catch-up).
+
+    Runs until SIGINT/SIGTERM (the jobs it is running finish first). Start one per machine
+    (or more) against one PostgreSQL database: each job runs once, a worker that dies has
+    its job taken over by another, and the utility's rate limit and quotas are shared by
+    all of them. GREENBUTTON_HOST_ID names this machine (default: the host name).
+
+    \b
+    Examples:
+      greenbutton worker --database postgresql://gb@db/gb --profile pge --concurrency 4
+      greenbutton worker --database sqlite:///gb.db --simulator DIR --until-idle
+    """
+    from ..storage import DatabaseTokenStore, Store, Worker
+
+    utility = _utility(simulator_dir, config_path, profile)
+    with _database_errors(), Store.open(database_url) as store:
+        tokens = DatabaseTokenStore(store)
+        client = Client(*utility, token_store=tokens)
+        with client:
+            runner = Worker(store, client, concurrency=concurrency)
+
+            def stop(signum: int, _frame: FrameType | None) -> None:
+                click.echo(f"{signal.Signals(signum).name}: finishing running jobs", err=True)
+                runner.stop()
+
+            previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                runner.run(until_idle=until_idle)
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
