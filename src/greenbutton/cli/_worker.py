@@ -60,12 +60,13 @@ def worker(
       greenbutton worker --database postgresql://gb@db/gb --profile pge --concurrency 4
       greenbutton worker --database sqlite:///gb.db --simulator DIR --until-idle
     """
-    from ..storage import DatabaseTokenStore, Store, Worker
+    from ..storage import DatabaseTokenStore, Store, Worker, shared_limits
 
     utility = _utility(simulator_dir, config_path, profile)
     with _database_errors(), Store.open(database_url) as store:
         tokens = DatabaseTokenStore(store)
-        client = Client(*utility, token_store=tokens)
+        with shared_limits(store):  # PostgreSQL: the rate limit and quotas in the database
+            client = Client(*utility, token_store=tokens)
         with client:
             runner = Worker(store, client, concurrency=concurrency)
 

@@ -62,6 +62,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, time as dtime, timedelta
 from pathlib import Path
@@ -85,6 +86,7 @@ except ImportError:  # pragma: no cover - Windows
 
 __all__ = [
     "RATE_DIR_ENV",
+    "SHARED_LIMITER",
     "Limiter",
     "LocalQuotaLimiter",
     "Quota",
@@ -437,6 +439,14 @@ class LocalQuotaLimiter:
         return 0.0 if self.inner is None else await self.inner.acquire_async()
 
 
+#: Where the clients made in this context keep a shared limit instead of the state folder:
+#: ``factory(rate_per_s, profile_name, client_id, quotas)`` (storage's database limiter,
+#: so every machine on one PostgreSQL database counts together, DESIGN 3.7); None: files.
+SHARED_LIMITER: ContextVar[
+    Callable[[float | None, str, str, tuple[Quota, ...]], Limiter] | None
+] = ContextVar("greenbutton_shared_limiter", default=None)
+
+
 def make_limiter(
     rate_per_s: float | None,
     *,
@@ -452,6 +462,9 @@ def make_limiter(
     False or sharing is impossible here; None when there is neither a rate nor a quota."""
     if not rate_per_s and not quotas:
         return None
+    factory = SHARED_LIMITER.get()
+    if shared and factory is not None:
+        return factory(rate_per_s or None, profile_name, client_id, tuple(quotas))
     if shared and fcntl is not None:
         folder = directory if directory is not None else default_rate_dir()
         try:

@@ -48,6 +48,7 @@ from ._jobs import (
     requeue_abandoned,
     window_uri,
 )
+from ._limits import DatabaseLimiter, shared_limits
 from ._local_time import local_time_record, time_zone_of
 from ._metrics import StoreCollector
 from ._queries import (
@@ -117,6 +118,7 @@ __all__ = [
     "SECRET_KEY_ENV",
     "AccountSummary",
     "AdminLogin",
+    "DatabaseLimiter",
     "DatabaseTokenStore",
     "IngestResult",
     "Job",
@@ -183,6 +185,7 @@ __all__ = [
     "revocation_failed",
     "run_job",
     "secret_key_file",
+    "shared_limits",
     "start_job",
     "sync",
     "time_zone_of",

@@ -33,6 +33,7 @@ __all__ = [
     "meter_readings",
     "pending_revocations",
     "readings",
+    "shared_limits",
     "usage_points",
     "utilities",
     "web_sessions",
@@ -243,4 +244,20 @@ admin_sessions = Table(
     Column("created_at", Float, nullable=False),
     Column("seen_at", Float, nullable=False),
     Index("ix_admin_sessions_seen_at", "seen_at"),
+)
+
+#: The utility's rate limit and quotas, shared by every machine on one PostgreSQL database
+#: (r0007, ``_limits``): per (profile, client id) key, GCRA's next free slot ``tat`` (epoch
+#: seconds, the database server's clock), the quota counts as JSON, and ``version``, which
+#: each reservation's conditional upsert checks and bumps. ``holder``: the host id
+#: (``GREENBUTTON_HOST_ID``) of the last reservation.
+shared_limits = Table(
+    "shared_limits",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("tat", Float),
+    Column("quotas", Text, nullable=False),
+    Column("holder", Text),
+    Column("updated_at", Float, nullable=False),
 )
