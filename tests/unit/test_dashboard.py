@@ -16,9 +16,11 @@ import time_machine
 
 from greenbutton import parse
 from greenbutton.analysis import (
+    CustomerFacts,
     accessible_svg,
     bills,
     comparison,
+    customer_facts,
     describe_periods,
     flow_words,
     period_chart,
@@ -67,10 +69,11 @@ def test_ranges_are_anchored_to_the_data_not_the_clock(moment: datetime) -> None
         start, end, res = range_bounds("30d", first, last)
         assert (end - start).days == 30 and end == last + timedelta(days=1) and res == "day"
         start, end, res = range_bounds("12m", first, last)
-        assert res == "month" and start.day == 1 and end == last + timedelta(days=1)
-        assert (start.year * 12 + start.month) == (last.year * 12 + last.month) - 11
+        assert res == "month" and end == last + timedelta(days=1)
+        assert (start.year + 1, start.month) == (end.year, end.month)
+        assert start.day == min(end.day, 28) or start.day == end.day  # 29 Feb -> 28 Feb
         start, end, res = range_bounds("all", first, last)
-        assert res == "month" and start == first.replace(day=1)
+        assert res == "month" and start == first
         with pytest.raises(ValueError, match="use one of 30d"):
             range_bounds("week", first, last)  # type: ignore[arg-type]
     # little data: "12 months" starts where the data does and is drawn by day
@@ -94,7 +97,8 @@ def test_period_totals_by_local_day_and_month(moment: datetime) -> None:
     total = sum(p.usage.used for p in days)
     assert sum(p.usage.used for p in months) == pytest.approx(total)
     assert months[0].start == first and all(m.start.day == 1 for m in months[1:])
-    assert len(months) in (3, 4)
+    assert len(months) in (3, 4) and all(m.whole for m in months[1:-1])
+    assert months[0].whole == (first.day == 1) and all(d.whole for d in days)
     assert usage_between(rows, PACIFIC, first, last + timedelta(1)).used == pytest.approx(total)
 
 
@@ -104,6 +108,8 @@ def test_a_three_year_file_is_36_or_37_monthly_bars_not_a_solid_block() -> None:
     start, end, res = range_bounds("all", rows[0].start.astimezone(PACIFIC).date(), last)
     periods = period_totals(rows, PACIFIC, res, start, end)
     assert res == "month" and 36 <= len(periods) <= 37
+    assert [p.whole for p in (periods[0], periods[-1])] == [False, False]  # cut months
+    assert "lowest" in (text := describe_periods(periods, res)) and "(December 2026)" not in text
     fig = period_chart(periods, res, size="desktop")
     svg = render(fig, "svg")
     assert svg.count(b'<g id="patch_') < 60  # a bar per month (plus frame), not 26 000
@@ -166,6 +172,12 @@ def test_words_and_the_charts_accessible_name() -> None:
     head = svg[: svg.index(">") + 1]
     assert head.startswith("<svg") and 'role="img"' in head and 'aria-label="Daily use' in head
     assert "<title>Daily use at 1 &lt;Main&gt; St</title>" in svg
-    assert 'width="302.4pt"' in head  # the phone drawing: 4.2 in
+    assert 'width="259.2pt"' in head  # the phone drawing: 3.6 in
     with pytest.raises(ValueError):
         period_chart(empty, "day", size="phone")
+
+
+def test_customer_facts_from_a_customer_feed() -> None:
+    facts = customer_facts(parse(FIXTURES / "pge_retailcustomer_feed.xml"))
+    assert facts == CustomerFacts("Acme Industries", "140 Han Rd, King City CA 95101")
+    assert customer_facts(parse(FIXTURES / "gba_demo_electric_monthly.xml")) == CustomerFacts()

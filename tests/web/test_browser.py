@@ -150,9 +150,9 @@ def test_connect_in_a_real_browser(chromium: Any, loop: tuple[str, SimulatorHand
 
         # back at the app: callback, first data pull, 303 to the account page
         page.wait_for_url(base + "/account", timeout=20_000)
-        page.get_by_role("heading", name="Your connected accounts").wait_for()
+        page.get_by_role("heading", name="Your energy").wait_for()
         assert page.locator("article.usage-point").count() > 0
-        assert "Usage point" in page.locator("article.usage-point").first.inner_text()
+        assert "Use: " in page.locator("article.usage-point").first.inner_text()
         assert page.locator("figure.chart svg").count() > 0
         html = page.content()
         assert "<svg" in html

@@ -507,7 +507,7 @@ def html_page(title: str, sections: Sequence[tuple[str, Sequence[str], bytes]]) 
 
 #: Figure sizes (inches) of the dashboard's chart: the SVG scales to the page's width, so a
 #: phone gets its own narrower drawing, whose 10 pt text stays about 11 px at 390 px wide.
-_SIZES = {"desktop": (10.0, 3.4), "phone": (4.2, 3.4)}
+_SIZES = {"desktop": (10.0, 3.4), "phone": (3.6, 3.0)}
 _USE_COLOR, _EXPORT_COLOR = _COLORS["import"], _COLORS["export"]
 
 
@@ -525,7 +525,9 @@ def period_chart(
     x = [_num(datetime(p.start.year, p.start.month, p.start.day)) for p in periods]
     widths = [(p.end - p.start).days * 0.85 for p in periods]
     used = [p.usage.used for p in periods]
-    ax.bar(x, used, width=widths, align="edge", color=_USE_COLOR, linewidth=0, label="use")
+    # a month cut by the range's ends is paler: its bar is not comparable with the others
+    colors = [_color("import", 0, faded=not p.whole) for p in periods]
+    ax.bar(x, used, width=widths, align="edge", color=colors, linewidth=0, label="use")
     if any(p.usage.exported for p in periods):
         exported = [-p.usage.exported for p in periods]
         ax.bar(x, exported, width=widths, align="edge", color=_EXPORT_COLOR, linewidth=0,
@@ -535,18 +537,16 @@ def period_chart(
     per = "month" if resolution == "month" else "day"
     ax.set_ylabel(f"{unit} per {per}", fontsize=10)
     ax.tick_params(labelsize=10 if size == "desktop" else 9)
-    if resolution == "month":
-        locator = mdates.MonthLocator(interval=1 if len(periods) <= (12 if size == "desktop" else 6)
-                                      else 3)  # type: ignore[no-untyped-call]  # fmt: skip
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%b\n%Y"))  # type: ignore[no-untyped-call]
-    else:
-        _date_axis(ax)
-        if size == "phone":
-            ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=5))  # type: ignore[no-untyped-call]
-            ax.xaxis.set_major_formatter(
-                mdates.ConciseDateFormatter(ax.xaxis.get_major_locator())  # type: ignore[no-untyped-call]
-            )
+    # ticks at the bars' centres, every few bars: "Nov\n2026" or "3 Nov"
+    step = max(1, round(len(periods) / (12 if size == "desktop" else 5)))
+    if resolution == "day":
+        step = max(1, round(len(periods) / (8 if size == "desktop" else 4)))
+    whole = [p for p in periods if p.whole] or list(periods)  # a sliver of a month: no label
+    shown = whole[::-1][::step][::-1]  # keep the latest whole bar labelled
+    ticks = [_num(datetime(p.start.year, p.start.month, p.start.day)) + (p.end - p.start).days
+             * 0.425 for p in shown]  # fmt: skip
+    fmt = "%b\n%Y" if resolution == "month" else "%-d %b"
+    ax.set_xticks(ticks, [p.start.strftime(fmt) for p in shown])
     first, last = periods[0].start, periods[-1].end
     ax.set_xlim(_num(datetime(first.year, first.month, first.day)),
                 _num(datetime(last.year, last.month, last.day)))  # fmt: skip

@@ -17,13 +17,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta, tzinfo
 from typing import Literal
 
-from ..models import Reading, UsageSummary, currency_code, uom_symbol
+from ..models import Document, Reading, UsageSummary, currency_code, uom_symbol
 from ._summary import MAX_EXPONENT, SUMMABLE_UNITS, display_unit, scaled
 
 __all__ = [
     "RANGES",
+    "TOU_NAMES",
     "Bill",
     "Comparison",
+    "CustomerFacts",
     "Period",
     "RangeChoice",
     "Resolution",
@@ -31,6 +33,7 @@ __all__ = [
     "Usage",
     "bills",
     "comparison",
+    "customer_facts",
     "describe_periods",
     "flow_words",
     "period_totals",
@@ -43,6 +46,20 @@ RangeChoice = Literal["30d", "12m", "all"]
 Resolution = Literal["day", "month"]
 #: The dashboard's range presets and their labels.
 RANGES: Mapping[RangeChoice, str] = {"30d": "30 days", "12m": "12 months", "all": "All data"}
+#: Time-of-use codes as PG&E's ProgramIdMappings explain them (ESPI_NOTES; other utilities
+#: publish their own mapping, an unknown code is shown as "period N").
+TOU_NAMES: Mapping[int, str] = {
+    1: "Summer peak",
+    2: "Summer off-peak",
+    3: "Summer partial peak",
+    4: "Winter peak",
+    5: "Winter partial peak",
+    6: "Winter off-peak",
+    7: "Peak",
+    8: "Off-peak",
+    9: "Mixed off-peak",
+    10: "Winter super off-peak",
+}
 _MONTHLY_FROM = 62  # days: a longer span is drawn month by month (no solid block of bars)
 _USE, _EXPORT = "use", "export"
 
@@ -75,6 +92,12 @@ class Period:
     start: date
     end: date
     usage: Usage
+
+    @property
+    def whole(self) -> bool:
+        """A single day, or a whole calendar month (not one cut by the range's ends)."""
+        days = (self.end - self.start).days
+        return days == 1 or (self.start.day == 1 and self.end == _add_months(self.start, 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,13 +200,15 @@ def _add_months(d: date, months: int) -> date:
 def range_bounds(choice: RangeChoice, first: date, last: date) -> tuple[date, date, Resolution]:
     """Local days ``[start, end)`` and the bar size for a preset, for data stored from local
     day ``first`` to ``last`` (inclusive): ``30d`` is the 30 days ending with ``last``,
-    ``12m`` the 12 calendar months ending with ``last``'s, ``all`` everything. Spans longer
-    than two months are drawn month by month. Raises ValueError for an unknown choice."""
+    ``12m`` the year ending with ``last`` (from the same date a year earlier), ``all``
+    everything. Spans longer than two months are drawn by calendar month, the months at
+    either end cut to the range (:attr:`Period.whole` tells). Raises ValueError for an
+    unknown choice."""
     end = last + timedelta(days=1)
     if choice == "30d":
         start = end - timedelta(days=30)
     elif choice == "12m":
-        start = _add_months(_month_start(last), -11)
+        start = _add_months(end, -12)
     elif choice == "all":
         start = first
     else:
@@ -191,8 +216,6 @@ def range_bounds(choice: RangeChoice, first: date, last: date) -> tuple[date, da
     if choice != "30d":  # a fixed 30-day window shows its empty days; the others start
         start = max(start, first)  # where the data does
     resolution: Resolution = "month" if (end - start).days > _MONTHLY_FROM else "day"
-    if resolution == "month":
-        start = _month_start(start)
     return start, end, resolution
 
 
@@ -303,10 +326,12 @@ def describe_periods(periods: Sequence[Period], resolution: Resolution) -> str:
     if not with_data:
         return "No readings in this range."
     unit = with_data[0].usage.unit or ""
+    unit = "therms" if unit == "therm" else unit
     span = f"{_day_label(periods[0].start)} to {_day_label(periods[-1].end - timedelta(days=1))}"
     total = sum(p.usage.used for p in with_data)
-    high = max(with_data, key=lambda p: p.usage.used)
-    low = min(with_data, key=lambda p: p.usage.used)
+    whole = [p for p in with_data if p.whole] or with_data  # a month cut short is no low
+    high = max(whole, key=lambda p: p.usage.used)
+    low = min(whole, key=lambda p: p.usage.used)
 
     def when(p: Period) -> str:
         return f"{p.start:%B %Y}" if resolution == "month" else _day_label(p.start)
@@ -320,3 +345,52 @@ def describe_periods(periods: Sequence[Period], resolution: Resolution) -> str:
     if exported:
         text += f" Exported to the grid: {exported:,.1f} {unit}."
     return text
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerFacts:
+    """What a page may call the customer: name and service address, None when the
+    utility's customer feed (RetailCustomer, ESPI customer namespace) lacks them."""
+
+    name: str | None = None
+    address: str | None = None
+
+
+def _tidy_words(text: str) -> str:
+    """``140 HAN RD`` reads better as ``140 Han Rd``; mixed case is kept as sent."""
+    text = " ".join(text.split())
+    return text.title() if text.isupper() else text
+
+
+def customer_facts(doc: Document) -> CustomerFacts:
+    """The customer's name (``Customer/name``, or ``customerName`` as some utilities and
+    the simulator send it) and first service location's address from a customer feed."""
+    name = address = None
+    for res in doc.customer_resources:
+        data = res.data
+        if res.element == "Customer" and name is None:
+            value = data.get("name") or data.get("customerName")
+            name = _tidy_words(value) if isinstance(value, str) and value.strip() else None
+        elif res.element == "ServiceLocation" and address is None:
+            main = data.get("mainAddress")
+            if not isinstance(main, Mapping):
+                continue
+            street = main.get("streetDetail")
+            town = main.get("townDetail")
+            parts = []
+            if isinstance(street, Mapping) and isinstance(street.get("addressGeneral"), str):
+                parts.append(_tidy_words(street["addressGeneral"]))
+            if isinstance(town, Mapping):
+                place = " ".join(
+                    str(x).strip()
+                    for x in (
+                        _tidy_words(str(town.get("name") or "")),
+                        town.get("stateOrProvince") or "",
+                        town.get("code") or "",
+                    )
+                    if str(x).strip()
+                )
+                if place:
+                    parts.append(place)
+            address = ", ".join(parts) or None
+    return CustomerFacts(name, address)

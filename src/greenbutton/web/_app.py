@@ -14,6 +14,7 @@ Blocking database work runs in worker threads, never on the event loop.
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import logging
 import re
@@ -25,11 +26,9 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import anyio
 import anyio.to_thread
-from markupsafe import Markup
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
@@ -41,8 +40,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import analysis
 from .._errors import CallbackError, GreenButtonError, ParseError
-from ..analysis import display_unit, scaled
+from ..analysis import Bill, CustomerFacts
 from ..client import AsyncClient
 from ..oauth import parse_callback
 from ..parse import Limits, parse
@@ -58,7 +58,6 @@ from ..storage import (
     due_jobs,
     enqueue,
     export_readings,
-    last_reading_start,
     load_fernet,
     local_time_of,
     time_zone_of,
@@ -76,6 +75,7 @@ from ._sessions import (
     derived_cookie_key,
 )
 from ._tls import client_certificate, forwarded_certificate, load_client_cas
+from ._views import AccountView, account_view, page_context, point_view, range_choice
 
 __all__ = ["create_app"]
 
@@ -142,40 +142,18 @@ _ACCOUNT_NOTICES = {
     ),
 }
 
-_UNITS = {"therm": ("therms", 0)}  # beside display_unit's kWh for Wh
-#: The charts' words for ESPI flow directions (forward = delivered to the customer).
-_FLOWS = {"forward": "import", "reverse": "export"}
-
-
-def _total(flow: str, uom: str, value: float) -> str:
-    unit, shift = _UNITS.get(uom) or display_unit(uom)
-    return f"{_FLOWS.get(flow, flow) or 'total'}: {scaled(value, shift):,.1f} {unit}"
+_FACTS_TTL = 3600.0  # s: the customer's name, address and bills are fetched again after this
+_FACTS_TIMEOUT = 10.0  # s: a page waits this long for them, then shows what it has
 
 
 @dataclass(slots=True)
-class _PointView:
-    key: str
-    title: str
-    readings: int
-    first: str | None
-    last: str | None
-    zone: str = "UTC"
-    totals: list[str] = field(default_factory=list)
-    chart: Markup | None = None
+class _Facts:
+    """What the utility says about one authorization beyond readings, cached per process:
+    the customer (name, service address) and each usage point's bills."""
 
-
-@dataclass(slots=True)
-class _AccountView:
-    index: int
-    label: str
-    status: str
-    points: list[_PointView]
-
-
-def _day(epoch: int | None, tz: tzinfo = UTC) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, tz).strftime("%Y-%m-%d %H:%M %Z").strip()
+    fetched: float
+    customer: CustomerFacts | None = None
+    bills: dict[str, list[Bill]] = field(default_factory=dict)
 
 
 class _Web:
@@ -207,6 +185,7 @@ class _Web:
         self.resource_url = config.profile.resource_url.rstrip("/")
         self.redirect_uri = config.redirect_uri or config.credentials.redirect_uri
         self._wake: anyio.Event | None = None
+        self._facts: dict[str, _Facts] = {}
         self.jobs = JobRunner.for_client(store, self.client)  # the one job engine
         self.proxies = config.proxy_networks
         self.allow = config.allow_networks
@@ -327,6 +306,7 @@ class _Web:
         # One customer, one key (utility, subscription): signing in again updated the stored
         # authorization in place. Say which case this was; never add an account twice.
         already = key in session.accounts
+        self._facts.pop(key, None)  # signed in again: the name and bills are read afresh
         returning = not already and await anyio.to_thread.run_sync(self._has_data, key)
         # a privilege change: the session moves to a new id, the old one is dead (fixation)
         rotated = await anyio.to_thread.run_sync(self.sessions.add_account, session.id, key)
@@ -400,74 +380,110 @@ class _Web:
         session = await self.session_of(request)
         if session is None or not session.accounts:
             return RedirectResponse("/", status_code=303)
-        views = await anyio.to_thread.run_sync(self._account_views, list(session.accounts))
+        choice = range_choice(request.query_params.get("range"))
+        keys = list(session.accounts)
+        facts = {key: await self.facts(key) for key in keys}
+        views = await anyio.to_thread.run_sync(self._account_views, keys, facts, choice)
         notice = _ACCOUNT_NOTICES.get(request.query_params.get("notice", ""))
-        return self.page(
-            request, "account.html", {"accounts": views, "csrf": session.csrf, "notice": notice}
-        )
+        page = {"accounts": views, "csrf": session.csrf, "notice": notice}
+        return self.page(request, "account.html", {**page, **page_context(choice)})
 
-    def _account_views(self, keys: Sequence[str]) -> list[_AccountView]:
+    async def facts(self, key: str, *, refresh: bool = False) -> _Facts:
+        """The customer's name and address (RetailCustomer feed) and each stored usage
+        point's bills (UsageSummary), from this process's cache or the utility. Whatever
+        the utility refuses or does not answer in time is left out: the page shows
+        readings without it."""
+        cached = self._facts.get(key)
+        if cached is not None and not refresh and time.time() - cached.fetched < _FACTS_TTL:
+            return cached
+        facts = _Facts(fetched=time.time())
+        with anyio.move_on_after(_FACTS_TIMEOUT):
+            try:
+                doc = await self.client.retail_customer(key)
+                facts.customer = analysis.customer_facts(doc)
+            except GreenButtonError as exc:
+                log.info("no customer facts: %s", type(exc).__name__)
+            found = await anyio.to_thread.run_sync(
+                authorization_points, self.store, key, self.namespace
+            )
+            for up in found[1] if found is not None else []:
+                point_id = up.key.rstrip("/").rpartition("/")[2]
+                try:
+                    doc = await self.client.usage_summaries(key, point_id)
+                except GreenButtonError as exc:
+                    log.info("no usage summaries: %s", type(exc).__name__)
+                    continue
+                summaries = [*doc.usage_summaries]
+                summaries += [u for p in doc.usage_points for u in p.usage_summaries]
+                facts.bills[up.key] = analysis.bills(summaries, self.config.profile.cost_scale)
+        self._facts[key] = facts
+        return facts
+
+    def _account_views(
+        self, keys: Sequence[str], facts: dict[str, _Facts], choice: analysis.RangeChoice
+    ) -> list[AccountView]:
         views = []
         for index, key in enumerate(keys):
             found = authorization_points(self.store, key, self.namespace)
             if found is None:
                 continue
             status, stored = found
+            known = facts.get(key)
             points = []
-            for up in stored:
+            for number, up in enumerate(stored, 1):
                 tz, zone = self._zone(up.key)
+                bills = known.bills.get(up.key, []) if known else []
                 points.append(
-                    _PointView(
-                        key=up.key,
-                        title=up.title or up.key,
-                        readings=up.readings,
-                        first=_day(up.first, tz),
-                        last=_day(up.last, tz),
+                    point_view(
+                        self.store,
+                        self.namespace,
+                        up,
+                        index=index,
+                        number=number,
+                        many=len(stored) > 1,
+                        tz=tz,
                         zone=zone,
-                    )
+                        choice=choice,
+                        bills=bills,
+                    )  # fmt: skip
                 )
-            label = f"Authorization {unquote(key.rstrip('/').rpartition('/')[2])}"
-            views.append(_AccountView(index, label, status, points))
-        for view in views:
-            for point in view.points:
-                self._chart(point)
+            customer = known.customer if known else None
+            views.append(account_view(index, status, customer, points, len(keys)))
         return views
 
-    def _chart(self, point: _PointView) -> None:
-        """Totals and an inline SVG chart of the point's last 30 stored days."""
-        if not point.readings:
-            return
-        last = last_reading_start(self.store, self.namespace, point.key)
-        since = (last or 0) - 30 * 86400
-        rows = list(
-            export_readings(
-                self.store, usage_point=point.key, namespace=self.namespace, start=since
-            )
-        )
-        totals: dict[tuple[str, str], float] = {}
-        for r in rows:
-            if r.value is not None and r.uom is not None:
-                flow = str(r.flow_direction or "")
-                totals[(flow, r.uom)] = totals.get((flow, r.uom), 0.0) + r.value
-        point.totals = [_total(flow, uom, v) for (flow, uom), v in totals.items()]
+    async def download(self, request: Request) -> Response:
+        """The customer's own readings of one connected account as CSV (the readings
+        table, DESIGN 3.3); only an account of this browser's session."""
+        session = await self.session_of(request)
+        if session is None or not session.accounts:
+            return RedirectResponse("/", status_code=303)
         try:
-            import pandas as pd
+            key = session.accounts[int(request.path_params["index"])]
+        except (ValueError, IndexError):
+            return self.error(request, 404, "No such account", "Go back to your account.")
+        body = await anyio.to_thread.run_sync(self._csv, key)
+        return Response(
+            body,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="energy-readings.csv"'},
+        )
 
-            from .. import analysis as charts
-            from ..models import COLUMNS
-        except ImportError:
-            return
-        tz, zone = self._zone(point.key)
-        groups = charts.groups_from_frame(
-            pd.DataFrame(rows, columns=list(COLUMNS)), tz=tz, time_zone=zone
+    def _csv(self, key: str) -> bytes:
+        from ..table import write_readings
+
+        found = authorization_points(self.store, key, self.namespace)
+        out = io.BytesIO()
+        rows = (
+            row
+            for up in (found[1] if found is not None else [])
+            for row in export_readings(self.store, usage_point=up.key, namespace=self.namespace)
         )
-        try:
-            fig = charts.figure(groups)
-        except ValueError:
-            return
-        point.chart = Markup(charts.inline_svg(charts.render(fig, "svg")))  # noqa: S704 - our SVG
+        write_readings(rows, out, format="csv")
+        return out.getvalue()
 
     async def disconnect(self, request: Request) -> Response:
+        if request.method == "GET":
+            return await self.confirm_disconnect(request)
         session = await self.session_of(request)
         try:
             form = await request.form(max_files=0, max_fields=8)
@@ -488,6 +504,31 @@ class _Web:
         response = RedirectResponse(f"/?disconnected={word}", status_code=303)
         self._set_cookie(request, response, None if rotated is None else rotated[1])
         return response
+
+    async def confirm_disconnect(self, request: Request) -> Response:
+        """``GET /disconnect?account=N``: what disconnecting does, and the POST form that
+        does it (no script: the page is the confirmation)."""
+        session = await self.session_of(request)
+        if session is None or not session.accounts:
+            return RedirectResponse("/", status_code=303)
+        try:
+            index = int(request.query_params.get("account", ""))
+            key = session.accounts[index]
+        except (ValueError, IndexError):
+            return self.error(request, 404, "No such account", "Go back to your account.")
+        known = await self.facts(key)
+        title = known.customer.name if known.customer and known.customer.name else "this account"
+        context = {"title": title, "index": index, "csrf": session.csrf}
+        return self.page(request, "confirm_disconnect.html", context)
+
+    async def not_found(self, request: Request, exc: Exception) -> Response:
+        """A page for any unknown path, in the site's style (not Starlette's bare text)."""
+        return self.error(
+            request, 404, "Page not found", "There is nothing at this address on this site."
+        )
+
+    async def favicon(self, request: Request) -> Response:
+        return RedirectResponse("/static/favicon.svg", status_code=301)
 
     # -- notifications (R39-R45) ----------------------------------------------------------
 
@@ -722,10 +763,17 @@ def create_app(config: WebConfig, store: Store | None = None) -> Starlette:
         Route("/get_auth_code", web.get_auth_code, name="get_auth_code"),
         Route("/OAuthCallback", web.callback, name="callback"),
         Route("/account", web.account, name="account"),
-        Route("/disconnect", web.disconnect, methods=["POST"], name="disconnect"),
+        Route("/account/{index:int}/readings.csv", web.download, name="download"),
+        Route("/disconnect", web.disconnect, methods=["GET", "POST"], name="disconnect"),
+        Route("/favicon.ico", web.favicon, name="favicon"),
         Route("/espi/1_1/Notification", web.notification, methods=["POST"], name="notification"),
         Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)], lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(_SecurityHeaders)],
+        lifespan=lifespan,
+        exception_handlers={404: web.not_found},
+    )
     app.state.greenbutton = web
     return app

@@ -1,0 +1,173 @@
+"""The account page in a real browser at desktop and phone width (issue 11.3, 11.4).
+
+Headless Debian Chromium (Playwright, as ``test_browser``) connects through the simulator's
+portal with two years pulled at once, then checks what a customer sees: the customer's name
+and address instead of ids, the range control, monthly bars for twelve months, cost, bills,
+the download of their own readings, the accessible name of every chart, no horizontal
+scroll at 390 px, no console error, a styled 404 and a disconnect that asks first and says
+what it did. Screenshots go to ``test-artifacts/`` (and ``$GREENBUTTON_SCREENSHOTS`` when
+set) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+from greenbutton.models import COLUMNS
+from greenbutton.web import WebConfig
+from tests.simulator_harness import SimulatorHandle, start_simulator
+from tests.web.test_browser import ARTIFACTS, chromium, serve_web_app
+
+__all__ = ["chromium"]  # the fixture, imported for this module's tests
+
+SHOTS = [ARTIFACTS, *([Path(p)] if (p := os.environ.get("GREENBUTTON_SCREENSHOTS")) else [])]
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+def _shot(page: Any, name: str) -> None:
+    for folder in SHOTS:
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / name), full_page=True)
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, SimulatorHandle]]:
+    """The web app (uvicorn, loopback) and the simulator; the first pull takes two years."""
+    monkeypatch.setenv("GREENBUTTON_SECRET_KEY", Fernet.generate_key().decode())
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        with start_simulator(tmp_path / "sim", third_party_url=base) as gb:
+            config = WebConfig.for_simulator(
+                gb.state_dir, database_url=f"sqlite:///{tmp_path / 'web.db'}", first_pull_days=730
+            )
+            with serve_web_app(config, sock):
+                yield base, gb
+    finally:
+        sock.close()
+
+
+def _watch(page: Any) -> list[str]:
+    """Console errors and uncaught page errors, as they happen."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    return errors
+
+
+def _connect(page: Any, base: str, gb: SimulatorHandle) -> None:
+    customer = gb.registration["customers"][0]
+    page.goto(base + "/")
+    page.get_by_role("link", name="Connect your utility account").click()
+    page.wait_for_url(gb.portal_url + "/**")
+    page.get_by_label("Username").fill(customer["username"])
+    page.get_by_label("Password").fill(customer["password"])
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Approve").click()
+    page.wait_for_url(base + "/account", timeout=60_000)
+
+
+def _no_overflow(page: Any) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"page is {width} px wide"
+
+
+def _charts_are_named(page: Any) -> None:
+    svgs = page.locator("figure.chart svg")
+    assert svgs.count() > 0
+    for i in range(svgs.count()):
+        svg = svgs.nth(i)
+        assert svg.get_attribute("role") == "img"
+        label = svg.get_attribute("aria-label") or ""
+        assert label.startswith(("Daily use", "Monthly use")) and " in total" in label
+        assert svg.locator("title").count() == 1
+
+
+def test_dashboard_desktop_and_phone(chromium: Any, site: tuple[str, SimulatorHandle]) -> None:
+    base, gb = site
+    context = chromium.new_context(
+        ignore_https_errors=True, viewport=DESKTOP, accept_downloads=True
+    )
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors = _watch(page)
+    try:
+        _connect(page, base, gb)
+        body = page.locator("main").inner_text()
+        # the customer's name and address, never an ESPI id in a heading or a chart title
+        heading = page.locator("section.account h2").first.inner_text()
+        assert heading and "Authorization" not in heading and "Subscription" not in heading
+        assert "Simulated Way" in page.locator("p.address").first.inner_text()
+        for title in page.locator("h3, svg title").all_text_contents():
+            assert "Subscription/" not in title and "UsagePoint" not in title
+        assert "Cost of the energy used: $" in body
+        assert "Compared with before" in body and "Same dates last year" in body
+        assert "Your bills" in body and "import" not in body.lower()
+        _charts_are_named(page)
+        _no_overflow(page)
+        _shot(page, "dashboard-1280-30d.png")
+
+        page.get_by_role("link", name="12 months").click()
+        page.wait_for_url(base + "/account?range=12m")
+        assert page.get_by_role("link", name="12 months").get_attribute("aria-current") == "page"
+        assert "month by month" in page.locator("p.span").first.inner_text()
+        label = page.locator(".chart-desktop svg").first.get_attribute("aria-label") or ""
+        assert label.startswith("Monthly use")
+        _shot(page, "dashboard-1280-12m.png")
+
+        with page.expect_download() as info:
+            page.get_by_role("link", name="Download your readings (CSV)").first.click()
+        path = info.value.path()
+        with open(path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        assert tuple(rows[0]) == COLUMNS and len(rows) > 1000
+
+        phone = chromium.new_context(
+            ignore_https_errors=True, viewport=PHONE, storage_state=context.storage_state()
+        )
+        small = phone.new_page()
+        small_errors = _watch(small)
+        for range_ in ("30d", "12m", "all"):
+            small.goto(f"{base}/account?range={range_}")
+            _no_overflow(small)
+            chart = small.locator(".chart-phone svg").first
+            assert chart.is_visible() and not small.locator(".chart-desktop svg").first.is_visible()
+            box = chart.bounding_box()
+            assert box is not None and box["width"] >= 330  # the phone drawing, full width
+            _charts_are_named(small)
+            _shot(small, f"dashboard-390-{range_}.png")
+        assert small_errors == []
+        missing = small.goto(base + "/nope")
+        assert missing is not None and missing.status == 404
+        assert small.get_by_role("heading", name="Page not found").is_visible()
+        assert small.locator("header .brand").is_visible()  # the site's own page, styled
+        _no_overflow(small)
+        _shot(small, "404-390.png")
+        phone.close()
+
+        # disconnect asks first, then says what happened
+        page.goto(base + "/account")
+        page.get_by_role("link", name="Disconnect this account…").first.click()
+        page.get_by_role("heading", name="Disconnect").wait_for()
+        _shot(page, "disconnect-confirm-1280.png")
+        page.get_by_role("button", name="Yes, disconnect").click()
+        page.wait_for_url(base + "/?disconnected=*")
+        assert "Disconnected." in page.locator("p.notice").inner_text()
+    except Exception:
+        _shot(page, "dashboard-failure.png")
+        raise
+    finally:
+        context.close()
+    assert errors == []
