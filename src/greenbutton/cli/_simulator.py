@@ -8,6 +8,7 @@ without the ``[sim]`` extra.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -111,6 +112,14 @@ _port = click.IntRange(0, 65535)
     help="Refuse token requests with their parameters in the query string (PG&E accepts "
     "them, so by default the simulator does too).",
 )
+@click.option(
+    "--style",
+    type=click.Choice(["espi", "pge"]),
+    default="espi",
+    show_default=True,
+    help="Wire format: clean ESPI 4.0, or PG&E's (ns0/ns1 prefixes, redundant namespace "
+    "declarations, xsi:type, milliseconds, PG&E's customer element names).",
+)
 @click.option("--access-log", is_flag=True, help="Log every request to stderr.")
 def simulator_command(
     state_dir: Path | None,
@@ -133,6 +142,7 @@ def simulator_command(
     allow_non_loopback: bool,
     bind_tokens: bool,
     strict_token_requests: bool,
+    style: Literal["espi", "pge"],
     access_log: bool,
 ) -> None:
     """Run a Green Button data custodian on loopback: customer portal, OAuth server and ESPI
@@ -165,6 +175,7 @@ def simulator_command(
         bind_tokens=bind_tokens,
         rate_limit=rate_limit,
         strict_token_requests=strict_token_requests,
+        style=style,
         faults=Faults(
             latency_ms=latency_ms,
             rate_limit_per_s=fault_429_rate,

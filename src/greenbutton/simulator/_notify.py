@@ -36,7 +36,9 @@ import httpx2
 from .._util import is_loopback_ip
 from ..client import get_logger
 from ..models import ESPI_NS
+from ._config import Style
 from ._data import SyntheticData, Window, local_midnight
+from ._style import pge_document
 
 if TYPE_CHECKING:
     from ._simulator import Simulator
@@ -49,13 +51,15 @@ log = get_logger("greenbutton.simulator.notify")
 MAX_PREPARED = 10_000
 
 
-def batch_list_xml(uris: Sequence[str]) -> bytes:
-    """A BatchList document naming ``uris`` (the body of a notification)."""
+def batch_list_xml(uris: Sequence[str], style: Style = "espi") -> bytes:
+    """A BatchList document naming ``uris`` (the body of a notification); PG&E's is
+    ``ns0:``-prefixed (ESPI_NOTES 2.5)."""
     items = "".join(f"<resources>{escape(u, quote=False)}</resources>" for u in uris)
-    return (
+    body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<BatchList xmlns="{ESPI_NS}">{items}</BatchList>\n'
     ).encode()
+    return pge_document(body) if style == "pge" else body
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +235,7 @@ class Notifier:
 
     def _deliver(self, uris: tuple[str, ...]) -> None:
         target = self.sim.state.registration.notification_uri
-        body = batch_list_xml(uris)
+        body = batch_list_xml(uris, self.sim.config.style)
         faults = self.sim.faults
         if faults.drop_notifications:
             self._record(Notification(uris, body, target, dropped=True))

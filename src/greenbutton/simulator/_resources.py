@@ -47,6 +47,7 @@ from ._data import (
 from ._notify import Notifier
 from ._simulator import Simulator
 from ._state import AuthorizationGrant, Token, TokenKind
+from ._style import pge_chunks, pge_document
 
 __all__ = ["ATOM_XML", "parse_time", "resource_routes"]
 
@@ -296,6 +297,14 @@ class _ResourceServer:
     def base(self) -> str:
         return self.sim.resource_url.rstrip("/")
 
+    @property
+    def pge(self) -> bool:
+        return self.sim.config.style == "pge"
+
+    def xml(self, body: bytes, status: int = 200, media_type: str = ATOM_XML) -> Response:
+        """An XML answer in the configured wire style."""
+        return _xml(pge_document(body) if self.pge else body, status, media_type)
+
     # -- authentication -----------------------------------------------------------------------
 
     def endpoint(self, kinds: set[TokenKind], handler: Handler) -> Callable[..., Any]:
@@ -390,13 +399,16 @@ class _ResourceServer:
             chunks = _kinds(chunks, kinds)
         if batch:  # the last entry: start-index and max-results count it like any other
             chunks = _with_entry(chunks, _program_id_mappings(self.base).encode())
-        return StreamingResponse(_page(chunks, start, limit), status, media_type=ATOM_XML)
+        chunks = _page(chunks, start, limit)
+        if self.pge:
+            chunks = pge_chunks(chunks)
+        return StreamingResponse(chunks, status, media_type=ATOM_XML)
 
     def member(self, doc: Document, href: str) -> Response:
         body = _member(iter_feed_chunks(doc, base_url=self.base), f"{self.base}/{href}")
         if body is None:
             raise _Fail(404, f"no such resource: {href}")
-        return _xml(body)
+        return self.xml(body)
 
     def usage_doc(self, sub: str, up: str | None = None, **kw: Any) -> Document:
         doc = self.data.document(sub, kw.pop("window", Window()), usage_point_id=up, **kw)
@@ -510,7 +522,7 @@ class _ResourceServer:
             "Green Button Customer Feed",
             [self._customer_entry(r, stamp) for r in resources],
         )
-        return _xml(body)
+        return self.xml(body)
 
     def retail_customer_resource(self, request: Request, token: Token) -> Response:
         """Any link of the customer feed: a member (its self href) or a collection (the
@@ -521,14 +533,14 @@ class _ResourceServer:
         href = href.rstrip("/")
         for res in resources:
             if res.href == href:
-                return _xml(_atom_member(self._customer_entry(res, stamp)))
+                return self.xml(_atom_member(self._customer_entry(res, stamp)))
         members = [r for r in resources if r.up == href]
         parent = href.rsplit("/", 1)[0]
         known_parent = parent.count("/") == 1 or any(r.href == parent for r in resources)
         if not members and not (known_parent and href.rsplit("/", 1)[1] in _CUSTOMER_KINDS):
             raise _Fail(404, f"no such resource: {href}")
         entries = [self._customer_entry(r, stamp) for r in members]
-        return _xml(_atom_feed(f"{self.base}/{href}", href.rsplit("/", 1)[1], entries))
+        return self.xml(_atom_feed(f"{self.base}/{href}", href.rsplit("/", 1)[1], entries))
 
     # -- Subscription sub-resources -----------------------------------------------------------
 
@@ -627,7 +639,7 @@ class _ResourceServer:
         self.own_subscription(token, sub)
         entries = self._power_quality(sub, up, _window(request) or Window())
         href = f"{self.base}/Subscription/{sub}/UsagePoint/{up}/ElectricPowerQualitySummary"
-        return _xml(_atom_feed(href, "ElectricPowerQualitySummary", entries.values()))
+        return self.xml(_atom_feed(href, "ElectricPowerQualitySummary", entries.values()))
 
     def power_quality_member(self, request: Request, token: Token) -> Response:
         sub, up, pq = (request.path_params[k] for k in ("sub", "up", "pq"))
@@ -635,7 +647,7 @@ class _ResourceServer:
         entry = self._power_quality(sub, up, Window()).get(pq)
         if entry is None:
             raise _Fail(404, f"no power quality summary {pq}")
-        return _xml(_atom_member(entry))
+        return self.xml(_atom_member(entry))
 
     def download_sample_data(self, request: Request, token: Token) -> Response:
         """PG&E's registration test download (client token): sample usage of no customer."""
@@ -652,12 +664,12 @@ class _ResourceServer:
 
     def program_id_mapping_collection(self, request: Request, token: Token) -> Response:
         entry = _program_id_mappings(self.base)
-        return _xml(_atom_feed(f"{self.base}/ProgramIdMapping", "ProgramIdMapping", [entry]))
+        return self.xml(_atom_feed(f"{self.base}/ProgramIdMapping", "ProgramIdMapping", [entry]))
 
     def program_id_mapping_member(self, request: Request, token: Token) -> Response:
         if request.path_params["pim"] != "1":
             raise _Fail(404, f"no ProgramIdMapping {request.path_params['pim']}")
-        return _xml(_atom_member(_program_id_mappings(self.base)))
+        return self.xml(_atom_member(_program_id_mappings(self.base)))
 
     def ltp_collection(self, request: Request, token: Token) -> Response:
         return self.stream(
@@ -688,12 +700,15 @@ class _ResourceServer:
             if customer is not None
             else ""
         )
+        # PG&E writes both periods in milliseconds (ESPI_NOTES 2.6), expires_at in seconds
+        ms = 1000 if self.pge else 1
+        start = int(grant.created_at)
         content = (
             f'<Authorization xmlns="{ESPI_NS}">'
-            f"<authorizedPeriod><duration>{365 * 86400}</duration>"
-            f"<start>{int(grant.created_at)}</start></authorizedPeriod>"
-            f"<publishedPeriod><duration>{history}</duration>"
-            f"<start>{int(grant.created_at) - history}</start></publishedPeriod>"
+            f"<authorizedPeriod><duration>{365 * 86400 * ms}</duration>"
+            f"<start>{start * ms}</start></authorizedPeriod>"
+            f"<publishedPeriod><duration>{history * ms}</duration>"
+            f"<start>{(start - history) * ms}</start></publishedPeriod>"
             f"<status>{grant.status}</status><expires_at>{expires}</expires_at>"
             "<grant_type>authorization_code</grant_type>"
             f"<scope>{_esc(grant.scope)}</scope><token_type>Bearer</token_type>"
@@ -758,7 +773,7 @@ class _ResourceServer:
             *(self._authorization_entry(g) for g in grants),
         ]
         entries = entries[start - 1 : None if limit is None else start - 1 + limit]
-        return _xml(_atom_feed(f"{self.base}/Authorization", "Authorizations", entries))
+        return self.xml(_atom_feed(f"{self.base}/Authorization", "Authorizations", entries))
 
     def authorization_member(self, request: Request, token: Token) -> Response:
         auth_id = request.path_params["auth"]
@@ -766,7 +781,7 @@ class _ResourceServer:
         if auth_id in admin:
             if request.method == "DELETE":
                 raise _forbidden("the third party's own authorizations are not revocable here")
-            return _xml(_atom_member(admin[auth_id]))
+            return self.xml(_atom_member(admin[auth_id]))
         with self.sim.state.lock:
             grant = self.sim.state.grants.get(auth_id)
         if grant is None:
@@ -774,7 +789,7 @@ class _ResourceServer:
         if request.method == "DELETE":
             self.sim.state.revoke_authorization(auth_id)
             return Response(status_code=200)  # GBA MGA002: 200, not 204
-        return _xml(_atom_member(self._authorization_entry(grant)))
+        return self.xml(_atom_member(self._authorization_entry(grant)))
 
     def application_information(self, request: Request, token: Token) -> Response:
         """The registration (ESPI_NOTES 2.1), valid against ESPI 4.0, GBA 2019 and PG&E 2018:
@@ -823,7 +838,8 @@ class _ResourceServer:
             f"<redirect_uri>{e(reg.redirect_uri)}</redirect_uri>"
             f"<client_id>{e(reg.client_id)}</client_id>"
             "<software_id>greenbutton</software_id><software_version>1</software_version>"
-            "<client_id_issued_at>0</client_id_issued_at>"
+            # PG&E: milliseconds (ESPI_NOTES 2.6)
+            f"<client_id_issued_at>{_EPOCH_2015 * (1000 if self.pge else 1)}</client_id_issued_at>"
             "<client_secret_expires_at>0</client_secret_expires_at>"
             "<token_endpoint_auth_method>client_secret_basic</token_endpoint_auth_method>"
             f"<scope>{e(reg.scope)}</scope>"
@@ -844,14 +860,14 @@ class _ResourceServer:
             content=content,
             stamp=0,
         )
-        return _xml(_atom_member(entry))
+        return self.xml(_atom_member(entry))
 
     def read_service_status(self, request: Request, token: Token) -> Response:
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             f'<ServiceStatus xmlns="{ESPI_NS}"><currentStatus>1</currentStatus></ServiceStatus>\n'
         )
-        return _xml(body.encode(), media_type="application/xml")
+        return self.xml(body.encode(), media_type="application/xml")
 
 
 def resource_routes(sim: Simulator) -> list[BaseRoute]:
