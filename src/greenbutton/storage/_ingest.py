@@ -8,8 +8,9 @@ upserted on the natural key (R60) after in-memory de-duplication, last occurrenc
 counts and sums are reconciled with the document before commit (R64).
 
 The bulk path builds driver rows straight from the ``ReadingColumns`` arrays: SQLite gets
-``executemany`` over an iterator in batches; PostgreSQL gets ``COPY`` into a temporary table
-and one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``. On PostgreSQL the months a resource
+``executemany`` over an iterator in batches; PostgreSQL gets one ``COPY`` per resource,
+straight into ``readings`` when none of its rows can be stored yet, else into a temporary
+table and one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``. On PostgreSQL the months a resource
 writes get their partitions first (``_partitions``), in a transaction of their own.
 """
 
@@ -46,7 +47,7 @@ from ..parse import parse, series_key
 from ._local_time import local_time_record
 from ._partitions import ensure_partitions, missing_partitions, months_between
 from ._schema import ingest_jobs, meter_readings, readings, usage_points
-from ._store import StorageError, Store
+from ._store import StorageError, Store, sqlstate
 
 __all__ = [
     "LEASE_SECONDS",
@@ -176,18 +177,64 @@ def _write_batch(cur: Any, batch: list[tuple[Any, ...]]) -> None:
     cur.executemany(_SQLITE_UPSERT, batch)
 
 
-def _write_postgresql(conn: Connection, rows: Iterator[tuple[Any, ...]], batch_size: int) -> None:
+#: One row per series (meter reading id, usage point id, multiplier, uom, readings).
+_Series = tuple[int, int, int, int | None, ReadingColumns]
+
+
+def _write_postgresql(conn: Connection, series: list[_Series], batch_size: int) -> None:
+    """All of a resource's readings in one COPY.
+
+    When no stored reading of any of its series falls in the resource's time range (a
+    backfill, the next window) the rows are copied straight into ``readings``: no staging
+    table, no ``ON CONFLICT`` probe per row. Otherwise, or when a concurrent writer stored
+    some of the same rows meanwhile (a unique violation: the copy is rolled back to its
+    savepoint, one per transaction), they are copied into a temporary staging table and
+    merged with one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``."""
     raw: Any = conn.connection.dbapi_connection  # a psycopg Connection
     with raw.cursor() as cur:
+        if not _any_stored(cur, series):
+            cur.execute("SAVEPOINT greenbutton_copy")
+            try:
+                _copy(cur, "readings", series, batch_size)
+            except raw.Error as exc:
+                if sqlstate(exc) != "23505":  # unique_violation: someone stored them first
+                    raise
+                cur.execute("ROLLBACK TO SAVEPOINT greenbutton_copy")
+            else:
+                cur.execute("RELEASE SAVEPOINT greenbutton_copy")
+                return
         cur.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_PG_LOAD_TABLE} "
             "(LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
         cur.execute(f"TRUNCATE {_PG_LOAD_TABLE}")
-        with cur.copy(f"COPY {_PG_LOAD_TABLE} ({', '.join(_READING_COLUMNS)}) FROM STDIN") as copy:
+        _copy(cur, _PG_LOAD_TABLE, series, batch_size)
+        cur.execute(_PG_MERGE)
+
+
+def _any_stored(cur: Any, series: list[_Series]) -> bool:
+    """Whether a stored reading of one of ``series`` lies in that series' time range (an
+    index probe per series; LATERAL ... LIMIT 1 keeps it one, partitions pruned)."""
+    ids, lows, highs = [], [], []
+    for mr_id, _up, _mult, _uom, cols in series:
+        ids.append(mr_id)
+        lows.append(min(cols.start))
+        highs.append(max(cols.start))
+    cur.execute(
+        "SELECT EXISTS (SELECT FROM unnest(%s::integer[], %s::bigint[], %s::bigint[])"
+        " AS v(m, lo, hi), LATERAL (SELECT FROM readings r WHERE r.meter_reading_id = v.m"
+        " AND r.start BETWEEN v.lo AND v.hi LIMIT 1) AS hit)",
+        (ids, lows, highs),
+    )
+    return bool(cur.fetchone()[0])
+
+
+def _copy(cur: Any, table: str, series: list[_Series], batch_size: int) -> None:
+    with cur.copy(f"COPY {table} ({_COLS}) FROM STDIN") as copy:
+        for mr_id, up_id, multiplier, uom, cols in series:
+            rows = _rows(mr_id, up_id, multiplier, uom, cols)
             while batch := list(islice(rows, batch_size)):
                 _copy_batch(copy, batch)
-        cur.execute(_PG_MERGE)
 
 
 def _copy_batch(copy: Any, batch: list[tuple[Any, ...]]) -> None:
@@ -362,17 +409,21 @@ def _ingest(
             mr_id = _upsert(conn, meter_readings, ["usage_point_id", "key"], values)
             entry = series.setdefault(mr_id, (up_id, mr, []))
             entry[2].append(mr.readings)
-    write = _write_sqlite if conn.dialect.name == "sqlite" else _write_postgresql
-    total = 0
+    work: list[tuple[_Series, str]] = []
     for mr_id, (up_id, mr, blocks) in series.items():
         cols = _merged(blocks)
-        if not len(cols):
-            continue
-        rt = mr.reading_type or ReadingType()
-        write(conn, _rows(mr_id, up_id, rt.power_of_ten_multiplier or 0, rt.uom, cols), batch_size)
-        _reconcile(conn, mr_id, cols, series_key(mr))
-        total += len(cols)
-    return IngestResult(len(points), len(series), total)
+        if len(cols):
+            rt = mr.reading_type or ReadingType()
+            multiplier = rt.power_of_ten_multiplier or 0
+            work.append(((mr_id, up_id, multiplier, rt.uom, cols), series_key(mr)))
+    if conn.dialect.name == "sqlite":
+        for (mr_id, up_id, multiplier, uom, cols), _label in work:
+            _write_sqlite(conn, _rows(mr_id, up_id, multiplier, uom, cols), batch_size)
+    elif work:
+        _write_postgresql(conn, [w for w, _label in work], batch_size)
+    for (mr_id, *_, cols), label in work:
+        _reconcile(conn, mr_id, cols, label)
+    return IngestResult(len(points), len(series), sum(len(w[4]) for w, _label in work))
 
 
 def _reconcile(conn: Connection, mr_id: int, cols: ReadingColumns, label: str) -> None:
