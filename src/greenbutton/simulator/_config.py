@@ -18,6 +18,8 @@ class PATHS:
 
     AUTHORIZE = "/myAuthorization"
     LOGIN = "/login"
+    #: The signed-in customer's authorizations: see and revoke them (GBA PSH002).
+    MY_AUTHORIZATIONS = "/myAuthorizations"
     TOKEN = "/datacustodian/oauth/v2/token"  # noqa: S105 - a URL path, not a secret
     RESOURCE = "/GreenButtonConnect/espi/1_1/resource"
     ADMIN_FAULTS = "/_simulator/faults"

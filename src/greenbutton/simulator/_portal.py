@@ -1,5 +1,6 @@
-"""The customer-facing portal: the authorize endpoint ``/myAuthorization``, the login page and
-the consent page (DESIGN 4, SECURITY R68).
+"""The customer-facing portal: the authorize endpoint ``/myAuthorization``, the login page,
+the consent page, and ``/myAuthorizations`` where a signed-in customer sees and revokes their
+authorizations, which notifies the third party (GBA PSH002) (DESIGN 4, SECURITY R68).
 
 The authorize request is validated by oauthlib (:mod:`._oauth`), which also issues the code.
 Errors follow the GBA table: unknown ``client_id`` → 401 page and a missing or unregistered
@@ -19,6 +20,7 @@ cannot change what the customer approves.
 from __future__ import annotations
 
 import hmac
+from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader
@@ -33,6 +35,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..client import get_logger
 from ._config import PATHS
+from ._notify import Notifier
 from ._oauth import OAuthServer, oauth_server
 from ._simulator import Simulator
 from ._state import Customer, new_secret
@@ -63,6 +66,8 @@ _PROFILE_LABELS = {
     "gas_daily": "Natural gas, daily (therms)",
 }
 
+_STATUS = {0: "revoked", 1: "active", 2: "denied"}  # ESPI AuthorizationStatus
+
 _templates = Environment(
     loader=PackageLoader("greenbutton.simulator", "templates"),
     autoescape=True,
@@ -92,6 +97,12 @@ def portal_routes(sim: Simulator) -> list[BaseRoute]:
     return [
         Route(PATHS.AUTHORIZE, portal.authorize, methods=["GET", "POST"], name="authorize"),
         Route(PATHS.LOGIN, portal.login, methods=["GET", "POST"], name="login"),
+        Route(
+            PATHS.MY_AUTHORIZATIONS,
+            portal.authorizations,
+            methods=["GET", "POST"],
+            name="authorizations",
+        ),
     ]
 
 
@@ -270,6 +281,72 @@ class _Portal:
             return _redirect(add_params_to_uri(info["redirect_uri"], params), 303)
         return _message(400, "Invalid request", "Choose Approve or Deny.")
 
+    # -- the customer's authorizations (GBA PSH002) ------------------------------------------
+
+    async def authorizations(self, request: Request) -> Response:
+        """GET: the signed-in customer's authorizations; POST: revoke one. A revocation ends
+        its tokens at once (401, like any revoked token) and notifies the third party with
+        a BatchList naming the Authorization URI, as a custodian notifies new data."""
+        customer = self._signed_in(request)
+        if request.method == "GET":
+            if customer is None:
+                request.session["next"] = PATHS.MY_AUTHORIZATIONS
+                return _redirect(PATHS.LOGIN, 303)
+            notice = request.session.pop("notice", "")
+            return self._authorizations_page(request, customer, notice=notice)
+        form = await request.form(max_files=0, max_fields=8)
+        if not _same(_field(form, "csrf_token"), request.session.get("csrf")):
+            return _message(403, "Forbidden", "The form has expired or was not sent by this site.")
+        if customer is None:
+            return _message(403, "Forbidden", "Sign in first.")
+        auth_id = _field(form, "authorization_id") or ""
+        state = self.sim.state
+        with state.lock:
+            grant = state.grants.get(auth_id)
+            mine = grant is not None and grant.customer == customer.username
+            active = mine and grant is not None and grant.status == 1
+        if not mine:
+            return _message(404, "Not found", "You have no such authorization.")
+        if active and state.revoke_authorization(auth_id):
+            log.info("customer %s revoked authorization %s", customer.username, auth_id)
+            self._notify_change(auth_id)
+            request.session["notice"] = "The authorization was revoked."
+        return _redirect(PATHS.MY_AUTHORIZATIONS, 303)
+
+    def _notify_change(self, auth_id: str) -> None:
+        notifier = self.sim.notifier
+        if notifier is None:  # a portal without the API app (tests): start one
+            notifier = self.sim.notifier = Notifier(self.sim)
+        notifier.notify([f"{self.sim.resource_url.rstrip('/')}/Authorization/{auth_id}"])
+
+    def _authorizations_page(
+        self, request: Request, customer: Customer, *, notice: str = ""
+    ) -> HTMLResponse:
+        with self.sim.state.lock:
+            grants = sorted(
+                (g for g in self.sim.state.grants.values() if g.customer == customer.username),
+                key=lambda g: (g.created_at, g.id),
+            )
+        rows = [
+            {
+                "id": g.id,
+                "since": datetime.fromtimestamp(g.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                "status": _STATUS.get(g.status, str(g.status)),
+                "active": g.status == 1,
+            }
+            for g in grants
+        ]
+        return _page(
+            "authorizations.html",
+            customer_name=customer.name or customer.username,
+            username=customer.username,
+            client_id=self.sim.state.registration.client_id,
+            grants=rows,
+            notice=notice,
+            csrf_token=_csrf_token(request),
+            action=PATHS.MY_AUTHORIZATIONS,
+        )
+
     # -- login ----------------------------------------------------------------------------------
 
     def _signed_in(self, request: Request) -> Customer | None:
@@ -304,6 +381,8 @@ class _Portal:
         stored = request.session.get("pending")
         if isinstance(stored, dict) and isinstance(stored.get("query"), str):
             return _redirect(f"{PATHS.AUTHORIZE}?{stored['query']}", 303)
+        if request.session.pop("next", None) == PATHS.MY_AUTHORIZATIONS:
+            return _redirect(PATHS.MY_AUTHORIZATIONS, 303)
         return _message(
             200,
             "Signed in",
