@@ -88,7 +88,19 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``cli``.
-    from . import _configure, _db, _demo, _files, _inspect, _plot, _sdk, _serve, _simulator, _worker  # noqa: F401
+    from . import (  # noqa: F401
+        _admin,
+        _configure,
+        _db,
+        _demo,
+        _files,
+        _inspect,
+        _plot,
+        _sdk,
+        _serve,
+        _simulator,
+        _worker,
+    )
 
 
 _register()

@@ -63,6 +63,7 @@ from ..storage import (
     time_zone_of,
     window_uri,
 )
+from ._admin import Admin
 from ._config import WebConfig
 from ._notify import NotifiedURI, RejectedURI, validate_notified_uri
 from ._ops import Ops
@@ -755,6 +756,7 @@ def create_app(config: WebConfig, store: Store | None = None) -> Starlette:
 
     routes = [
         *Ops(web.store, web.client, config.profile, config.credentials).routes,
+        *Admin.for_app(web, config).routes,
         Route("/", web.home, name="home"),
         Route("/connect", web.connect, name="connect"),
         Route("/Goto_login", web.connect, name="goto_login"),
