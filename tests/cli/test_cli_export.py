@@ -126,9 +126,10 @@ def test_python_dash_m_is_the_same_cli() -> None:
     assert len(proc.stdout.splitlines()) == 13
 
 
-def test_missing_file_is_a_usage_error() -> None:
+def test_missing_file_is_one_error_line() -> None:
+    """The command line was right; the file is not there (issue 12.4: exit 1, not 2)."""
     code, _, err = run("export", "/nonexistent/file.xml")
-    assert code == 2 and "does not exist" in err
+    assert code == 1 and err == "error: No such file or directory: /nonexistent/file.xml\n"
 
 
 def test_missing_output_folder_is_named(tmp_path: Path) -> None:

@@ -24,6 +24,8 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): click ends quietly (status 1, no message)
         except (GreenButtonError, OSError) as exc:
             if ctx.meta.get("greenbutton.debug"):
                 raise

@@ -19,21 +19,28 @@ from ..models import Reading
 from ..parse import iter_readings
 from ..table import ReadingsFormat, format_for, write_readings
 from . import cli
+from ._output import FileSource, input_files
 
 __all__ = ["export"]
 
 
-def _rows(paths: Iterable[Path]) -> Iterator[Reading]:
+def _rows(paths: Iterable[FileSource]) -> Iterator[Reading]:
     for path in paths:
         yield from iter_readings(path)
 
 
 def _stored_rows(url: str | None) -> Iterator[Reading]:
-    """Rows of ``storage.export_readings``: the same columns as for files."""
+    """Rows of ``storage.export_readings``: the same columns as for files. The database is
+    opened before the first row is asked for, so a bad URL prints nothing but the error."""
     from ..storage import Store, export_readings
 
-    with Store.open(url) as store:
-        yield from export_readings(store)
+    store = Store.open(url)
+
+    def rows() -> Iterator[Reading]:
+        with store:
+            yield from export_readings(store)
+
+    return rows()
 
 
 def write_table(rows: Iterable[Reading], fmt: ReadingsFormat, output: Path | None) -> int:
@@ -48,7 +55,7 @@ def write_table(rows: Iterable[Reading], fmt: ReadingsFormat, output: Path | Non
 
 
 @cli.command()
-@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@input_files(required=False)
 @click.option(
     "--db",
     "db_url",
@@ -74,7 +81,7 @@ def write_table(rows: Iterable[Reading], fmt: ReadingsFormat, output: Path | Non
     help="Write here instead of stdout (required for parquet).",
 )
 def export(
-    files: tuple[Path, ...], db_url: str | None, fmt: str | None, output: Path | None
+    files: tuple[FileSource, ...], db_url: str | None, fmt: str | None, output: Path | None
 ) -> None:
     """Export the readings table of Green Button XML FILES, or of the database (--db).
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
-from pathlib import Path
 from typing import Any
 
-import click
 from rich.console import Console
 from rich.markup import escape
 from rich.rule import Rule
@@ -29,7 +27,7 @@ from ..models import (
 )
 from ..parse import parse
 from . import cli
-from ._output import echo_json, output_options
+from ._output import FileSource, echo_json, input_files, output_options
 
 __all__ = ["build_report", "inspect_command"]
 
@@ -40,9 +38,9 @@ _num = analysis.format_number
 
 
 @cli.command("inspect")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@input_files()
 @output_options(help="Print the same facts as JSON.")
-def inspect_command(files: tuple[Path, ...], as_json: bool) -> None:
+def inspect_command(files: tuple[FileSource, ...], as_json: bool) -> None:
     """Summarize what Green Button FILES hold and what is odd in them.
 
     Per usage point and reading: units, coverage, totals, gaps, duplicates, DST days, time

@@ -15,6 +15,7 @@ from .. import analysis
 from ..models import Document
 from ..parse import parse
 from . import cli
+from ._output import FileSource, input_files, source_stem
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -27,7 +28,7 @@ _INSTALL_HINT = "plotting needs matplotlib: pip install 'greenbutton[plot]'"
 
 
 @cli.command("plot")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@input_files()
 @click.option(
     "-o",
     "--output",
@@ -48,7 +49,9 @@ _INSTALL_HINT = "plotting needs matplotlib: pip install 'greenbutton[plot]'"
     type=click.Choice(_FORMATS),
     help="Output format. Default: from the -o suffix, else png.",
 )
-def plot_command(files: tuple[Path, ...], output: Path | None, kind: str, fmt: str | None) -> None:
+def plot_command(
+    files: tuple[FileSource, ...], output: Path | None, kind: str, fmt: str | None
+) -> None:
     """Chart the energy use in Green Button FILES, in local time.
 
     Net-metered usage points (delivered and received energy) show import and export.
@@ -66,7 +69,7 @@ def plot_command(files: tuple[Path, ...], output: Path | None, kind: str, fmt: s
         target = output if output is not None and out_dir is None else None
         if target is None:
             suffix = "" if kind == "all" else f"-{kind}"
-            target = (out_dir or Path()) / f"{path.stem}{suffix}.{fmt}"
+            target = (out_dir or Path()) / f"{source_stem(path)}{suffix}.{fmt}"
         _plot_one(charts, path, target, kinds, fmt)
         click.echo(f"wrote {target}")
 
@@ -95,7 +98,7 @@ def _format_from(output: Path | None) -> str:
 
 
 def _plot_one(
-    charts: ModuleType, path: Path, target: Path, kinds: tuple[str, ...], fmt: str
+    charts: ModuleType, path: FileSource, target: Path, kinds: tuple[str, ...], fmt: str
 ) -> None:
     doc = parse(path)
     groups = charts.groups_from_document(doc)
@@ -119,8 +122,10 @@ def _plot_one(
     fig = charts.figure(drawable, kinds)
     if fmt == "html":
         svg = charts.render(fig, "svg")
-        sections = [(path.name, _facts(doc), svg)]
-        target.write_text(charts.html_page(f"Green Button data: {path.name}", sections), "utf-8")
+        sections = [(Path(str(path)).name, _facts(doc), svg)]
+        target.write_text(
+            charts.html_page(f"Green Button data: {Path(str(path)).name}", sections), "utf-8"
+        )
     else:
         target.write_bytes(charts.render(fig, cast(Literal["png", "svg"], fmt)))
 

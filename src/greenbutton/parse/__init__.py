@@ -23,13 +23,23 @@ from ..models import (
     Series,
     UsagePoint,
 )
+from ._archive import ZipMember, documents
 from ._blocks import fold_fractional
 from ._document import FeedInfo, assemble, fill_durations, read_feed_info
 from ._links import MeterNode, PointNode, link
 from ._records import Record, read_entry, read_resource_root
 from ._xml import ATOM, Limits, Source, iter_elements
 
-__all__ = ["Limits", "Source", "accelerator", "iter_readings", "parse", "series_key"]
+__all__ = [
+    "Limits",
+    "Source",
+    "ZipMember",
+    "accelerator",
+    "documents",
+    "iter_readings",
+    "parse",
+    "series_key",
+]
 
 
 def accelerator() -> str:
@@ -42,6 +52,7 @@ def accelerator() -> str:
     if not _accel.available():
         return "pure Python"
     return "compiled" if _accel.refresh() else "off"
+
 
 _ENTRY = f"{{{ATOM}}}entry"
 _FEED = f"{{{ATOM}}}feed"
@@ -96,7 +107,7 @@ def series_key(resource: UsagePoint | MeterReading) -> str:
 
 def _rewindable(source: Source) -> tuple[Source, IO[bytes] | None]:
     """A source that can be read twice; unseekable streams are spooled to a temp file."""
-    if isinstance(source, bytes | bytearray | memoryview | str | os.PathLike):
+    if isinstance(source, bytes | bytearray | memoryview | str | os.PathLike | ZipMember):
         return source, None
     if hasattr(source, "seekable") and source.seekable():
         return source, None

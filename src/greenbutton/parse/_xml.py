@@ -23,6 +23,7 @@ from lxml import etree
 from .._errors import ParseError, UnsafeXMLError, XMLLimitError
 from ..models._namespaces import ATOM_NS, CUSTOMER_NS, ESPI_NS
 from . import _accel
+from ._archive import ZipMember, open_compressed
 
 __all__ = [
     "ATOM",
@@ -38,7 +39,7 @@ __all__ = [
 ATOM, ESPI, CUSTOMER = ATOM_NS, ESPI_NS, CUSTOMER_NS  # models' one copy, under parse's names
 XINCLUDE = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
 
-Source = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
+Source = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes] | ZipMember
 
 _FEED = f"{{{ATOM}}}feed"
 _ENTRY = f"{{{ATOM}}}entry"
@@ -71,15 +72,41 @@ class Limits:
 
 
 def open_source(source: Source) -> tuple[IO[bytes], str | None, bool]:
-    """Return ``(binary stream, display name, whether we opened it)`` for a source."""
+    """Return ``(binary stream, display name, whether we opened it)`` for a source; a gzip
+    or zip source comes back inflated (:mod:`._archive`)."""
+    if isinstance(source, ZipMember):
+        archive = open(source.archive, "rb")
+        try:
+            inflated = open_compressed(archive, str(source), member=source.member, owned=True)
+        except BaseException:
+            archive.close()
+            raise
+        if inflated is None:
+            archive.close()
+            raise ParseError("not a zip archive", resource=source.archive)
+        return inflated, str(source), True
+    name: str | None
     if isinstance(source, bytes | bytearray | memoryview):
-        return io.BytesIO(bytes(source)), None, True
-    if isinstance(source, str | os.PathLike):
-        path = os.fspath(source)
-        return open(path, "rb"), path, True
-    if hasattr(source, "read"):
-        return source, getattr(source, "name", None), False
-    raise TypeError(f"expected a path, bytes or a binary file object, not {type(source).__name__}")
+        stream: IO[bytes] = io.BytesIO(bytes(source))
+        name, close = None, True
+    elif isinstance(source, str | os.PathLike):
+        name = os.fspath(source)
+        stream, close = open(name, "rb"), True
+    elif hasattr(source, "read"):
+        stream, name, close = source, getattr(source, "name", None), False
+    else:
+        raise TypeError(
+            f"expected a path, bytes or a binary file object, not {type(source).__name__}"
+        )
+    try:
+        inflated = open_compressed(stream, name, owned=close)
+    except BaseException:
+        if close:
+            stream.close()
+        raise
+    if inflated is None:
+        return stream, name, close
+    return inflated, name, True  # closing it closes only what we opened
 
 
 def _depth_error(line: int | None, limit: int, name: str | None) -> XMLLimitError:
@@ -222,6 +249,10 @@ class _Reader:
         self.lines = 1
         self.eof = False
         self._count = _accel.byte_counter()  # one C pass for both counts, when compiled
+        if not head:
+            raise ParseError(
+                "the file is empty (0 bytes): not a Green Button document", resource=name
+            )
         if head[:2] in (b"<\x00", b"\x00<"):
             raise ParseError(
                 "the document's encoding is UTF-16 without a byte-order mark; "

@@ -19,13 +19,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from .._errors import StorageError
 from .._util import user_data_dir
 
-__all__ = ["DATABASE_URL_ENV", "DEFAULT_LOCK_TIMEOUT", "Store", "StorageError", "default_data_dir"]
+__all__ = [
+    "DATABASE_URL_ENV",
+    "DEFAULT_LOCK_TIMEOUT",
+    "Store",
+    "StorageError",
+    "database_url",
+    "default_data_dir",
+]
 
 #: The environment variable naming the database (``postgresql+psycopg://...``).
 DATABASE_URL_ENV = "GREENBUTTON_DATABASE_URL"
@@ -119,6 +126,35 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def database_url(value: str) -> URL:
+    """The SQLAlchemy URL of ``value``: a URL (``sqlite:///PATH``, ``postgresql://...``;
+    ``postgres://`` and a bare ``postgresql://`` use psycopg 3), or a file path, taken as a
+    SQLite database (``gb.db`` means ``sqlite:///…/gb.db``). Anything else is a
+    :class:`StorageError` that says what to write."""
+    if "://" not in value:
+        value = f"sqlite:///{Path(value).expanduser().absolute()}"
+    try:
+        parsed = make_url(value)
+    except ArgumentError:
+        raise StorageError(
+            "the database URL is not valid: use sqlite:///PATH or "
+            "postgresql://USER:PASSWORD@HOST/DATABASE"
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StorageError(
+            f"greenbutton stores data in SQLite or PostgreSQL, not {parsed.get_backend_name()!r}:"
+            " use sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DATABASE"
+        )
+    file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if file and file != ":memory:" and not file.startswith("file:"):
+        folder = Path(file).expanduser().absolute().parent
+        if not folder.is_dir():
+            raise StorageError(f"no folder {folder} for the SQLite database: create it first")
+    return parsed
+
+
 class Store:
     """An open database: an SQLAlchemy engine migrated to the newest schema.
 
@@ -156,9 +192,7 @@ class Store:
         if url is None:
             data_dir = data_dir or default_data_dir()
             url = f"sqlite:///{data_dir / 'greenbutton.db'}"
-        parsed = make_url(url)
-        if parsed.drivername in ("postgresql", "postgres"):
-            parsed = parsed.set(drivername="postgresql+psycopg")
+        parsed = database_url(url)
         if parsed.get_backend_name() == "postgresql":
             engine_options.setdefault("pool_pre_ping", True)
         engine = create_engine(parsed, **engine_options)
