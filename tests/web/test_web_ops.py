@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from greenbutton.web import WebConfig, create_app
 from tests.simulator_harness import SimulatorHandle
-from tests.web_harness import BASE, connect, running
+from tests.web_harness import BASE, Counting, connect, running
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -82,3 +82,27 @@ async def test_not_ready_when_the_utility_is_unreachable(
         assert body["ready"] is False and body["database"] == "ok"
         assert body["utility"].startswith("token endpoint 127.0.0.1:")
         assert (await browser.get("/healthz")).status_code == 200  # still alive
+
+
+@pytest.mark.anyio
+async def test_quota_use_is_read_from_the_shared_limiter(
+    gb: SimulatorHandle, tmp_path: Path
+) -> None:
+    """A profile with quotas (PG&E-like): what the client sent is what the metrics count."""
+    config = WebConfig.for_simulator(gb.state_dir, database_url=f"sqlite:///{tmp_path / 'w.db'}")
+    profile = dataclasses.replace(config.profile, quota_per_hour=500, quota_per_day=5000)
+    counting = Counting(gb)
+    app = create_app(config.replace(profile=profile, transport=counting))
+    async with (
+        app.router.lifespan_context(app),
+        httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=BASE) as browser,
+    ):
+        _, done = await connect(gb, browser)
+        assert done.status_code == 303
+        sent = len(counting.urls)
+        assert sent > 0
+        samples = _samples((await browser.get("/metrics")).text)
+        assert samples[("greenbutton_quota_limit", (("period", "hour"),))] == 500
+        assert samples[("greenbutton_quota_limit", (("period", "day"),))] == 5000
+        assert samples[("greenbutton_quota_used", (("period", "hour"),))] == sent
+        assert samples[("greenbutton_quota_used", (("period", "day"),))] == sent
