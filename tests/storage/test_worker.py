@@ -9,12 +9,14 @@
   ``sync`` of the same windows.
 * On SQLite ``worker --until-idle`` runs the same jobs in its own process.
 * The periodic plans are deferred once per tick however many workers run.
+* ``--metrics-port`` serves ``greenbutton_jobs{state}`` while it works.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
 pytest.importorskip("procrastinate", reason="the workers extra is not installed")
@@ -30,6 +33,7 @@ pytest.importorskip("procrastinate", reason="the workers extra is not installed"
 from sqlalchemy import text
 
 from greenbutton.storage import DatabaseTokenStore, Store, sync
+from tests.conftest import BITING
 from tests.simulator_harness import SimulatorHandle, start_simulator
 from tests.storage_harness import checksums, postgres_url
 
@@ -250,3 +254,61 @@ def test_a_periodic_plan_is_deferred_once_however_many_workers_run(
         left = conn.execute(text("SELECT count(*) FROM procrastinate_jobs")).scalar_one()
     assert left == 0  # the plans ran (and succeeded: successful tasks are deleted)
     store.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _job_series(port: int) -> dict[str, float]:
+    """``greenbutton_jobs{state="..."}`` from the worker's /metrics (empty until it serves)."""
+    try:
+        with httpx2.Client(trust_env=False, timeout=5) as http:
+            body = http.get(f"http://127.0.0.1:{port}/metrics").text
+    except httpx2.TransportError:
+        return {}
+    found = {}
+    for line in body.splitlines():
+        if line.startswith('greenbutton_jobs{state="'):
+            name, value = line.split(" ")
+            found[name.split('"')[1]] = float(value)
+    return found
+
+
+def test_metrics_port_serves_the_job_counts_while_the_worker_runs(
+    gb: SimulatorHandle, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'gb.db'}"
+    store = _planned(gb, url, tmp_path)
+    total = len(_jobs(store))
+    port = _free_port()
+    proc = _worker(gb, url, tmp_path, "one", "--metrics-port", str(port))
+    deadline = time.monotonic() + 120
+    seen: list[dict[str, float]] = []
+    while not seen or seen[-1].get("done") != total:
+        assert time.monotonic() < deadline and proc.poll() is None, seen[-1:]
+        if series := _job_series(port):
+            seen.append(series)
+        time.sleep(0.2)
+    assert seen[-1]["pending"] == seen[-1]["failed"] == seen[-1]["abandoned"] == 0
+    assert seen[0]["done"] < total  # it counted while the jobs ran, not once at the end
+    proc.send_signal(signal.SIGINT)
+    _finish(proc, timeout=30)
+    store.close()
+
+
+@pytest.mark.parametrize("now", BITING, ids=str)
+def test_the_sqlite_loop_plans_at_the_cron_times(now: datetime) -> None:
+    """The in-process loop's next plan is the next time procrastinate's cron would fire:
+    within a day, on the minute, later than now (month, year and leap-day ends included)."""
+    from croniter import croniter
+
+    from greenbutton.storage._queue import CATCH_UP_AT, CATCH_UP_CRON, _next_daily
+
+    ts = now.timestamp()
+    tick = _next_daily(CATCH_UP_AT, ts)
+    assert ts < tick <= ts + 86400
+    assert tick == croniter(CATCH_UP_CRON, ts).get_next(float)
+    assert _next_daily(CATCH_UP_AT, tick) == tick + 86400  # at the tick: the next day's

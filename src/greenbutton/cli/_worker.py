@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -40,6 +41,12 @@ __all__ = ["worker"]
     help="Jobs this worker runs at once (the utility's rate limit still bounds requests).",
 )
 @click.option("--until-idle", is_flag=True, help="Exit 0 once nothing is due.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve Prometheus metrics at http://127.0.0.1:N/metrics (greenbutton_jobs{state}, "
+    "greenbutton_authorizations{status}, greenbutton_database_up).",
+)
 def worker(
     database_url: str,
     simulator_dir: Path | None,
@@ -47,6 +54,7 @@ def worker(
     profile: str | None,
     concurrency: int,
     until_idle: bool,
+    metrics_port: int | None,
 ) -> None:
     """Run fetch jobs (planned by sync --enqueue-only, notifications, the daily catch-up).
 
@@ -59,6 +67,7 @@ def worker(
     Examples:
       greenbutton worker --database postgresql://gb@db/gb --profile pge --concurrency 4
       greenbutton worker --database sqlite:///gb.db --simulator DIR --until-idle
+      greenbutton worker --database postgresql://gb@db/gb --profile pge --metrics-port 9464
     """
     from ..storage import DatabaseTokenStore, Store, Worker, shared_limits
 
@@ -74,9 +83,31 @@ def worker(
                 click.echo(f"{signal.Signals(signum).name}: finishing running jobs", err=True)
                 runner.stop()
 
+            metrics = None if metrics_port is None else _serve_metrics(store, metrics_port)
             previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
             try:
                 runner.run(until_idle=until_idle)
             finally:
                 for s, handler in previous.items():
                     signal.signal(s, handler)
+                if metrics is not None:
+                    metrics.shutdown()
+
+
+def _serve_metrics(store: Any, port: int) -> Any:
+    """The database's job and authorization counts (storage's ``StoreCollector``, the
+    collector ``serve``'s ``/metrics`` uses too) on loopback: put a scraper on the machine,
+    or a proxy that guards it, in front; no global registry (STYLE 8)."""
+    try:
+        from prometheus_client import CollectorRegistry, start_http_server
+    except ImportError:
+        raise click.UsageError(
+            "--metrics-port needs prometheus-client: pip install 'greenbutton[workers]'"
+        ) from None
+
+    from ..storage import StoreCollector
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(store))
+    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    return server

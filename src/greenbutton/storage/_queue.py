@@ -39,7 +39,8 @@ at start (under an advisory lock, once per database), not by our migrations: the
 the optional ``workers`` extra, and its schema follows procrastinate's releases.
 
 On SQLite there is one machine: :class:`Worker` runs the same :func:`run_job` in an
-in-process loop (threads for ``concurrency``), no procrastinate.
+in-process loop (threads for ``concurrency``) and the two plans at the same times of day,
+no procrastinate.
 
 ``GREENBUTTON_HOST_ID`` (:func:`host_id`) names this machine in lease owners and in the
 shared rate limit's records, so a test can play two machines on one.
@@ -57,11 +58,13 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
+from .._errors import ConfigurationError
 from ._jobs import (
     MAX_ATTEMPTS,
     RETRY_ABANDONED_AFTER,
@@ -93,10 +96,13 @@ log = logging.getLogger("greenbutton.worker")
 
 #: Overrides the host name in lease owners and shared-limit records (DESIGN 3.7).
 HOST_ID_ENV = "GREENBUTTON_HOST_ID"
-#: The catch-up plan: daily at 00:05 UTC.
-CATCH_UP_CRON = "5 0 * * *"
+#: The catch-up plan: daily at 00:05 UTC (hour, minute).
+CATCH_UP_AT = (0, 5)
 #: Abandoned windows still missing their data, asked for again: daily at 12:05 UTC.
-RETRY_ABANDONED_CRON = "5 12 * * *"
+RETRY_ABANDONED_AT = (12, 5)
+#: The same times for procrastinate's scheduler.
+CATCH_UP_CRON = f"{CATCH_UP_AT[1]} {CATCH_UP_AT[0]} * * *"
+RETRY_ABANDONED_CRON = f"{RETRY_ABANDONED_AT[1]} {RETRY_ABANDONED_AT[0]} * * *"
 #: How often a worker dispatches jobs, recovers lost ones and checks for idleness.
 POLL_SECONDS = 1.0
 #: procrastinate worker heartbeat, and how stale one must be for its jobs to be lost.
@@ -116,6 +122,13 @@ _SCHEMA_LOCK = 0x6772_6E71  # "grnq": one process creating procrastinate's table
 def host_id(env: Mapping[str, str] = os.environ) -> str:
     """``GREENBUTTON_HOST_ID``, else the host name: this machine in lease owners."""
     return env.get(HOST_ID_ENV) or socket.gethostname()
+
+
+def _next_daily(at: tuple[int, int], now: float) -> float:
+    """The next time after ``now`` that the UTC clock shows ``at`` (hour, minute)."""
+    tick = datetime.fromtimestamp(now, UTC).replace(hour=at[0], minute=at[1], second=0,
+                                                    microsecond=0)  # fmt: skip
+    return (tick if tick.timestamp() > now else tick + timedelta(days=1)).timestamp()
 
 
 def _owner(tag: str, env: Mapping[str, str] = os.environ) -> str:
@@ -226,6 +239,14 @@ class Worker:
             loop.call_soon_threadsafe(event.set)
 
     def run(self, *, until_idle: bool = False) -> None:
+        if self.store.dialect == "postgresql":
+            try:
+                import procrastinate  # noqa: F401
+            except ImportError:
+                raise ConfigurationError(
+                    "greenbutton worker on PostgreSQL needs the workers extra: "
+                    "pip install 'greenbutton[workers]'"
+                ) from None
         adopt_authorizations(self.store, self.utility, self.resource_url)
         if self.store.dialect == "postgresql":
             asyncio.run(self._run_queue(until_idle))
@@ -242,7 +263,12 @@ class Worker:
     def _run_local(self, until_idle: bool) -> None:
         owner = _owner(secrets.token_hex(4), self.env)
         not_before: dict[int, float] = {}  # job id -> monotonic time of its next attempt
-        next_plan = math.inf if until_idle else time.monotonic()
+        # The periodic plans at procrastinate's times (wall clock, as its cron), not with
+        # --until-idle: that runs what is due and stops.
+        plans = {} if until_idle else {
+            flag: _next_daily(at, time.time())
+            for flag, at in ((False, CATCH_UP_AT), (True, RETRY_ABANDONED_AT))
+        }  # fmt: skip
 
         def step(job_id: int) -> float | None:
             return None if self._stop.is_set() else run_job(self.store, self.client, job_id,
@@ -250,10 +276,13 @@ class Worker:
 
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="gb-worker") as pool:
             while not self._stop.is_set():
+                for flag, due in plans.items():
+                    if time.time() >= due:
+                        plan_jobs(self.store, self.client, retry_abandoned=flag)
+                        plans[flag] = _next_daily(
+                            RETRY_ABANDONED_AT if flag else CATCH_UP_AT, time.time()
+                        )
                 now = time.monotonic()
-                if now >= next_plan:
-                    plan_jobs(self.store, self.client, retry_abandoned=True)
-                    next_plan = now + 24 * 3600.0
                 open_ids = self._due()
                 not_before = {i: t for i, t in not_before.items() if i in open_ids}
                 ready = [i for i in open_ids if not_before.get(i, 0.0) <= now]
