@@ -163,3 +163,35 @@ async def _in_thread(fn: Any, *args: Any) -> Any:
     import anyio.to_thread
 
     return await anyio.to_thread.run_sync(fn, *args)
+
+
+@pytest.mark.anyio
+async def test_address_limit_counts_the_forwarded_client_behind_a_trusted_proxy(
+    gb: SimulatorHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from greenbutton.web import _admin
+
+    monkeypatch.setattr(_admin, "ADDRESS_FAILURES", 3)
+    options = {"trusted_proxies": ("127.0.0.1/32",), "notify_allow": ("127.0.0.1/32",)}
+    async with running(gb, tmp_path, **options) as (web, browser, _):
+        _add_operator(tmp_path)
+        one = {"X-Forwarded-For": "203.0.113.7"}
+        for _ in range(3):  # unknown names: only the address counts
+            form = await browser.get("/admin/login")
+            r = await browser.post(
+                "/admin/login",
+                data={"csrf": _csrf(form.text), "username": "guess", "password": "x"},
+                headers=one,
+            )
+            assert r.status_code == 401
+        form = await browser.get("/admin/login")
+        data = {"csrf": _csrf(form.text), "username": "ops", "password": PASSWORD}
+        blocked = await browser.post("/admin/login", data=data, headers=one)
+        assert blocked.status_code == 429
+        # another client behind the same proxy is not blocked by them
+        form = await browser.get("/admin/login")
+        data["csrf"] = _csrf(form.text)
+        other = await browser.post(
+            "/admin/login", data=data, headers={"X-Forwarded-For": "198.51.100.9"}
+        )
+        assert other.status_code == 303

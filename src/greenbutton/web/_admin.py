@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -104,12 +106,14 @@ class Admin:
         *,
         cookie_key: bytes,
         secure: bool,
+        source: Callable[[Request, Any], Any] | None = None,
     ) -> None:
         self.store = store
         self.client = client
         self.profile = profile
         self.credentials = credentials
         self.secure = secure
+        self._source = source
         self.cookie = "__Host-gb_admin" if secure else "gb_admin"
         self.login_cookie = "__Host-gb_admin_login" if secure else "gb_admin_login"
         self._key = hmac.new(cookie_key, b"greenbutton.web.admin", hashlib.sha256).digest()
@@ -129,6 +133,7 @@ class Admin:
             config.credentials,
             cookie_key=config.session_key or derived_cookie_key(web.store),
             secure=bool(web.secure_cookies),
+            source=getattr(web, "_source", None),  # the app's one trusted-proxy rule
         )
 
     @property
@@ -190,7 +195,16 @@ class Admin:
     # -- login ----------------------------------------------------------------------------
 
     def _address(self, request: Request) -> str:
-        return request.client.host if request.client else "unknown"
+        """The client's address as the app sees it (behind a trusted proxy, the forwarded
+        one: else every operator behind it would share one failure count)."""
+        host = request.client.host if request.client else ""
+        if self._source is None:
+            return host or "unknown"
+        try:
+            peer = ipaddress.ip_address(host)
+        except ValueError:
+            return host or "unknown"
+        return str(self._source(request, peer) or host)
 
     def _address_blocked(self, address: str, now: float) -> float | None:
         """Seconds until ``address`` may try again, or None."""
