@@ -158,3 +158,11 @@ def test_refusals_leave_nothing_written(tmp_path: Path) -> None:
         write_profile("pge", urls, config, profile=plain)
     assert not config.exists()
     assert not list(tmp_path.iterdir())  # no temporary file left either
+
+
+def test_prompts_without_answers_say_which_options_to_pass(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    r = run("config", "init", "--profile", "mine", "--config", str(config), input="")
+    assert r.exit_code == 1
+    assert "config init needs answers: pass --client-id" in r.output
+    assert not config.exists()

@@ -97,7 +97,33 @@ def _path(value: Path | None, prompt: str | None) -> str | None:
 @click.option("--redirect-uri", metavar="URL", help="Your registered redirect URI.")
 @click.option("--default", "make_default", is_flag=True, help="Make it the default profile.")
 @click.option("--force", is_flag=True, help="Replace a profile of that name.")
-def init_command(
+def init_command(**options: Any) -> None:
+    """Write a utility profile: from a simulator's state folder, from the
+    ApplicationInformation document of your registration, or by answering prompts.
+
+    The file gets URLs, the client id, certificate paths and where the client secret is
+    (an environment variable or a 0600 file), never the secret itself. An existing
+    profile is replaced only with --force.
+
+    \b
+    Examples:
+      greenbutton config init --profile sim --simulator ~/.local/share/greenbutton/simulator
+      greenbutton config init --profile pge --from-application-information appinfo.xml \\
+          --client-secret-env PGE_CLIENT_SECRET --client-cert certs/client.crt \\
+          --client-key certs/client.key
+      greenbutton config init --profile pge        # asks for each setting
+    """
+    try:
+        _init(**options)
+    except click.Abort:  # stdin ended before every question was answered
+        raise click.ClickException(
+            "config init needs answers: pass --client-id, --client-secret-env or "
+            "--client-secret-file, --client-cert and --client-key (or run it in a terminal "
+            "to be asked)"
+        ) from None
+
+
+def _init(
     name: str,
     config_path: Path | None,
     simulator_dir: Path | None,
@@ -114,21 +140,6 @@ def init_command(
     make_default: bool,
     force: bool,
 ) -> None:
-    """Write a utility profile: from a simulator's state folder, from the
-    ApplicationInformation document of your registration, or by answering prompts.
-
-    The file gets URLs, the client id, certificate paths and where the client secret is
-    (an environment variable or a 0600 file), never the secret itself. An existing
-    profile is replaced only with --force.
-
-    \b
-    Examples:
-      greenbutton config init --profile sim --simulator ~/.local/share/greenbutton/simulator
-      greenbutton config init --profile pge --from-application-information appinfo.xml \\
-          --client-secret-env PGE_CLIENT_SECRET --client-cert certs/client.crt \\
-          --client-key certs/client.key
-      greenbutton config init --profile pge        # asks for each setting
-    """
     if simulator_dir is not None and appinfo is not None:
         raise click.UsageError("choose one of --simulator and --from-application-information")
     profile: UtilityProfile
