@@ -184,7 +184,7 @@ def sync(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from ..storage import DatabaseTokenStore, Store, sync as run_sync
+    from ..storage import DatabaseTokenStore, Store, shared_limits, sync as run_sync
 
     utility = _utility(simulator_dir, config_path, profile)
     console = Console(stderr=True)
@@ -201,7 +201,9 @@ def sync(
         )
         if imported:
             click.echo(f"imported {imported} authorization(s) from the token store", err=True)
-        with Client(*utility, token_store=tokens) as client:
+        with shared_limits(store):  # PostgreSQL: one rate limit with every worker, DESIGN 3.7
+            client = Client(*utility, token_store=tokens)
+        with client:
             if console.is_terminal:
                 columns = (TextColumn("sync"), BarColumn(), MofNCompleteColumn())
                 with Progress(*columns, console=console, transient=True) as bar:
