@@ -12,7 +12,8 @@ Module map: ``_config`` (settings, faults), ``_state`` (registration, customers,
 ``_pki`` (CA and certificates), ``_bootstrap`` (first start of a state folder),
 ``_oauth`` (authorization server), ``_portal`` (login/consent pages), ``_data``
 (synthetic or file-backed usage data), ``_resources`` (ESPI REST), ``_notify``
-(BatchList notifications), ``_faults`` (fault injection), ``_server`` (uvicorn listeners),
+(BatchList notifications), ``_customer`` (retail-customer resources), ``_style`` (PG&E's
+wire format, ``--style pge``), ``_faults`` (fault injection), ``_server`` (uvicorn listeners),
 ``_binding`` (certificate-bound tokens, RFC 8705; issuing a new client certificate).
 The simulator imports the SDK; the SDK never imports it.
 """

@@ -7,6 +7,10 @@ so a 5-year 15-minute request never sits in memory. Collections and members are 
 the same writer output (entries kept by kind, or the one entry whose self link is asked
 for), so every resource has exactly the links and content the batch feeds have.
 
+Customer (PII) resources are cut from one list (``_customer``) the same way. With
+``config.style == "pge"`` every XML answer is re-serialised in PG&E's wire format (``_style``),
+batch feeds end with PG&E's ProgramIdMappings entry in either style.
+
 Asynchronous calls follow PG&E: ``Batch/Subscription/{id}`` and ``Batch/Bulk/{id}`` answer
 202 and the notifier POSTs a BatchList naming ``...?correlationID=<uuid>``; a GET of that URI
 answers 200 with the prepared data (so a client following the notification never loops).
