@@ -68,7 +68,11 @@ def _watch(page: Any) -> list[str]:
 
 
 def _connect(page: Any, base: str, gb: SimulatorHandle) -> None:
+    """Connect through the portal; the callback's page says it is fetching, then opens
+    the account page by itself."""
     customer = gb.registration["customers"][0]
+    callbacks: list[Any] = []
+    page.on("response", lambda r: callbacks.append(r) if "/OAuthCallback" in r.url else None)
     page.goto(base + "/")
     page.get_by_role("link", name="Connect your utility account").click()
     page.wait_for_url(gb.portal_url + "/**")
@@ -76,7 +80,11 @@ def _connect(page: Any, base: str, gb: SimulatorHandle) -> None:
     page.get_by_label("Password").fill(customer["password"])
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("button", name="Approve").click()
+    page.get_by_role("status").filter(has_text="Fetching your data").wait_for()
+    _shot(page, "loading-1280.png")
     page.wait_for_url(base + "/account", timeout=60_000)
+    (callback,) = callbacks
+    assert callback.status == 200  # the loading page, not a redirect after the pull
 
 
 def _no_overflow(page: Any) -> None:

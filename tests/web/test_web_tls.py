@@ -177,7 +177,7 @@ def test_https_browser_and_authenticated_notifications(served: Served) -> None:
         assert page.status_code == 200 and "<svg" in page.text
         assert "local time America/Los_Angeles" in page.text
         assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d P[SD]T", page.text)
-        assert re.search(r"Last 30 days, \w+: [\d,]+\.\d kWh", page.text), page.text
+        assert re.search(r"Use: [\d,]+\.\d kWh", page.text), page.text
         assert not re.search(r"[\d.] Wh\b", page.text)
     before = s.readings()
     assert before > 0
@@ -291,9 +291,10 @@ def test_config_and_cli_validation(tmp_path: Path) -> None:
 
 
 def test_zone_records_and_totals() -> None:
+    from greenbutton.analysis import flow_words
     from greenbutton.models import Document, LocalTimeParameters, UsagePoint
     from greenbutton.storage import local_time_record, time_zone_of
-    from greenbutton.web._app import _total
+    from greenbutton.web._views import _amount
 
     ltp = LocalTimeParameters(
         tz_offset=-18000, dst_offset=3600, dst_start_rule="360E2000", dst_end_rule="B40E2000"
@@ -306,7 +307,6 @@ def test_zone_records_and_totals() -> None:
     tz, label = time_zone_of(raw)
     assert label == "America/New_York" and str(tz) == "America/New_York"
     assert time_zone_of(None)[1] == "UTC" and time_zone_of("not json")[1] == "UTC"
-    assert _total("forward", "Wh", 531_002.6) == "import: 531.0 kWh"  # the charts' words
-    assert _total("reverse", "Wh", 1_000.0) == "export: 1.0 kWh"
-    assert _total("net", "Wh", 1_000.0) == "net: 1.0 kWh"
-    assert _total("", "therm", 12.34) == "total: 12.3 therms"
+    # the page's words: "use" and "exported to the grid", never "import" (issue 11.3)
+    assert (flow_words("forward"), flow_words("reverse")) == ("use", "export")
+    assert _amount(531.0026, "kWh") == "531.0 kWh" and _amount(12.34, "therm") == "12.3 therms"

@@ -34,7 +34,13 @@ from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -307,7 +313,6 @@ class _Web:
         # One customer, one key (utility, subscription): signing in again updated the stored
         # authorization in place. Say which case this was; never add an account twice.
         already = key in session.accounts
-        self._facts.pop(key, None)  # signed in again: the name and bills are read afresh
         returning = not already and await anyio.to_thread.run_sync(self._has_data, key)
         # a privilege change: the session moves to a new id, the old one is dead (fixation)
         rotated = await anyio.to_thread.run_sync(self.sessions.add_account, session.id, key)
@@ -315,15 +320,40 @@ class _Web:
             return self.error(
                 request, 400, "This browser's session ended", "Please start connecting again."
             )
+        notice = "same" if already else "welcome" if returning else None
+        target = "/account" if notice is None else f"/account?notice={notice}"
+        response: Response
+        if "text/html" in request.headers.get("accept", ""):
+            # a browser: "fetching your data" at once, then on to the account page
+            response = StreamingResponse(self._loading(request, key, target),
+                                         media_type="text/html; charset=utf-8")  # fmt: skip
+        else:
+            await self._first_pull_logged(key)
+            response = RedirectResponse(target, status_code=303)
+        self._set_cookie(request, response, rotated[1])
+        return response
+
+    async def _first_pull_logged(self, key: str) -> None:
+        """The first pull, then the customer's name, address and bills read afresh (the
+        account page only reads them from the cache while they are fresh)."""
         try:
             await self.first_pull(key)
         except Exception as exc:  # the account stays connected (new session); data can follow
             log.warning("first data pull failed: %s", type(exc).__name__)
-        notice = "same" if already else "welcome" if returning else None
-        target = "/account" if notice is None else f"/account?notice={notice}"
-        response = RedirectResponse(target, status_code=303)
-        self._set_cookie(request, response, rotated[1])
-        return response
+        try:
+            await self.facts(key, refresh=True)
+        except Exception as exc:  # names and bills are extras: the readings are shown anyway
+            log.warning("customer facts not read: %s", type(exc).__name__)
+
+    async def _loading(self, request: Request, key: str, target: str) -> AsyncIterator[bytes]:
+        """The page a browser sees while the first pull runs (1-4 s at a real utility): its
+        top half streams at once (the browser renders it), the bottom half after the pull,
+        with a ``<meta http-equiv=refresh>`` to ``target``. No script: the CSP allows none."""
+        template = self.templates.get_template("loading.html")
+        head, _, tail = template.render(request=request, target=target).partition("<!--pull-->")
+        yield head.encode()
+        await self._first_pull_logged(key)
+        yield tail.encode()
 
     def _has_data(self, key: str) -> bool:
         """Readings are stored for ``key`` already: a returning customer."""
@@ -397,12 +427,17 @@ class _Web:
         cached = self._facts.get(key)
         if cached is not None and not refresh and time.time() - cached.fetched < _FACTS_TTL:
             return cached
+        # a failed fetch keeps what was known and waits out the TTL too: a page view never
+        # hammers a utility that is down (its breaker, R59, is the revocations' as well)
         facts = _Facts(fetched=time.time())
+        if cached is not None:
+            facts.customer, facts.bills = cached.customer, dict(cached.bills)
+        self._facts[key] = facts
         with anyio.move_on_after(_FACTS_TIMEOUT):
             try:
                 doc = await self.client.retail_customer(key)
                 facts.customer = analysis.customer_facts(doc)
-            except GreenButtonError as exc:
+            except Exception as exc:  # not in the grant's scope, refused, malformed
                 log.info("no customer facts: %s", type(exc).__name__)
             found = await anyio.to_thread.run_sync(
                 authorization_points, self.store, key, self.namespace
@@ -411,13 +446,12 @@ class _Web:
                 point_id = up.key.rstrip("/").rpartition("/")[2]
                 try:
                     doc = await self.client.usage_summaries(key, point_id)
-                except GreenButtonError as exc:
+                except Exception as exc:
                     log.info("no usage summaries: %s", type(exc).__name__)
                     continue
                 summaries = [*doc.usage_summaries]
                 summaries += [u for p in doc.usage_points for u in p.usage_summaries]
                 facts.bills[up.key] = analysis.bills(summaries, self.config.profile.cost_scale)
-        self._facts[key] = facts
         return facts
 
     def _account_views(
