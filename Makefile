@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean lock dist
+.PHONY: demo test lint bench install clean lock dist docs
 
 # hatch_build.py compiles the parse accelerator at install time: a changed _cblocks.pyx or
 # build hook means reinstalling.
@@ -53,15 +53,19 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
+# The documentation site into site/ (mkdocs, strict: a warning is an error).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 # Needs uv (pip install uv): resolves from PyPI for this machine's Python.
 lock:
-	uv pip compile pyproject.toml requirements/build.in --all-extras --group dev \
+	uv pip compile pyproject.toml requirements/build.in --all-extras --group dev --group docs \
 	  --generate-hashes --python-version 3.11.7 --index-url https://pypi.org/simple -o $(LOCK)
 	uv pip compile pyproject.toml requirements/build.in --all-extras \
 	  --generate-hashes --python-version 3.11.7 --index-url https://pypi.org/simple -o $(RUNTIME_LOCK)
 
 clean:
-	rm -rf $(VENV) build dist demo-out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist site demo-out .pytest_cache .mypy_cache .ruff_cache

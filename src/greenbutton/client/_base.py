@@ -183,6 +183,7 @@ class _Base:
 
     @property
     def paths(self) -> Paths:
+        """The ESPI URL templates of this client's utility (``Subscription/{id}/...``)."""
         return self._context.paths
 
     def _key(self, authorization: Authorization) -> str:

@@ -83,6 +83,8 @@ class CircuitBreaker:
 
     @property
     def state(self) -> State:
+        """``"closed"`` (sending), ``"open"`` (failing fast) or ``"half_open"`` (one
+        probe may go)."""
         with self._lock:
             if self._open_until is None:
                 return "closed"

@@ -142,6 +142,7 @@ class LoopbackCallback:
         return server.target
 
     def close(self) -> None:
+        """Stop listening (also done by ``with``); closing twice is fine."""
         if self._server is not None:
             self._server.server_close()
             self._server = None

@@ -62,6 +62,7 @@ class UtilityProfile:
 
     @property
     def bulk_url(self) -> str:
+        """The ``Batch/Bulk`` collection of this utility's resource endpoint."""
         return self.resource_url + "/Batch/Bulk"
 
     @classmethod

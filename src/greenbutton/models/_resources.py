@@ -358,6 +358,7 @@ class Document:
 
     @property
     def meter_readings(self) -> tuple[MeterReading, ...]:
+        """Every usage point's meter readings, in document order."""
         return tuple(mr for up in self.usage_points for mr in up.meter_readings)
 
     @property

@@ -69,6 +69,7 @@ class FileTokenStore:
         return section if isinstance(section, dict) else {}
 
     def load(self, key: str) -> Token | None:
+        """The token stored under ``key``, or None."""
         with self._lock:
             if key in self._memory:
                 return self._memory[key]
@@ -87,6 +88,8 @@ class FileTokenStore:
             raise ConfigurationError(f"{self.path}: unreadable token for {key}") from None
 
     def save(self, key: str, token: Token) -> None:
+        """Store ``token`` under ``key``: a customer's access token in the file (rewritten
+        atomically, mode 0600); client-credentials tokens only in memory."""
         with self._lock:
             if token.kind != "access":
                 self._memory[key] = token
@@ -102,6 +105,7 @@ class FileTokenStore:
             write_private_json(self.path, data)
 
     def delete(self, key: str) -> None:
+        """Forget the token under ``key`` (nothing happens when there is none)."""
         with self._lock:
             self._memory.pop(key, None)
             data = read_json_file(self.path)
