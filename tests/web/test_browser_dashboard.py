@@ -165,6 +165,30 @@ def test_dashboard_desktop_and_phone(chromium: Any, site: tuple[str, SimulatorHa
         _shot(small, "404-390.png")
         phone.close()
 
+        # a returning customer in a new browser: Sign in goes through the utility again
+        fresh = chromium.new_context(ignore_https_errors=True, viewport=PHONE)
+        again = fresh.new_page()
+        again.set_default_timeout(20_000)
+        again_errors = _watch(again)
+        again.goto(base + "/")
+        _no_overflow(again)
+        _shot(again, "home-390.png")
+        again.get_by_role("link", name="Sign in with your utility").click()
+        customer = gb.registration["customers"][0]
+        again.get_by_label("Username").fill(customer["username"])
+        again.get_by_label("Password").fill(customer["password"])
+        again.get_by_role("button", name="Sign in").click()
+        again.get_by_role("button", name="Approve").click()
+        again.wait_for_url(base + "/account?notice=welcome", timeout=60_000)
+        assert "Welcome back" in again.locator("p.notice").inner_text()
+        assert again.locator("section.account").count() == 1
+        _no_overflow(again)
+        again.get_by_role("button", name="Sign out").click()
+        again.wait_for_url(base + "/?signedout=1")
+        assert "You are signed out" in again.locator("p.notice").inner_text()
+        fresh.close()
+        assert again_errors == []
+
         # disconnect asks first, then says what happened
         page.goto(base + "/account")
         page.get_by_role("link", name="Disconnect this account…").first.click()
