@@ -83,6 +83,7 @@ def test_collector_counts_jobs_and_open_jobs_show_reasons(store: Any) -> None:
     assert 'greenbutton_jobs{state="pending"} 1.0' in text
     assert 'greenbutton_jobs{state="abandoned"} 0.0' in text
     assert "greenbutton_database_up 1.0" in text
+    assert "greenbutton_revocations_owed 0.0" in text
 
     jobs = open_jobs(store)
     assert [j.state for j in jobs] == ["failed", "pending"]

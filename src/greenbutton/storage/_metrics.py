@@ -3,11 +3,13 @@
 A custom collector rather than gauges set by the code that changes the state: the state is
 shared by every process on the database (sync, web workers, ``greenbutton worker`` on other
 machines), so the only true count is the database's, read when Prometheus scrapes. Each
-scrape is two indexed GROUP BY queries (``storage.job_counts``, ``authorization_counts``).
+scrape is two indexed GROUP BY queries (``storage.job_counts``, ``authorization_counts``)
+and a count of the owed revocations.
 
-Series: ``greenbutton_jobs{state}`` (every state, 0 when none), ``greenbutton_authorizations
-{status}``, and ``greenbutton_database_up`` (1, or 0 when the queries failed: the scrape
-still answers, so an outage shows as a value instead of a gap).
+Series: ``greenbutton_jobs{state}`` (every state, 0 when none),
+``greenbutton_authorizations{status}``, ``greenbutton_revocations_owed`` and
+``greenbutton_database_up`` (1, or 0 when the queries failed: the scrape still answers, so
+an outage shows as a value instead of a gap).
 
 ``prometheus_client`` (the ``web`` and ``workers`` extras) is imported when a scrape
 collects, not when storage is imported.
@@ -19,7 +21,7 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ._queries import authorization_counts, job_counts
+from ._queries import authorization_counts, job_counts, revocations_owed
 from ._store import Store
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ class StoreCollector:
         )
         try:
             jobs, auths = job_counts(self.store), authorization_counts(self.store)
+            owed = revocations_owed(self.store)
         except Exception as exc:  # an outage is a value, not a failed scrape
             log.warning("metrics: database query failed: %s", type(exc).__name__)
             up.add_metric([], 0)
@@ -72,4 +75,10 @@ class StoreCollector:
         )
         for status in sorted({*_STATUSES, *auths}):
             family.add_metric([status], auths.get(status, 0))
+        yield family
+        family = GaugeMetricFamily(
+            "greenbutton_revocations_owed",
+            "Disconnects the utility has not confirmed yet (retried by the worker)",
+        )
+        family.add_metric([], owed)
         yield family

@@ -19,7 +19,14 @@ from pathlib import Path
 
 from sqlalchemy import Connection, and_, case, delete, func, insert, not_, select, update
 
-from ._schema import authorizations, ingest_jobs, readings, usage_points, web_sessions
+from ._schema import (
+    authorizations,
+    ingest_jobs,
+    pending_revocations,
+    readings,
+    usage_points,
+    web_sessions,
+)
 from ._store import Store, default_data_dir
 from ._tokens import KEY_FILE_NAME
 
@@ -34,6 +41,7 @@ __all__ = [
     "jobs_since",
     "open_jobs",
     "retry_job",
+    "revocations_owed",
     "last_reading_start",
     "latest_authorization",
     "local_time_of",
@@ -306,6 +314,12 @@ def open_jobs(store: Store, *, limit: int = 200) -> list[JobView]:
         )  # fmt: skip
         for r in rows
     ]
+
+
+def revocations_owed(store: Store) -> int:
+    """Revocations the custodian has not confirmed yet (R22: the worker retries them)."""
+    with store.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(pending_revocations)).scalar_one())
 
 
 def retry_job(store: Store, job_id: int) -> bool:
