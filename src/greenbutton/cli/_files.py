@@ -16,29 +16,36 @@ from typing import cast
 import click
 
 from ..models import Reading
-from ..parse import iter_readings
-from ..table import ReadingsFormat, format_for, write_readings
+from ..parse import iter_readings, parse
+from ..table import ReadingsFormat, document_rows, format_for, write_readings
 from . import cli
-from ._output import FileSource, input_files
+from ._output import FileSource, Window, input_files, window_options
 
 __all__ = ["export"]
 
 
-def _rows(paths: Iterable[FileSource]) -> Iterator[Reading]:
+def _rows(paths: Iterable[FileSource], window: Window) -> Iterator[Reading]:
     for path in paths:
-        yield from iter_readings(path)
+        if window.active:  # the window needs the document's time zone: parse it whole
+            yield from document_rows(window.apply(parse(path)))
+        else:
+            yield from iter_readings(path)  # streamed, bounded memory
 
 
-def _stored_rows(url: str | None) -> Iterator[Reading]:
+def _stored_rows(url: str | None, window: Window) -> Iterator[Reading]:
     """Rows of ``storage.export_readings``: the same columns as for files. The database is
     opened before the first row is asked for, so a bad URL prints nothing but the error."""
     from ..storage import Store, export_readings
 
     store = Store.open(url)
 
+    start, end = window.bounds(None)  # stored rows: --tz, else UTC
+
     def rows() -> Iterator[Reading]:
         with store:
-            yield from export_readings(store)
+            for row in export_readings(store):
+                if (start is None or row.start >= start) and (end is None or row.start < end):
+                    yield row
 
     return rows()
 
@@ -55,6 +62,7 @@ def write_table(rows: Iterable[Reading], fmt: ReadingsFormat, output: Path | Non
 
 
 @cli.command()
+@window_options
 @input_files(required=False)
 @click.option(
     "--db",
@@ -81,11 +89,15 @@ def write_table(rows: Iterable[Reading], fmt: ReadingsFormat, output: Path | Non
     help="Write here instead of stdout (required for parquet).",
 )
 def export(
-    files: tuple[FileSource, ...], db_url: str | None, fmt: str | None, output: Path | None
+    files: tuple[FileSource, ...],
+    db_url: str | None,
+    fmt: str | None,
+    output: Path | None,
+    window: Window,
 ) -> None:
     """Export the readings table of Green Button XML FILES, or of the database (--db).
 
-    Columns (DESIGN 3.3): usage_point, meter_reading, start (UTC), duration, raw_value,
+    Columns: usage_point, meter_reading, start (UTC), duration, raw_value,
     value, uom, flow_direction, kind, commodity, interval_length, cost, currency,
     quality, tou. One row per (usage_point, meter_reading, start); when a file repeats an
     interval, its last occurrence wins.
@@ -96,10 +108,11 @@ def export(
       greenbutton export usage.xml -o usage.parquet
       greenbutton export *.xml --format jsonl -o all.jsonl
       greenbutton export --db -o stored.csv
+      greenbutton export pge_download.zip --start 2024-01-01 --end 2025-01-01 -o 2024.csv
     """
     if (db_url is None) == (not files):
         raise click.UsageError("give FILES or --db (one of them)")
-    rows = _rows(files) if db_url is None else _stored_rows(db_url or None)
+    rows = _rows(files, window) if db_url is None else _stored_rows(db_url or None, window)
     n = write_table(rows, cast(ReadingsFormat, fmt) if fmt else format_for(output), output)
     if output is not None:
         click.echo(f"wrote {n} readings to {output}", err=True)

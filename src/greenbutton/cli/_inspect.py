@@ -27,7 +27,7 @@ from ..models import (
 )
 from ..parse import parse
 from . import cli
-from ._output import FileSource, echo_json, input_files, output_options
+from ._output import FileSource, Window, echo_json, input_files, output_options, window_options
 
 __all__ = ["build_report", "inspect_command"]
 
@@ -38,19 +38,27 @@ _num = analysis.format_number
 
 
 @cli.command("inspect")
+@window_options
 @input_files()
 @output_options(help="Print the same facts as JSON.")
-def inspect_command(files: tuple[FileSource, ...], as_json: bool) -> None:
+def inspect_command(files: tuple[FileSource, ...], as_json: bool, window: Window) -> None:
     """Summarize what Green Button FILES hold and what is odd in them.
 
     Per usage point and reading: units, coverage, totals, gaps, duplicates, DST days, time
     zone, and warnings about quirks.
 
     Non-usage documents (Authorization, ApplicationInformation, customer data, usage
-    summaries) are summarized too.
+    summaries) are summarized too. FILES may be XML, or .zip/.gz downloads as they come.
+
+    \b
+    Examples:
+      greenbutton inspect usage.xml
+      greenbutton inspect pge_download.zip --json
+      greenbutton inspect usage.xml --start 2024-01-01 --end 2024-02-01
+      greenbutton inspect sdge_sample.xml --tz America/Los_Angeles
     """
     # Parse everything first: a bad file fails before any output, so --json stays valid.
-    reports = [build_report(str(path), parse(path)) for path in files]
+    reports = [build_report(str(path), window.apply(parse(path))) for path in files]
     if as_json:
         echo_json({"files": reports}, indent=2, ensure_ascii=False)
         return

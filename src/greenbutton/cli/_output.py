@@ -10,17 +10,30 @@ text view. The indentation each command has always printed is part of its contra
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
 from .._errors import GreenButtonError
+from ..models import Document
 from ..parse import ZipMember, documents
 
-__all__ = ["FileSource", "echo_json", "input_files", "output_options", "source_stem"]
+__all__ = [
+    "FileSource",
+    "Window",
+    "echo_json",
+    "input_files",
+    "output_options",
+    "source_stem",
+    "window_options",
+]
 
 #: One document named on the command line: a file, or one XML member of a zip.
 FileSource = str | ZipMember
@@ -81,3 +94,80 @@ def _documents(
 def source_stem(source: FileSource) -> str:
     """A file-name stem for outputs made from ``source`` (a zip member's own name)."""
     return Path(str(source)).stem
+
+
+_WHEN = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"])
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """``--start``/``--end``/``--tz`` of a command that reads files (issue 12.5): dates and
+    times are in ``--tz`` when given, else in the document's own time zone (its first usage
+    point's LocalTimeParameters), else UTC; ``--tz`` also overrides the document's zone for
+    local days (for files whose LocalTimeParameters are wrong)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    tz: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.start is not None or self.end is not None or self.tz is not None
+
+    def zone(self, document: Document | None) -> tzinfo:
+        if self.tz is not None:
+            return ZoneInfo(self.tz)
+        if document is not None and document.usage_points:
+            from ..analysis import time_zone_for
+
+            return time_zone_for(document, document.usage_points[0])[0]
+        return UTC
+
+    def bounds(self, document: Document | None) -> tuple[datetime | None, datetime | None]:
+        zone = self.zone(document)
+        return tuple(  # type: ignore[return-value]
+            None if t is None else t.replace(tzinfo=zone) for t in (self.start, self.end)
+        )
+
+    def apply(self, document: Document) -> Document:
+        """``document`` in ``--tz`` and cut to ``[--start, --end)``."""
+        if self.tz is not None:
+            document = document.with_time_zone(self.tz)
+        if self.start is None and self.end is None:
+            return document
+        return document.between(*self.bounds(document))
+
+
+def window_options(fn: F) -> F:
+    """Add ``--start``, ``--end`` and ``--tz``; the command receives ``window``."""
+
+    @functools.wraps(fn)
+    def wrapper(
+        *args: Any, start: datetime | None, end: datetime | None, tz: str | None, **kwargs: Any
+    ) -> Any:
+        if start is not None and end is not None and start >= end:
+            raise click.UsageError("--start must be before --end")
+        if tz is not None:
+            try:
+                ZoneInfo(tz)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise click.BadParameter(
+                    f"unknown time zone {tz!r}: use an IANA name such as America/Los_Angeles",
+                    param_hint="--tz",
+                ) from None
+        return fn(*args, window=Window(start, end, tz), **kwargs)
+
+    for option in reversed(
+        (
+            click.option("--start", type=_WHEN, help="Only readings from this date/time on."),
+            click.option("--end", type=_WHEN, help="Only readings before this date/time."),
+            click.option(
+                "--tz",
+                metavar="ZONE",
+                help="Read the data in this IANA time zone (e.g. America/Los_Angeles), "
+                "whatever the file says; --start/--end are in it too. [default: the file's]",
+            ),
+        )
+    ):
+        wrapper = option(wrapper)
+    return cast(F, wrapper)

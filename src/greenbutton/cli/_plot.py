@@ -15,7 +15,7 @@ from .. import analysis
 from ..models import Document
 from ..parse import parse
 from . import cli
-from ._output import FileSource, input_files, source_stem
+from ._output import FileSource, Window, input_files, source_stem, window_options
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -28,6 +28,7 @@ _INSTALL_HINT = "plotting needs matplotlib: pip install 'greenbutton[plot]'"
 
 
 @cli.command("plot")
+@window_options
 @input_files()
 @click.option(
     "-o",
@@ -50,12 +51,19 @@ _INSTALL_HINT = "plotting needs matplotlib: pip install 'greenbutton[plot]'"
     help="Output format. Default: from the -o suffix, else png.",
 )
 def plot_command(
-    files: tuple[FileSource, ...], output: Path | None, kind: str, fmt: str | None
+    files: tuple[FileSource, ...], output: Path | None, kind: str, fmt: str | None, window: Window
 ) -> None:
     """Chart the energy use in Green Button FILES, in local time.
 
     Net-metered usage points (delivered and received energy) show import and export.
     HTML output is one self-contained page (the SVG inline, nothing fetched when viewed).
+
+    \b
+    Examples:
+      greenbutton plot usage.xml                      # usage.png, daily totals
+      greenbutton plot usage.xml --kind all -o usage.html
+      greenbutton plot *.xml --kind heatmap -o charts/
+      greenbutton plot usage.xml --start 2024-06-01 --end 2024-09-01 -o summer.svg
     """
     charts = _charts()
     fmt = fmt or _format_from(output)
@@ -70,7 +78,7 @@ def plot_command(
         if target is None:
             suffix = "" if kind == "all" else f"-{kind}"
             target = (out_dir or Path()) / f"{source_stem(path)}{suffix}.{fmt}"
-        _plot_one(charts, path, target, kinds, fmt)
+        _plot_one(charts, path, target, kinds, fmt, window)
         click.echo(f"wrote {target}")
 
 
@@ -98,9 +106,14 @@ def _format_from(output: Path | None) -> str:
 
 
 def _plot_one(
-    charts: ModuleType, path: FileSource, target: Path, kinds: tuple[str, ...], fmt: str
+    charts: ModuleType,
+    path: FileSource,
+    target: Path,
+    kinds: tuple[str, ...],
+    fmt: str,
+    window: Window,
 ) -> None:
-    doc = parse(path)
+    doc = window.apply(parse(path))
     groups = charts.groups_from_document(doc)
     if not groups:
         raise click.ClickException(

@@ -9,9 +9,10 @@ nothing is lost and unknown codes never fail. Every resource carries its Atom me
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._bounds import MULTIPLIER_MAX, MULTIPLIER_MIN
 from ._enums import (
@@ -125,9 +126,15 @@ class LocalTimeParameters(_Meta):
     dst_end_rule: str | None = None
     dst_offset: int | None = None
     tz_offset: int | None = None
+    #: An IANA zone chosen by the user over what the fields say (``--tz``, for files whose
+    #: LocalTimeParameters are wrong); never parsed from a document.
+    zone_override: str | None = None
 
     @property
     def time_zone(self) -> TimeZoneInfo:
+        """The decoded zone: the override when there is one, else the fields' zone."""
+        if self.zone_override is not None:
+            return TimeZoneInfo(ZoneInfo(self.zone_override), self.zone_override, None, None)
         return decode_time_zone(
             tz_offset=self.tz_offset,
             dst_offset=self.dst_offset,
@@ -360,6 +367,59 @@ class Document:
     def meter_readings(self) -> tuple[MeterReading, ...]:
         """Every usage point's meter readings, in document order."""
         return tuple(mr for up in self.usage_points for mr in up.meter_readings)
+
+    def between(self, start: datetime | None = None, end: datetime | None = None) -> Document:
+        """The same document with only the interval readings starting in ``[start, end)``
+        (aware datetimes; None leaves that side open); everything else is kept."""
+        lo = None if start is None else int(start.timestamp())
+        hi = None if end is None else int(end.timestamp())
+
+        def keep(block: IntervalBlock) -> IntervalBlock:
+            starts = block.readings.start
+            picked = [
+                i
+                for i, s in enumerate(starts)
+                if (lo is None or s >= lo) and (hi is None or s < hi)
+            ]
+            if len(picked) == len(starts):
+                return block
+            return replace(block, readings=block.readings.take(picked))
+
+        points = tuple(
+            replace(
+                up,
+                meter_readings=tuple(
+                    replace(mr, interval_blocks=tuple(keep(b) for b in mr.interval_blocks))
+                    for mr in up.meter_readings
+                ),
+            )
+            for up in self.usage_points
+        )
+        return replace(self, usage_points=points)
+
+    def with_time_zone(self, zone: str) -> Document:
+        """The same document read in the IANA ``zone`` (e.g. ``America/Los_Angeles``)
+        whatever its LocalTimeParameters say: for files whose time zone is wrong (an SDG&E
+        sample says UTC). Raises :class:`ValueError` for an unknown zone."""
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {zone!r} (use an IANA name such as America/Los_Angeles)"
+            ) from None
+
+        def zoned(ltp: LocalTimeParameters | None) -> LocalTimeParameters:
+            return replace(ltp or LocalTimeParameters(), zone_override=zone)
+
+        points = tuple(
+            replace(up, local_time_parameters=zoned(up.local_time_parameters))
+            for up in self.usage_points
+        )
+        return replace(
+            self,
+            usage_points=points,
+            local_time_parameters=tuple(zoned(ltp) for ltp in self.local_time_parameters),
+        )
 
     @property
     def reading_count(self) -> int:
