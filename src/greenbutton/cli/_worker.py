@@ -92,6 +92,8 @@ def worker(
                     signal.signal(s, handler)
                 if metrics is not None:
                     metrics.shutdown()
+            tally = ", ".join(f"{n} {kind}" for kind, n in runner.tally.items())
+            click.echo(f"attempts made here: {tally}", err=True)
 
 
 def _serve_metrics(store: Any, port: int) -> Any:

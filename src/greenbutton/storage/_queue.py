@@ -69,6 +69,7 @@ from ._jobs import (
     MAX_ATTEMPTS,
     RETRY_ABANDONED_AFTER,
     JobRunner,
+    Outcome,
     abandon,
     due_jobs,
     release_lost,
@@ -138,33 +139,34 @@ def _owner(tag: str, env: Mapping[str, str] = os.environ) -> str:
 
 def run_job(
     store: Store, client: Client, job_id: int, *, owner: str, max_attempts: int = MAX_ATTEMPTS
-) -> float | None:
-    """One attempt of engine job ``job_id`` with the engine's rules; the seconds after which
-    it should be tried again, or None: done, abandoned, gone, or held by a live process
-    (which finishes it). Raises only what is not the job's failure (the database)."""
+) -> tuple[Outcome | None, float | None]:
+    """One attempt of engine job ``job_id`` with the engine's rules: its outcome (None when
+    no attempt was made: done already, abandoned, gone, or held by a live process, which
+    finishes it), and the seconds after which to try it again (None: not again). Raises
+    only what is not the job's failure (the database)."""
     found = due_jobs(store, ids=[job_id], max_attempts=None)
     if not found:
-        return None
+        return None, None
     job = found[0]
     if job.attempts >= max_attempts:  # a crash during its last attempt
         abandon(store, job.id)
-        return None
+        return None, None
     outcome = JobRunner.for_client(store, client, owner=owner).run(client, job)
     if outcome is None or outcome.done:
-        return None
+        return outcome, None
     if outcome.deferred is not None:  # not sent: wait as told, the attempt given back
         log.warning("job %d deferred %.0f s: %s", job.id, outcome.deferred.retry_after,
                     type(outcome.deferred).__name__)  # fmt: skip
-        return max(outcome.deferred.retry_after, 0.0)
+        return outcome, max(outcome.deferred.retry_after, 0.0)
     log.warning("job %d failed: %s", job.id, (outcome.error or "").split(":")[0])
     if job.attempts + 1 >= max_attempts:
         abandon(store, job.id)
-        return None
+        return outcome, None
     if outcome.refused:
-        return REFUSED_RETRY_SECONDS
+        return outcome, REFUSED_RETRY_SECONDS
     if outcome.retry_after is not None:
-        return max(outcome.retry_after, 0.0)
-    return min(RETRY_BASE_SECONDS * 2.0**job.attempts, MAX_RETRY_DELAY)
+        return outcome, max(outcome.retry_after, 0.0)
+    return outcome, min(RETRY_BASE_SECONDS * 2.0**job.attempts, MAX_RETRY_DELAY)
 
 
 def plan_jobs(store: Store, client: Client, *, retry_abandoned: bool) -> SyncReport:
@@ -230,6 +232,16 @@ class Worker:
         self._stop = threading.Event()
         self._wake: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         self._run_task: Any = None  # the procrastinate task, once _app made it
+        #: Attempts this worker made, by how they ended: ``done``, ``failed``, ``deferred``.
+        self.tally = {"done": 0, "failed": 0, "deferred": 0}
+        self._tally_lock = threading.Lock()
+
+    def _tally(self, outcome: Outcome | None, retry_in: float | None) -> float | None:
+        if outcome is not None:
+            kind = "done" if outcome.done else "deferred" if outcome.deferred else "failed"
+            with self._tally_lock:
+                self.tally[kind] += 1
+        return retry_in
 
     def stop(self) -> None:
         """Take no new job; the running ones finish, then :meth:`run` returns."""
@@ -271,8 +283,9 @@ class Worker:
         }  # fmt: skip
 
         def step(job_id: int) -> float | None:
-            return None if self._stop.is_set() else run_job(self.store, self.client, job_id,
-                                                            owner=owner)  # fmt: skip
+            if self._stop.is_set():
+                return None
+            return self._tally(*run_job(self.store, self.client, job_id, owner=owner))
 
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="gb-worker") as pool:
             while not self._stop.is_set():
@@ -312,9 +325,10 @@ class Worker:
         @app.task(name=RUN_TASK, queue=self.queue, pass_context=True)
         async def run(context: JobContext, job_id: int) -> None:
             owner = _owner(f"q{context.job.id}", env)  # names the task: see _recover
-            retry_in = await anyio.to_thread.run_sync(
+            ran = await anyio.to_thread.run_sync(
                 partial(run_job, store, client, job_id, owner=owner), limiter=threads
             )
+            retry_in = self._tally(*ran)
             if retry_in is not None:
                 deferrer = run.configure(
                     queueing_lock=_queueing_lock(job_id),
