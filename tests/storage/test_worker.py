@@ -344,3 +344,22 @@ def test_the_sqlite_loop_plans_at_the_cron_times(now: datetime) -> None:
     assert ts < tick <= ts + 86400
     assert tick == croniter(CATCH_UP_CRON, ts).get_next(float)
     assert _next_daily(CATCH_UP_AT, tick) == tick + 86400  # at the tick: the next day's
+
+
+def test_sync_on_postgresql_counts_in_the_same_shared_limit(
+    gb: SimulatorHandle, pg_url: str, tmp_path: Path
+) -> None:
+    """``greenbutton sync`` from cron on a third machine draws from the same slots."""
+    store = _planned(gb, pg_url, tmp_path, plan=False)
+    env = {**os.environ, "GREENBUTTON_HOST_ID": "cron-box",
+           "GREENBUTTON_RATE_DIR": str(tmp_path / "rate-cron")}  # fmt: skip
+    command = [sys.executable, "-m", "greenbutton", "sync", "--simulator", str(gb.state_dir),
+               "--database", pg_url, "--store", str(tmp_path / "none.json"),
+               "--since", "2026-05-01"]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with store.connect() as conn:
+        rows = conn.execute(text("SELECT holder, version FROM shared_limits")).all()
+    assert len(rows) == 1 and rows[0][0] == "cron-box" and rows[0][1] >= 2, rows
+    assert not (tmp_path / "rate-cron").exists()  # not the machine's state folder
+    store.close()
