@@ -68,13 +68,15 @@ def test_ranges_are_anchored_to_the_data_not_the_clock(moment: datetime) -> None
     with time_machine.travel(ELSEWHERE, tick=False):
         start, end, res = range_bounds("30d", first, last)
         assert (end - start).days == 30 and end == last + timedelta(days=1) and res == "day"
+        start, end, res = range_bounds("7d", first, last)
+        assert (end - start).days == 7 and end == last + timedelta(days=1) and res == "day"
         start, end, res = range_bounds("12m", first, last)
         assert res == "month" and end == last + timedelta(days=1)
         assert (start.year + 1, start.month) == (end.year, end.month)
         assert start.day == min(end.day, 28) or start.day == end.day  # 29 Feb -> 28 Feb
         start, end, res = range_bounds("all", first, last)
         assert res == "month" and start == first
-        with pytest.raises(ValueError, match="use one of 30d"):
+        with pytest.raises(ValueError, match="use one of 7d, 30d, 12m, all"):
             range_bounds("week", first, last)  # type: ignore[arg-type]
     # little data: "12 months" starts where the data does and is drawn by day
     start, end, res = range_bounds("12m", last - timedelta(days=9), last)

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import httpx2
+import pyarrow.parquet as pq
 import pytest
 
 from greenbutton.models import COLUMNS
@@ -48,6 +49,10 @@ async def test_account_page_names_ranges_and_accessible_charts(
         assert page.count("<title>") == len(svgs) + 1  # + the page's own
         assert '<a href="/account?range=30d" aria-current="page"' in page
         assert "day by day" in page and "Same dates last year" in page
+        levels = [int(n) for n in re.findall(r"<h([1-6])[ >]", page)]
+        assert levels[0] == 1 and all(b - a <= 1 for a, b in zip(levels, levels[1:], strict=False))
+        week = (await browser.get("/account?range=7d")).text
+        assert '<a href="/account?range=7d" aria-current="page"' in week
 
         year = (await browser.get("/account?range=12m")).text
         assert "month by month" in year and 'aria-label="Monthly use, ' in year
@@ -69,7 +74,12 @@ async def test_download_of_the_customers_own_readings(gb: SimulatorHandle, tmp_p
         assert got.headers["content-disposition"].startswith("attachment;")
         rows = list(csv.reader(io.StringIO(got.text)))
         assert tuple(rows[0]) == COLUMNS and len(rows) - 1 == stored > 0
+        parquet = await browser.get("/account/0/readings.parquet")
+        assert parquet.status_code == 200 and parquet.content[:4] == b"PAR1"
+        frame = pq.read_table(io.BytesIO(parquet.content))
+        assert tuple(frame.column_names) == COLUMNS and frame.num_rows == stored
         assert (await browser.get("/account/7/readings.csv")).status_code == 404
+        assert (await browser.get("/account/0/readings.xlsx")).status_code == 404
         async with httpx2.AsyncClient(transport=browser._transport, base_url=BASE) as other:
             assert (await other.get("/account/0/readings.csv")).status_code == 303
 

@@ -42,10 +42,15 @@ __all__ = [
     "usage_between",
 ]
 
-RangeChoice = Literal["30d", "12m", "all"]
+RangeChoice = Literal["7d", "30d", "12m", "all"]
 Resolution = Literal["day", "month"]
 #: The dashboard's range presets and their labels.
-RANGES: Mapping[RangeChoice, str] = {"30d": "30 days", "12m": "12 months", "all": "All data"}
+RANGES: Mapping[RangeChoice, str] = {
+    "7d": "7 days",
+    "30d": "30 days",
+    "12m": "12 months",
+    "all": "All data",
+}
 #: Time-of-use codes as PG&E's ProgramIdMappings explain them (ESPI_NOTES; other utilities
 #: publish their own mapping, an unknown code is shown as "period N").
 TOU_NAMES: Mapping[int, str] = {
@@ -199,22 +204,22 @@ def _add_months(d: date, months: int) -> date:
 
 def range_bounds(choice: RangeChoice, first: date, last: date) -> tuple[date, date, Resolution]:
     """Local days ``[start, end)`` and the bar size for a preset, for data stored from local
-    day ``first`` to ``last`` (inclusive): ``30d`` is the 30 days ending with ``last``,
-    ``12m`` the year ending with ``last`` (from the same date a year earlier), ``all``
-    everything. Spans longer than two months are drawn by calendar month, the months at
-    either end cut to the range (:attr:`Period.whole` tells). Raises ValueError for an
-    unknown choice."""
+    day ``first`` to ``last`` (inclusive): ``7d`` and ``30d`` are the 7 or 30 days ending
+    with ``last``, ``12m`` the year ending with ``last`` (from the same date a year
+    earlier), ``all`` everything. Spans longer than two months are drawn by calendar month,
+    the months at either end cut to the range (:attr:`Period.whole` tells). Raises
+    ValueError for an unknown choice."""
     end = last + timedelta(days=1)
-    if choice == "30d":
-        start = end - timedelta(days=30)
+    if choice in ("7d", "30d"):
+        start = end - timedelta(days=7 if choice == "7d" else 30)
     elif choice == "12m":
         start = _add_months(end, -12)
     elif choice == "all":
         start = first
     else:
         raise ValueError(f"unknown range {choice!r}; use one of {', '.join(RANGES)}")
-    if choice != "30d":  # a fixed 30-day window shows its empty days; the others start
-        start = max(start, first)  # where the data does
+    if choice in ("12m", "all"):  # a 7- or 30-day window shows its empty days; the others
+        start = max(start, first)  # start where the data does
     resolution: Resolution = "month" if (end - start).days > _MONTHLY_FROM else "day"
     return start, end, resolution
 
