@@ -1424,10 +1424,16 @@ def test_parse_gives_the_facts(name: str) -> None:
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
 def test_unmodelled_resources_are_reported(name: str) -> None:
-    """ESPI resources without a typed model are kept and named in the warnings."""
+    """ESPI resources without a typed model are kept and named in the warnings, except
+    PG&E's ProgramIdMappings, which ends every PG&E feed: kept, without a warning."""
     doc = _doc(name)
+    kept = {r.element for r in doc.other_resources}
     for element in FACTS[name].unmodelled:
-        assert any(element in w for w in doc.warnings), doc.warnings
+        assert element in kept or element in {c.element for c in doc.customer_resources}
+        if element == "ProgramIdMappings":
+            assert not any(element in w for w in doc.warnings), doc.warnings
+        else:
+            assert any(element in w for w in doc.warnings), doc.warnings
 
 
 def test_customer_resources_hold_only_the_customer_namespace() -> None:

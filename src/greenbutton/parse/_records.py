@@ -576,8 +576,15 @@ def build_resource(
                 if uri:
                     uris.append(uri)
         return BatchList(resources=tuple(uris))
-    warnings.append(f"{kind} has no typed model here; kept as generic data")
+    if kind not in _EXPECTED_GENERIC:
+        warnings.append(f"{kind} has no typed model here; kept as generic data")
     return GenericResource(**_meta(rec), element=kind, data=to_dict(el))
+
+
+#: Resources kept as generic data without a warning: PG&E ends every batch feed with its
+#: ProgramIdMappings (the meaning of the ``tou`` codes, ESPI_NOTES), so a warning there
+#: would be on every PG&E download and say nothing.
+_EXPECTED_GENERIC = frozenset({"ProgramIdMappings"})
 
 
 def _split(values: tuple[str, ...]) -> tuple[str, ...]:
