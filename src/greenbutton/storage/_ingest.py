@@ -297,11 +297,14 @@ def _follow_rekeyed(conn: Connection, up_id: int, incoming: Sequence[MeterReadin
 
 def _months(document: Document) -> set[int]:
     """The months (partitions) the document's readings fall in."""
-    months: set[int] = set()
+    spans: dict[tuple[int, int], Any] = {}  # customers of a Bulk file share their blocks' spans
     for mr in document.meter_readings:
         for block in mr.interval_blocks:
             if starts := block.readings.start:
-                months |= months_between(min(starts), max(starts), starts)
+                spans.setdefault((min(starts), max(starts)), starts)
+    months: set[int] = set()
+    for (lo, hi), starts in spans.items():
+        months |= months_between(lo, hi, starts)
     return months
 
 
