@@ -42,6 +42,7 @@ async def test_account_page_names_ranges_and_accessible_charts(
         assert not [h for h in heads if "Subscription/" in h or "Authorization " in h]
         assert "Service address: 1 Simulated Way, San Francisco CA 94000" in page
         assert "Cost of the energy used: $" in page and "therms" in page
+        assert "<li>Use: " in page and "from the grid" not in page.lower()
         assert "Exported to the grid" not in page and "import" not in page.lower()
         # every chart: role, title, a summary as its accessible name
         svgs = re.findall(r"<svg [^>]*>", page)
@@ -124,6 +125,7 @@ async def test_a_net_metered_home_says_exported_to_the_grid(
             page = (await browser.get("/account")).text
             assert "Bob Baker" in _headings(page)
             assert "Exported to the grid: " in page and "Net from the grid: " in page
+            assert "Delivered from the grid: " in page and "<li>Use: " not in page
             labels = re.findall(r'<svg [^>]*aria-label="([^"]+)"', page)
             assert labels and all("Exported to the grid:" in label for label in labels)
             assert "import" not in page.lower()

@@ -528,14 +528,23 @@ def period_chart(
     widths = [(p.end - p.start).days * 0.85 for p in periods]
     used = [p.usage.used for p in periods]
     # a month cut by the range's ends is paler: its bar is not comparable with the others
-    colors = [_color("import", 0, faded=not p.whole) for p in periods]
-    ax.bar(x, used, width=widths, align="edge", color=colors, linewidth=0, label="use")
+    ax.bar(x, used, width=widths, align="edge", linewidth=0,
+           color=[_faded(_USE_COLOR, not p.whole) for p in periods])  # fmt: skip
     if any(p.usage.exported for p in periods):
+        from matplotlib.patches import Patch
+        from matplotlib.ticker import FuncFormatter
+
         exported = [-p.usage.exported for p in periods]
-        ax.bar(x, exported, width=widths, align="edge", color=_EXPORT_COLOR, linewidth=0,
-               label="exported to the grid")  # fmt: skip
+        ax.bar(x, exported, width=widths, align="edge", linewidth=0,
+               color=[_faded(_EXPORT_COLOR, not p.whole) for p in periods])  # fmt: skip
         ax.axhline(0, color="#4a5568", linewidth=0.8)
-        ax.legend(frameon=False, fontsize=10, loc="upper left", ncols=2)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{abs(v):g}"))
+        out = "exported to the grid" if size == "desktop" else "to the grid"  # fits 390 px
+        handles = [Patch(color=_USE_COLOR, label="from the grid"),
+                   Patch(color=_EXPORT_COLOR, label=out)]  # fmt: skip
+        # above the plot, never over the bars
+        ax.legend(handles=handles, frameon=False, fontsize=10 if size == "desktop" else 9,
+                  loc="lower left", bbox_to_anchor=(0, 1), ncols=2, borderaxespad=0.2)  # fmt: skip
     per = "month" if resolution == "month" else "day"
     ax.set_ylabel(f"{unit} per {per}", fontsize=10)
     ax.tick_params(labelsize=10 if size == "desktop" else 9)
@@ -555,6 +564,13 @@ def period_chart(
     ax.margins(y=0.08)
     _tidy(ax)
     return fig
+
+
+def _faded(color: str, faded: bool) -> str | tuple[float, float, float, float]:
+    if not faded:
+        return color
+    r, g, b = (int(color[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    return (r, g, b, 0.35)
 
 
 def accessible_svg(svg: bytes, title: str, label: str) -> str:
