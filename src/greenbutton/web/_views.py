@@ -202,13 +202,13 @@ def point_view(
     current = compared.current
     view.has_export = current.exported > 0
     view.has_cost = current.cost is not None
-    if not view.has_export:
-        view.facts.append(f"Use: {_amount(current.used, current.unit)}")
     if view.has_export:  # solar: "use" would hide what the panels covered
         view.facts.append(f"Delivered from the grid: {_amount(current.used, current.unit)}")
         view.facts.append(f"Exported to the grid: {_amount(current.exported, current.unit)}")
         net = current.used - current.exported
         view.facts.append(f"Net from the grid: {_amount(net, current.unit)}")
+    else:  # no solar jargon on a home without export
+        view.facts.append(f"Use: {_amount(current.used, current.unit)}")
     if view.has_cost:
         view.facts.append(f"Cost of the energy used: {money(current.cost, current.currency)}")
     days = (end - start).days
