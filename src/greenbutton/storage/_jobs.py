@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from sqlalchemy import Connection, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, Connection, TextClause, insert, or_, select, text, update
 
 from .._errors import (
     AuthorizationError,
@@ -206,6 +206,8 @@ def due_jobs(
     max_attempts: int | None = MAX_ATTEMPTS,
     ids: Iterable[int] | None = None,
     leased: bool = True,
+    where: ColumnElement[bool] | TextClause | None = None,
+    limit: int | None = None,
 ) -> list[Job]:
     """Open jobs (pending, interrupted while running, failed), oldest first, with the key
     of their authorization. ``resource_url`` keeps those under that endpoint (one
@@ -213,7 +215,8 @@ def due_jobs(
     another host or port (:meth:`JobRunner.resolve`); ``authorization_ids`` those of
     these authorizations; ``max_attempts`` leaves out jobs with no attempt left (``None``
     keeps them: a runner abandons them); ``ids`` only these jobs; ``leased=False`` leaves
-    out jobs a live lease holds (another process is running them)."""
+    out jobs a live lease holds (another process is running them); ``where`` is a runner's
+    own further condition on ``ingest_jobs``; ``limit`` keeps the oldest so many."""
     j, a = ingest_jobs, authorizations
     query = (
         select(j.c.id, j.c.resource_uri, j.c.authorization_id, a.c.key, j.c.attempts, j.c.error)
@@ -233,6 +236,10 @@ def due_jobs(
         query = query.where(j.c.id.in_(list(ids)))
     if not leased:
         query = query.where(lease_free(time.time(), LEASE_SECONDS))
+    if where is not None:
+        query = query.where(where)
+    if limit is not None:
+        query = query.limit(limit)
     with store.connect() as conn:
         rows = conn.execute(query).all()
     return [

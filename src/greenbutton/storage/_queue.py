@@ -114,6 +114,10 @@ REFUSED_RETRY_SECONDS = 3600.0
 #: First backoff after a failed attempt; doubled per attempt, capped at MAX_RETRY_DELAY.
 RETRY_BASE_SECONDS = 2.0
 
+#: Jobs one dispatch defers at most (every POLL_SECONDS): far more than a utility's rate
+#: lets run in that time, and a bounded query however long the backlog.
+DISPATCH_BATCH = 500
+
 RUN_TASK = "greenbutton.run_job"
 CATCH_UP_TASK = "greenbutton.catch_up"
 RETRY_ABANDONED_TASK = "greenbutton.retry_abandoned"
@@ -201,8 +205,11 @@ def _conninfo(store: Store) -> str:
     return store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+_LOCK_PREFIX = "greenbutton-job-"
+
+
 def _queueing_lock(job_id: int) -> str:
-    return f"greenbutton-job-{job_id}"
+    return f"{_LOCK_PREFIX}{job_id}"
 
 
 class Worker:
@@ -419,24 +426,25 @@ class Worker:
             except ConnectorException:
                 pass  # another worker recovered it first
 
-    def _queued(self) -> set[int]:
-        query = text(
-            "SELECT (args->>'job_id')::bigint FROM procrastinate_jobs WHERE queue_name = :q"
-            " AND task_name = :t AND status IN ('todo', 'doing')"
-        )
-        with self.store.connect() as conn:
-            return {int(i) for (i,) in conn.execute(query, {"q": self.queue, "t": RUN_TASK})}
+    def _undispatched(self) -> list[int]:
+        """The oldest :data:`DISPATCH_BATCH` open, unleased engine jobs without a task
+        queued or running (a running task may have just failed its attempt and be about to
+        defer itself for later: dispatching it now would skip the backoff)."""
+        unqueued = text(
+            "NOT EXISTS (SELECT 1 FROM procrastinate_jobs p WHERE p.status IN ('todo', 'doing')"
+            " AND p.queueing_lock = :prefix || ingest_jobs.id::text)"
+        ).bindparams(prefix=_LOCK_PREFIX)
+        jobs = due_jobs(self.store, resource_url=self.resource_url, utility=self.utility,
+                        max_attempts=None, leased=False, where=unqueued,
+                        limit=DISPATCH_BATCH)  # fmt: skip
+        return [j.id for j in jobs]
 
     async def _dispatch(self) -> int:
         """Defer a task for each open, unleased engine job none queues yet; how many."""
         from procrastinate.exceptions import AlreadyEnqueued
 
-        due = await asyncio.to_thread(self._due)
-        queued = await asyncio.to_thread(self._queued)
         count = 0
-        for job_id in due:
-            if job_id in queued:
-                continue
+        for job_id in await asyncio.to_thread(self._undispatched):
             deferrer = self._run_task.configure(queueing_lock=_queueing_lock(job_id))
             try:
                 await deferrer.defer_async(job_id=job_id)
