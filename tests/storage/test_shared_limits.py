@@ -143,3 +143,14 @@ def test_shared_limits_uses_the_database_on_postgresql_only(
     with pytest.raises(Exception, match="PostgreSQL"):
         DatabaseLimiter(sqlite, "k", 1.0)
     sqlite.close()
+
+
+def test_a_slot_behind_the_database_clock_is_now_not_a_burst(pg: Store) -> None:
+    """The server's clock jumped forward (or the limit sat idle): the stale slot does not
+    bank the missed slots as a burst; the next one starts at now."""
+    a = _limiter(pg, "machine-a")
+    a.acquire()
+    with pg.begin() as conn:
+        conn.execute(text("UPDATE shared_limits SET tat = tat - 3600"))
+    assert a.acquire() == 0.0
+    assert a.acquire() == pytest.approx(INTERVAL, abs=1.0)  # the very next slot waits again
