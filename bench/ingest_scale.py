@@ -268,12 +268,68 @@ def partition_cost(
         return len(months), time.perf_counter() - t0
 
 
+def conversion_time(
+    make_db: Callable[[], AbstractContextManager[str]], doc: Document, n_stored: int
+) -> tuple[int, float, float]:
+    """Rows held, and seconds revision r0006 takes to partition a 0005 database holding
+    ``n_stored`` filler readings, and its downgrade to turn it back."""
+    with make_db() as url:
+        store = Store.open(url, migrate=False)
+        try:
+            store.migrate("0005")
+            prepare(store, doc, n_stored, [], [])
+            rows = stored(store)
+            t0 = time.perf_counter()
+            store.migrate("0006")
+            t1 = time.perf_counter()
+            store.downgrade("0005")
+            t2 = time.perf_counter()
+            if stored(store) != rows:
+                raise SystemExit("the conversion lost rows")
+        finally:
+            store.close()
+    return rows, t1 - t0, t2 - t1
+
+
+def foreign_key_cost(
+    make_db: Callable[[], AbstractContextManager[str]], doc: Document, repeat: int
+) -> tuple[Figures, Figures]:
+    """An experiment, not the shipped schema: the flat first ingest with and without the
+    foreign key from readings to meter_readings (checked row by row), alternating."""
+    kept, dropped = Figures(), Figures()
+    docs = [measured_series(doc, f"m{i}") for i in range(repeat + 1)]
+    with ExitStack() as stack:
+        stores = []
+        for size, fk in ((0, True), (1, False)):
+            url = stack.enter_context(make_db())
+            store = Store.open(url, connect_args=_app_name(url, size))
+            stack.callback(store.close)
+            prepare(store, doc, 0, docs, [])
+            if not fk:
+                with store.begin() as conn:
+                    conn.execute(
+                        text("ALTER TABLE readings DROP CONSTRAINT fk_readings_meter_reading_id")
+                    )
+            measure_one(store, docs[0], Figures())  # warm-up
+            stores.append(store)
+        for d in docs[1:]:
+            measure_one(stores[0], d, kept)
+            measure_one(stores[1], d, dropped)
+    return kept, dropped
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--stored", type=int, default=10_000_000, help="readings stored first")
     ap.add_argument("--repeat", type=int, default=3, help="series measured per size")
     ap.add_argument("--postgres-url", default=os.environ.get("GREENBUTTON_TEST_POSTGRES_URL"))
     ap.add_argument("--backend", choices=("sqlite", "postgresql"), action="append")
+    ap.add_argument(
+        "--convert", type=int, default=0, metavar="N", help="time r0006 on N stored readings"
+    )
+    ap.add_argument(
+        "--foreign-key-cost", action="store_true", help="experiment: flat ingest without the FK"
+    )
     args = ap.parse_args(argv)
 
     path = ensure_input()
@@ -326,10 +382,28 @@ def main(argv: list[str] | None = None) -> int:
                 f"postgresql: making the {months} monthly partitions of the input's range "
                 f"took {seconds:.2f} s (once per month for all customers; not in the rates)"
             )
+            if args.convert:
+                rows, up, down = conversion_time(make_db, doc, args.convert)
+                lines.append(
+                    f"postgresql: r0006 partitioned a 0005 table of {rows:,} readings in "
+                    f"{up:.1f} s ({rows / up:,.0f} rows/s); its downgrade took {down:.1f} s"
+                )
+            if args.foreign_key_cost:
+                kept, dropped = foreign_key_cost(make_db, doc, args.repeat)
+                a, b = kept.median("first"), dropped.median("first")
+                ac, bc = kept.median("first_cpu"), dropped.median("first_cpu")
+                lines.append(
+                    f"postgresql, experiment (not the shipped schema): flat first ingest "
+                    f"{a:,.0f} rows/s ({ac:,.0f} per CPU s) with the foreign key, "
+                    f"{b:,.0f} ({bc:,.0f}) without it: {b / a:.2f}x ({bc / ac:.2f}x per CPU s)"
+                )
     print()
     for line in lines:
         print(line)
-    print(f"\nCommand: `{COMMAND} --stored {args.stored} --repeat {args.repeat}`")
+    extra = (f" --convert {args.convert}" if args.convert else "") + (
+        " --foreign-key-cost" if args.foreign_key_cost else ""
+    )
+    print(f"\nCommand: `{COMMAND} --stored {args.stored} --repeat {args.repeat}{extra}`")
     return 0 if ok else 1
 
 

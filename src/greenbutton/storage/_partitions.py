@@ -19,6 +19,9 @@ stall every ingest while it waits). ``ATTACH`` adds the parent's primary key and
 to the new table itself. Months outside the years 1-9999 have no partition of their own and
 go to the default partition.
 
+Retention is the DBA's: ``ALTER TABLE readings DETACH PARTITION readings_YYYYMM CONCURRENTLY``
+then archive or drop it; a later ingest of that month makes a new, empty partition.
+
 Revision r0006 writes the same rules out frozen (names, bounds), as revisions must.
 """
 
