@@ -28,7 +28,17 @@ from itertools import islice, repeat
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .._errors import ReconciliationError
@@ -116,15 +126,24 @@ class IngestResult:
     rows: int
 
 
+#: Upsert statements by (dialect, table, key columns, value columns), built once: building
+#: and hashing a construct per row cost more than the database's work for a Bulk file of
+#: thousands of usage points (bench/ingest_scale.py, the Bulk-shaped row).
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
 def _upsert(conn: Connection, table: Any, keys: list[str], values: dict[str, Any]) -> int:
-    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-    stmt = dialect.insert(table).values(**values)
-    changed = {k: v for k, v in values.items() if k not in keys}
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys, set_=changed or {keys[0]: values[keys[0]]}
-    )
-    row_id = conn.execute(stmt.returning(table.c.id)).scalar_one()
-    return int(row_id)
+    name = conn.dialect.name
+    cache_key = (name, table.name, tuple(keys), tuple(values))
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        base = (sqlite if name == "sqlite" else postgresql).insert(table)
+        changed = [k for k in values if k not in keys] or keys[:1]
+        stmt = base.on_conflict_do_update(
+            index_elements=keys, set_={k: base.excluded[k] for k in changed}
+        ).returning(table.c.id)
+        _UPSERTS[cache_key] = stmt
+    return int(conn.execute(stmt, values).scalar_one())
 
 
 def _absent_to_none(column: Iterable[int], absent: int) -> Iterable[int | None]:
@@ -254,6 +273,14 @@ def _signature(values: Mapping[Any, Any]) -> tuple[Any, ...]:
     return tuple(values[name] for name in _READING_TYPE_FIELDS)
 
 
+_STORED_SERIES = select(
+    meter_readings.c.id,
+    meter_readings.c.key,
+    meter_readings.c.atom_id,
+    *[meter_readings.c[n] for n in _READING_TYPE_FIELDS],
+).where(meter_readings.c.usage_point_id == bindparam("up"))
+
+
 def _follow_rekeyed(conn: Connection, up_id: int, incoming: Sequence[MeterReading]) -> None:
     """SECURITY R65: a custodian that re-keys its MeterReading ids (PG&E did in 2024) serves
     the same series under a new path. Before upserting, a stored meter reading of this
@@ -262,11 +289,7 @@ def _follow_rekeyed(conn: Connection, up_id: int, incoming: Sequence[MeterReadin
     ReadingType. Its readings then upsert onto their own rows (no duplicate intervals);
     each such migration is logged. Anything ambiguous is left alone (a new series)."""
     mr = meter_readings
-    stored = conn.execute(
-        select(mr.c.id, mr.c.key, mr.c.atom_id, *[mr.c[n] for n in _READING_TYPE_FIELDS]).where(
-            mr.c.usage_point_id == up_id
-        )
-    ).all()
+    stored = conn.execute(_STORED_SERIES, {"up": up_id}).all()
     keys = {series_key(m): m for m in incoming}
     gone = [row for row in stored if row.key not in keys]
     new = [m for k, m in keys.items() if k not in {row.key for row in stored}]
@@ -429,6 +452,15 @@ def _ingest(
     return IngestResult(len(points), len(series), sum(len(w[4]) for w, _label in work))
 
 
+_SPAN = and_(
+    readings.c.meter_reading_id == bindparam("m"),
+    readings.c.start >= bindparam("lo"),
+    readings.c.start <= bindparam("hi"),
+)
+_SPAN_TOTALS = select(func.count(), func.coalesce(func.sum(readings.c.raw_value), 0)).where(_SPAN)
+_SPAN_VALUES = select(readings.c.start, readings.c.raw_value).where(_SPAN)
+
+
 def _reconcile(conn: Connection, mr_id: int, cols: ReadingColumns, label: str) -> None:
     """Count and sum of raw values over the document's time range must match (R64).
 
@@ -439,16 +471,12 @@ def _reconcile(conn: Connection, mr_id: int, cols: ReadingColumns, label: str) -
     lo, hi = min(starts), max(starts)
     absent = values.count(ABSENT)
     expected_sum = sum(values) - absent * ABSENT
-    where = and_(
-        readings.c.meter_reading_id == mr_id, readings.c.start >= lo, readings.c.start <= hi
-    )
-    count, total = conn.execute(
-        select(func.count(), func.coalesce(func.sum(readings.c.raw_value), 0)).where(where)
-    ).one()
+    span = {"m": mr_id, "lo": lo, "hi": hi}
+    count, total = conn.execute(_SPAN_TOTALS, span).one()
     if count == len(cols) and int(total) == expected_sum:
         return
-    query = select(readings.c.start, readings.c.raw_value).where(where)
-    stored: dict[int, int | None] = {start: raw for start, raw in conn.execute(query)}  # noqa: C416
+    rows = conn.execute(_SPAN_VALUES, span)
+    stored: dict[int, int | None] = {start: raw for start, raw in rows}  # noqa: C416
     for start, value in zip(starts, values, strict=True):
         want = None if value == ABSENT else value
         if start not in stored or stored[start] != want:
