@@ -170,3 +170,51 @@ def test_other_errors_of_the_direct_copy_are_not_swallowed(
         ingest_document(pg, _odd_document())
     with pg.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM readings")).scalar_one() == 0
+
+
+def _two_series(skip: int | None = None) -> Document:
+    """Two usage points of 24 hourly readings; ``skip`` leaves one start out of the second."""
+    points = []
+    for up in ("1", "2"):
+        cols = ReadingColumns()
+        for i in range(24):
+            if up == "2" and i == skip:
+                continue
+            cols.append(T0 + i * 3600, 3600, i + 1)
+        mr = MeterReading(
+            id="1",
+            href=f"Subscription/6/UsagePoint/{up}/MeterReading/1",
+            reading_type=ReadingType(uom=72, interval_length=3600),
+            interval_blocks=(IntervalBlock(readings=cols),),
+        )
+        points.append(
+            UsagePoint(id=up, href=f"Subscription/6/UsagePoint/{up}", meter_readings=(mr,))
+        )
+    return Document(usage_points=tuple(points))
+
+
+def test_reconciliation_of_many_series_at_once(
+    pair: tuple[Store, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # R64 over several series in one query: a reading lost on the way into one of them fails
+    # the whole resource; a stored reading the document does not repeat is fine.
+    _sqlite, pg = pair
+    real = _ingest._rows
+
+    def lossy(mr_id: int, *args: Any) -> Any:
+        rows = list(real(mr_id, *args))
+        return iter(rows[:-1] if rows[0][2] == second else rows)  # one of series 2's lost
+
+    ingest_document(pg, _two_series())
+    with pg.connect() as conn:
+        second = conn.execute(
+            text("SELECT id FROM usage_points WHERE key LIKE '%UsagePoint/2'")
+        ).scalar_one()
+    ingest_document(pg, _two_series(skip=5))  # 23 of series 2: the stored 24th is kept
+    assert len(_snapshot(pg)) == 48
+    with pg.begin() as conn:
+        conn.execute(text("DELETE FROM readings"))
+    monkeypatch.setattr(_ingest, "_rows", lossy)
+    with pytest.raises(_ingest.ReconciliationError, match="UsagePoint/2"):
+        ingest_document(pg, _two_series())
+    assert _snapshot(pg) == []
