@@ -105,11 +105,8 @@ def test_migrations_produce_exactly_the_declared_schema(store: Store) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from greenbutton.storage._partitions import is_partition_name
+    from greenbutton.storage._partitions import include_name
     from greenbutton.storage._schema import metadata
-
-    def include_name(name: str | None, type_: str, parents: object) -> bool:
-        return type_ != "table" or name is None or not is_partition_name(name)
 
     with store.connect() as conn:
         context = MigrationContext.configure(conn, opts={"include_name": include_name})

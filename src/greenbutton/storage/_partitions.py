@@ -37,6 +37,7 @@ from ._store import Store
 __all__ = [
     "DEFAULT_PARTITION",
     "ensure_partitions",
+    "include_name",
     "is_partition_name",
     "missing_partitions",
     "month_of",
@@ -86,6 +87,12 @@ def is_partition_name(name: str) -> bool:
         return True
     digits = name.removeprefix(f"{PARENT}_")
     return len(digits) == 6 and digits != name and digits.isdigit()
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's ``include_name`` hook: autogenerate and ``compare_metadata`` compare
+    ``readings``, not its partitions (tables the metadata rightly does not declare)."""
+    return type_ != "table" or name is None or not is_partition_name(name)
 
 
 def months_between(lo: int, hi: int, starts: Iterable[int] = ()) -> set[int]:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from alembic import context
 
+from greenbutton.storage._partitions import include_name  # readings, not its partitions
 from greenbutton.storage._schema import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(
     connection=connection,
     target_metadata=metadata,
+    include_name=include_name,
     render_as_batch=connection.dialect.name == "sqlite",
     transactional_ddl=True,
 )
