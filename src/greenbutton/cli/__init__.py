@@ -7,6 +7,7 @@ the traceback instead. Each command lives in its own module and registers itself
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -83,8 +84,23 @@ def _version(ctx: click.Context) -> None:
     ctx.exit(0)
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C instead of killing the process where it stands: context
+    managers run, so a progress bar gives the terminal its cursor back, a database
+    transaction rolls back and temporary files go (issue 12.5). Commands with their own
+    handler (``worker``) install it later and win."""
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point (also ``python -m greenbutton``)."""
+    _exit_on_sigterm()
     cli.main(args=list(argv) if argv is not None else None, prog_name="greenbutton")
 
 

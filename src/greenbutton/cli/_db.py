@@ -182,7 +182,14 @@ def sync(
       greenbutton sync --enqueue-only     # plan now; serve's worker fetches
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from ..storage import DatabaseTokenStore, Store, shared_limits, sync as run_sync
 
@@ -205,12 +212,20 @@ def sync(
             client = Client(*utility, token_store=tokens)
         with client:
             if console.is_terminal:
-                columns = (TextColumn("sync"), BarColumn(), MofNCompleteColumn())
+                columns = (
+                    TextColumn("sync"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    TextColumn("eta"),
+                    TimeRemainingColumn(),
+                    TextColumn("{task.fields[what]}", style="dim"),
+                )
                 with Progress(*columns, console=console, transient=True) as bar:
-                    task = bar.add_task("sync", total=None)
+                    task = bar.add_task("sync", total=None, what="planning")
 
-                    def show(done: int, total: int, _what: str) -> None:
-                        bar.update(task, completed=done, total=total or None)
+                    def show(done: int, total: int, what: str) -> None:
+                        bar.update(task, completed=done, total=total or None, what=_short(what))
 
                     report = run_sync(store, client, progress=show, **options)
             else:
@@ -218,6 +233,16 @@ def sync(
     _print_report(report)
     if not report.ok:
         sys.exit(1)
+
+
+def _short(uri: str) -> str:
+    """The account part of a job's URI for the progress line: ``Subscription/5/UsagePoint/1``
+    rather than the whole URL with its query."""
+    path = uri.split("?", 1)[0]
+    for marker in ("/Subscription/", "/Batch/", "/Bulk/"):
+        if marker in path:
+            return marker.lstrip("/") + path.split(marker, 1)[1]
+    return path.rsplit("/", 2)[-1] if "/" in path else path
 
 
 def _print_report(report: SyncReport) -> None:
