@@ -154,3 +154,21 @@ def test_a_slot_behind_the_database_clock_is_now_not_a_burst(pg: Store) -> None:
         conn.execute(text("UPDATE shared_limits SET tat = tat - 3600"))
     assert a.acquire() == 0.0
     assert a.acquire() == pytest.approx(INTERVAL, abs=1.0)  # the very next slot waits again
+
+
+def test_operators_see_the_quota_counts_kept_in_the_database(pg: Store) -> None:
+    """``client_limits`` (/admin and /metrics) reads a database limiter's counts, read only:
+    two machines' requests show as used, and reading them takes no slot."""
+    from types import SimpleNamespace
+
+    from greenbutton.client._limits import client_limits
+
+    hour = (Quota("hour", 5),)
+    one, two = _limiter(pg, "host-a", hour), _limiter(pg, "host-b", hour)
+    one.acquire()
+    two.acquire()
+    client = SimpleNamespace(_policy=SimpleNamespace(limiter=one, breaker=None))
+    before = _row(pg)
+    (use,) = client_limits(client).quotas
+    assert (use.period, use.limit, use.used) == ("hour", 5, 2)
+    assert _row(pg) == before  # nothing reserved by looking

@@ -52,6 +52,10 @@ class ClientLimits:
 
 def _state_of(limiter: Any) -> dict[str, Any] | None:
     """The quota states a limiter keeps, or None when they are not readable here."""
+    read = getattr(limiter, "quota_state", None)  # storage's DatabaseLimiter (PostgreSQL)
+    if callable(read):
+        state = read()
+        return state if isinstance(state, dict) else {}
     path = getattr(limiter, "path", None)
     if isinstance(path, Path):  # SharedRateLimiter: a JSON file under flock
         try:

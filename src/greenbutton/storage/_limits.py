@@ -95,6 +95,17 @@ class DatabaseLimiter:
         quotas = "".join(f", {q.limit}/{q.period}" for q in self.quotas)
         return f"DatabaseLimiter({rate}{quotas}, {self.key!r})"
 
+    def quota_state(self) -> dict[str, object]:
+        """The stored quota counts of ``key`` (read only; what ``/admin`` and ``/metrics``
+        show), in the form the file-locked limiter keeps them."""
+        with self.store.connect() as conn:
+            _now, _version, _tat, stored = conn.execute(_READ, {"key": self.key}).one()
+        try:
+            found = json.loads(stored) if stored else {}
+        except ValueError:
+            return {}
+        return found if isinstance(found, dict) else {}
+
     def _try(self) -> float | None:
         """One read and one conditional write: the wait, or None when another reservation
         came first (read again). Raises QuotaExhaustedError, reserving nothing."""

@@ -67,6 +67,7 @@ from ..storage import (
     export_readings,
     load_fernet,
     local_time_of,
+    shared_limits,
     time_zone_of,
     window_uri,
 )
@@ -173,9 +174,13 @@ class _Web:
         self.config = config
         self.store = store
         self.tokens = DatabaseTokenStore(store)
-        self.client = AsyncClient(
-            config.profile, config.credentials, token_store=self.tokens, transport=config.transport
-        )
+        with shared_limits(store):  # PostgreSQL: one rate limit with every worker (DESIGN 3.7)
+            self.client = AsyncClient(
+                config.profile,
+                config.credentials,
+                token_store=self.tokens,
+                transport=config.transport,
+            )
         fernet = load_fernet(store.data_dir)  # the token store's key material (R48)
         self.sessions = Sessions(
             store,
