@@ -326,6 +326,11 @@ def test_metrics_port_serves_the_job_counts_while_the_worker_runs(
         time.sleep(0.2)
     assert seen[-1]["pending"] == seen[-1]["failed"] == seen[-1]["abandoned"] == 0
     assert seen[0]["done"] < total  # it counted while the jobs ran, not once at the end
+    with httpx2.Client(trust_env=False, timeout=5) as http:
+        body = http.get(f"http://127.0.0.1:{port}/metrics").text
+    # the worker's own client too, as serve's /metrics shows it
+    assert 'greenbutton_circuit_state{state="closed"} 1.0' in body
+    assert "greenbutton_client_certificate_expiry_seconds" in body
     proc.send_signal(signal.SIGINT)
     _finish(proc, timeout=30)
     store.close()

@@ -83,7 +83,7 @@ def worker(
                 click.echo(f"{signal.Signals(signum).name}: finishing running jobs", err=True)
                 runner.stop()
 
-            metrics = None if metrics_port is None else _serve_metrics(store, metrics_port)
+            metrics = None if metrics_port is None else _serve_metrics(store, client, metrics_port)
             previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
             try:
                 runner.run(until_idle=until_idle)
@@ -96,10 +96,11 @@ def worker(
             click.echo(f"attempts made here: {tally}", err=True)
 
 
-def _serve_metrics(store: Any, port: int) -> Any:
-    """The database's job and authorization counts (storage's ``StoreCollector``, the
-    collector ``serve``'s ``/metrics`` uses too) on loopback: put a scraper on the machine,
-    or a proxy that guards it, in front; no global registry (STYLE 8)."""
+def _serve_metrics(store: Any, client: Any, port: int) -> Any:
+    """The collectors ``serve``'s ``/metrics`` uses too — the database's job and
+    authorization counts and this worker's client limits (rate, quotas, circuit, certificate
+    expiry) — on loopback: put a scraper on the machine, or a proxy that guards it, in
+    front; no global registry (STYLE 8)."""
     try:
         from prometheus_client import CollectorRegistry, start_http_server
     except ImportError:
@@ -107,9 +108,10 @@ def _serve_metrics(store: Any, port: int) -> Any:
             "--metrics-port needs prometheus-client: pip install 'greenbutton[workers]'"
         ) from None
 
-    from ..storage import StoreCollector
+    from ..storage import ClientCollector, StoreCollector
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(store))
+    registry.register(ClientCollector(client, client.credentials))
     server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     return server

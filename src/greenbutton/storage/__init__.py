@@ -50,7 +50,7 @@ from ._jobs import (
 )
 from ._limits import DatabaseLimiter, shared_limits
 from ._local_time import local_time_record, time_zone_of
-from ._metrics import StoreCollector
+from ._metrics import ClientCollector, StoreCollector
 from ._queries import (
     JobView,
     StoredPoint,
@@ -132,6 +132,7 @@ __all__ = [
     "SeriesCoverage",
     "StorageError",
     "Store",
+    "ClientCollector",
     "StoreCollector",
     "StoredPoint",
     "SyncReport",

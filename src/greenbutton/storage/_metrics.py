@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from ..client import certificate_expiry, client_limits
+from ..models import Credentials
 from ._queries import authorization_counts, job_counts, revocations_owed
 from ._store import Store
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-__all__ = ["JOB_STATES", "StoreCollector"]
+__all__ = ["JOB_STATES", "ClientCollector", "StoreCollector"]
 
 log = logging.getLogger("greenbutton.storage")
 
@@ -82,3 +84,61 @@ class StoreCollector:
         )
         family.add_metric([], owed)
         yield family
+
+
+class ClientCollector:
+    """This process's client limits and the client certificate's expiry as metrics."""
+
+    def __init__(self, client: Any, credentials: Credentials) -> None:
+        self.client = client
+        self.credentials = credentials
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        limits = client_limits(self.client)
+        state = GaugeMetricFamily(
+            "greenbutton_circuit_state",
+            "The circuit breaker's state towards the utility (1 = current)",
+            labels=["state"],
+        )
+        for name in ("closed", "open", "half_open"):
+            state.add_metric([name], 1 if limits.circuit == name else 0)
+        yield state
+        failures = GaugeMetricFamily(
+            "greenbutton_circuit_failures", "Consecutive failed operations towards the utility"
+        )
+        failures.add_metric([], limits.circuit_failures)
+        yield failures
+        if limits.rate_per_s is not None:
+            rate = GaugeMetricFamily(
+                "greenbutton_rate_limit_per_second", "Requests per second the client keeps to"
+            )
+            rate.add_metric([], limits.rate_per_s)
+            yield rate
+        if limits.quotas:
+            limit = GaugeMetricFamily(
+                "greenbutton_quota_limit", "The utility's request quota", labels=["period"]
+            )
+            used = GaugeMetricFamily(
+                "greenbutton_quota_used",
+                "Requests counted against the quota in its current window",
+                labels=["period"],
+            )
+            for quota in limits.quotas:
+                limit.add_metric([quota.period], quota.limit)
+                if quota.used is not None:
+                    used.add_metric([quota.period], quota.used)
+            yield limit
+            yield used
+        expiry = certificate_expiry(self.credentials.client_cert)
+        if expiry is not None:
+            cert = GaugeMetricFamily(
+                "greenbutton_client_certificate_expiry_seconds",
+                "When the client certificate expires (Unix time)",
+            )
+            cert.add_metric([], expiry.timestamp())
+            yield cert

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,72 +29,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..client import certificate_expiry, client_limits
 from ..models import Credentials, UtilityProfile
-from ..storage import Store, StoreCollector
+from ..storage import ClientCollector, Store, StoreCollector
 
-__all__ = ["READY_CACHE", "READY_TIMEOUT", "ClientCollector", "Ops"]
+__all__ = ["READY_CACHE", "READY_TIMEOUT", "Ops"]
 
 READY_TIMEOUT = 3.0  # s for each readiness check
 READY_CACHE = 5.0  # s a readiness answer is reused
-
-
-class ClientCollector:
-    """This process's client limits and the client certificate's expiry as metrics."""
-
-    def __init__(self, client: Any, credentials: Credentials) -> None:
-        self.client = client
-        self.credentials = credentials
-
-    def describe(self) -> list[Any]:
-        return []
-
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        limits = client_limits(self.client)
-        state = GaugeMetricFamily(
-            "greenbutton_circuit_state",
-            "The circuit breaker's state towards the utility (1 = current)",
-            labels=["state"],
-        )
-        for name in ("closed", "open", "half_open"):
-            state.add_metric([name], 1 if limits.circuit == name else 0)
-        yield state
-        failures = GaugeMetricFamily(
-            "greenbutton_circuit_failures", "Consecutive failed operations towards the utility"
-        )
-        failures.add_metric([], limits.circuit_failures)
-        yield failures
-        if limits.rate_per_s is not None:
-            rate = GaugeMetricFamily(
-                "greenbutton_rate_limit_per_second", "Requests per second the client keeps to"
-            )
-            rate.add_metric([], limits.rate_per_s)
-            yield rate
-        if limits.quotas:
-            limit = GaugeMetricFamily(
-                "greenbutton_quota_limit", "The utility's request quota", labels=["period"]
-            )
-            used = GaugeMetricFamily(
-                "greenbutton_quota_used",
-                "Requests counted against the quota in its current window",
-                labels=["period"],
-            )
-            for quota in limits.quotas:
-                limit.add_metric([quota.period], quota.limit)
-                if quota.used is not None:
-                    used.add_metric([quota.period], quota.used)
-            yield limit
-            yield used
-        expiry = certificate_expiry(self.credentials.client_cert)
-        if expiry is not None:
-            cert = GaugeMetricFamily(
-                "greenbutton_client_certificate_expiry_seconds",
-                "When the client certificate expires (Unix time)",
-            )
-            cert.add_metric([], expiry.timestamp())
-            yield cert
 
 
 class Ops:
