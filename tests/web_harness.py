@@ -5,14 +5,19 @@ Shared by the web tests (fixtures themselves live in ``conftest.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
 import httpx2
+import pytest
 
 from greenbutton.web import WebConfig, create_app
 from tests.conftest import WEB_BASE, notified_jobs
@@ -104,3 +109,54 @@ async def connect(gb: SimulatorHandle, browser: httpx2.AsyncClient) -> tuple[str
 
 def _jobs(web: Any) -> list[tuple[str, str]]:
     return notified_jobs(web.store)
+
+
+# -- a real browser against the web app (tests/web/test_browser*.py) ------------------------
+
+CHROMIUM = Path(os.environ.get("GREENBUTTON_TEST_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+# What this machine's closed network needs (no background fetches, no QUIC, no first-run UI);
+# --no-sandbox because CI runs as root.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def unavailable(reason: str) -> None:
+    """Skip a browser test with the reason, or fail it under ``CI`` (required there)."""
+    if os.environ.get("CI"):
+        pytest.fail(f"the browser test is required in CI: {reason}")
+    pytest.skip(f"browser test not run: {reason}")
+
+
+@contextmanager
+def serve_web_app(config: WebConfig, sock: socket.socket) -> Iterator[Any]:
+    """The web app under uvicorn in a thread on an already bound socket; yields its state."""
+    import uvicorn
+
+    app = create_app(config)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="greenbutton-web", daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the web app did not start")
+            time.sleep(0.02)
+        yield app.state.greenbutton
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(10)

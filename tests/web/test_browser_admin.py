@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from greenbutton.cli import cli
 from greenbutton.storage import create_job, fail_job
 from tests.simulator_harness import SimulatorHandle
-from tests.web.test_browser import ARTIFACTS, chromium, loop  # noqa: F401 - fixtures
+from tests.web_harness import ARTIFACTS
 
 PASSWORD = "operator passphrase 1"
 
@@ -28,8 +28,8 @@ def _width(page: Any) -> int:
 
 
 def test_admin_console_in_a_real_browser(
-    chromium: Any,  # noqa: F811 - the fixture
-    loop: tuple[str, SimulatorHandle, Any],  # noqa: F811
+    chromium: Any,
+    loop: tuple[str, SimulatorHandle, Any],
     tmp_path: Path,
 ) -> None:
     base, gb, web = loop

@@ -24,9 +24,7 @@ from cryptography.fernet import Fernet
 from greenbutton.models import COLUMNS
 from greenbutton.web import WebConfig
 from tests.simulator_harness import SimulatorHandle, start_simulator
-from tests.web.test_browser import ARTIFACTS, chromium, serve_web_app
-
-__all__ = ["chromium"]  # the fixture, imported for this module's tests
+from tests.web_harness import ARTIFACTS, serve_web_app
 
 SHOTS = [ARTIFACTS, *([Path(p)] if (p := os.environ.get("GREENBUTTON_SCREENSHOTS")) else [])]
 PHONE = {"width": 390, "height": 844}
