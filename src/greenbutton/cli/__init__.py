@@ -20,7 +20,18 @@ __all__ = ["main"]
 
 
 class _Group(click.Group):
-    """Turns expected failures into one ``error: ...`` line instead of a traceback."""
+    """Turns expected failures into one ``error: ...`` line instead of a traceback, and lists
+    each command with its whole first sentence (click cuts them at the terminal width)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=300)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -71,7 +82,9 @@ def _one_line(exc: BaseException) -> str:
 )
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """Green Button Connect My Data toolkit: read, inspect, export and plot ESPI data."""
+    """Green Button toolkit: read, inspect, export and plot Green Button files; fetch them
+    from a utility (Connect My Data); run the third-party site, its workers and a local
+    simulated utility."""
     ctx.meta["greenbutton.debug"] = debug
 
 

@@ -102,6 +102,12 @@ def demo_command(ctx: click.Context, keep_running: bool, workdir: Path | None) -
     """Run the whole third-party loop against a local simulated utility: customer login and
     consent, code exchange, sync fetch, async batch with its notification, token refresh,
     storage; then print a summary and write a chart.
+
+    \b
+    Examples:
+      greenbutton demo
+      greenbutton demo --workdir demo-out
+      greenbutton demo --keep-running     # then click through it in a browser
     """
     try:
         import uvicorn  # noqa: F401

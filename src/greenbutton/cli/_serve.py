@@ -152,6 +152,13 @@ def serve_command(
     from the proxy's header instead; --notify-allow limits callers by address, and
     --secure-cookies marks the session cookie Secure (__Host-). Connections are bounded:
     --max-connections at once, --header-timeout and --body-timeout per request.
+
+    \b
+    Examples:
+      greenbutton serve --simulator ~/.local/share/greenbutton/simulator
+      greenbutton serve --config /etc/greenbutton/config.toml --profile pge \\
+          --https --cert site.crt --key site.key --client-ca pge-ca.pem
+      greenbutton serve --profile pge --trusted-proxy 10.0.0.2 --secure-cookies
     """
     if https and (cert is None or key is None):
         raise click.UsageError("--https needs --cert and --key")

@@ -150,6 +150,12 @@ def simulator_command(
 
     Writes STATE_DIR/registration.json once it serves (client id and secret, certificate,
     key and CA paths, URLs, customer logins) and prints what to do next. Ctrl-C stops it.
+
+    \b
+    Examples:
+      greenbutton simulator --state-dir sim --auto-approve alice
+      greenbutton simulator --state-dir sim --style pge --rate-limit 1
+      greenbutton simulator --state-dir sim --customers 2000 --fault-5xx-burst 3
     """
     try:
         from ..simulator import Faults, SimulatorConfig, SimulatorServer, startup_message
