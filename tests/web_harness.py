@@ -65,9 +65,15 @@ class Gated(Counting):
 
 @asynccontextmanager
 async def running(
-    gb: SimulatorHandle, tmp_path: Path, counting: Counting | None = None, **options: Any
+    gb: SimulatorHandle,
+    tmp_path: Path,
+    counting: Counting | None = None,
+    *,
+    raise_app_exceptions: bool = True,
+    **options: Any,
 ) -> AsyncIterator[tuple[Any, httpx2.AsyncClient, Counting]]:
-    """The app with its lifespan (ingest worker) and a browser on it."""
+    """The app with its lifespan (ingest worker) and a browser on it (with
+    ``raise_app_exceptions=False`` the browser sees the 500 page an error gives)."""
     counting = counting or Counting(gb)
     config = WebConfig.for_simulator(
         gb.state_dir,
@@ -76,7 +82,7 @@ async def running(
         **options,
     )
     app = create_app(config)
-    transport = httpx2.ASGITransport(app=app)
+    transport = httpx2.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
     async with (
         app.router.lifespan_context(app),
         httpx2.AsyncClient(transport=transport, base_url=BASE) as browser,

@@ -129,3 +129,20 @@ async def test_a_net_metered_home_says_exported_to_the_grid(
             labels = re.findall(r'<svg [^>]*aria-label="([^"]+)"', page)
             assert labels and all("Exported to the grid:" in label for label in labels)
             assert "import" not in page.lower()
+
+
+@pytest.mark.anyio
+async def test_a_failure_of_ours_is_a_styled_500_without_details(
+    gb: SimulatorHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running(gb, tmp_path, raise_app_exceptions=False) as (web, browser, _c):
+
+        async def broken(_request: object) -> None:
+            raise RuntimeError("secret detail of the failure")
+
+        monkeypatch.setattr(web, "session_of", broken)
+        page = await browser.get("/", headers=HTML)
+    assert page.status_code == 500
+    assert "Something went wrong on our side" in page.text
+    assert 'href="/static/style.css"' in page.text
+    assert "secret detail" not in page.text and "Traceback" not in page.text

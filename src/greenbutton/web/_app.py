@@ -576,6 +576,20 @@ class _Web:
             request, 404, "Page not found", "There is nothing at this address on this site."
         )
 
+    async def server_error(self, request: Request, exc: Exception) -> Response:
+        """A page for a failure of ours, in the site's style; no detail of the error reaches
+        the browser (Starlette logs the traceback after this answer)."""
+        try:
+            return self.error(
+                request,
+                500,
+                "Something went wrong on our side",
+                "Your account and data are safe. Try again in a minute; if it keeps "
+                "happening, tell us what you were doing.",
+            )
+        except Exception:  # the page itself failed (the database is down): plain text
+            return PlainTextResponse("Something went wrong on our side.", status_code=500)
+
     async def favicon(self, request: Request) -> Response:
         return RedirectResponse("/static/favicon.svg", status_code=301)
 
@@ -823,7 +837,7 @@ def create_app(config: WebConfig, store: Store | None = None) -> Starlette:
         routes=routes,
         middleware=[Middleware(_SecurityHeaders)],
         lifespan=lifespan,
-        exception_handlers={404: web.not_found},
+        exception_handlers={404: web.not_found, 500: web.server_error},
     )
     app.state.greenbutton = web
     return app
