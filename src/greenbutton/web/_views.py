@@ -131,8 +131,8 @@ def _point_name(point: StoredPoint, rows: Sequence[Reading], number: int, many: 
 def _change(now: float, before: float) -> str | None:
     if before == 0:
         return None
-    pct = (now - before) / before * 100
-    return f"{pct:+.0f} %"
+    pct = round((now - before) / before * 100)
+    return "0 %" if pct == 0 else f"{pct:+d} %"  # never "-0 %"
 
 
 def _usage_cells(u: Usage | None, export: bool, cost: bool) -> list[str | None]:
