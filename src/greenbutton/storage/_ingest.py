@@ -478,8 +478,8 @@ def _span_totals(conn: Connection, series: list[_Series]) -> dict[int, tuple[int
         text(
             "SELECT v.m, x.n, x.s FROM unnest(CAST(:m AS integer[]), CAST(:lo AS bigint[]),"
             " CAST(:hi AS bigint[])) AS v(m, lo, hi) CROSS JOIN LATERAL (SELECT count(*) AS n,"
-            " coalesce(sum(r.raw_value), 0) AS s FROM readings r WHERE r.meter_reading_id = v.m"
-            " AND r.start BETWEEN v.lo AND v.hi) AS x"
+            " coalesce(sum(readings.raw_value), 0) AS s FROM readings"
+            " WHERE readings.meter_reading_id = v.m AND readings.start BETWEEN v.lo AND v.hi) AS x"
         ),
         {"m": ids, "lo": lows, "hi": highs},
     )
