@@ -132,3 +132,36 @@ def test_a_window_of_whole_days_has_no_partial_swatch(end: datetime) -> None:
     assert heights == hours  # 1 kWh an hour: a DST day is 23 or 25 kWh
     dst = {date(2026, 3, 8): 23.0, date(2026, 11, 1): 25.0}
     assert hours[-1] == dst.get(last, 24.0)  # the parametrization does reach DST days
+
+
+@pytest.mark.parametrize("end", BITING, ids=str)
+def test_a_year_of_readings_is_drawn_as_monthly_bars(end: datetime) -> None:
+    """Past about six months the daily chart becomes one bar per local month (issue 12.5),
+    each the sum of that month's days; the months cut by the data's ends are paler."""
+    last = int(end.replace(minute=0, second=0).timestamp())
+    starts = [last - 3600 * i for i in range(365 * 24, 0, -1)]
+    values = SeriesValues(
+        starts=starts, durations=[3600] * len(starts), values=[0.5] * len(starts),
+        unit="kWh", tz=PACIFIC,
+    )  # fmt: skip
+    group = charts.ChartGroup(
+        title="Usage point 1",
+        unit="kWh",
+        interval=3600,
+        time_zone="America/Los_Angeles",
+        series=(charts.ChartSeries(flow="import", values=values),),
+    )
+    ax = Figure().subplots()
+    charts.daily_chart(ax, group)
+    (container,) = [c for c in ax.containers if isinstance(c, BarContainer)]
+    heights = [p.get_height() for p in container.patches]
+    assert len(heights) in (12, 13)  # a year touches 12 or 13 local months
+    assert sum(heights) == pytest.approx(0.5 * len(starts))
+    full = heights[1:-1]
+    assert all(12 * 28 <= h <= 12 * 31 + 0.5 for h in full)  # 0.5 kWh x 24 h x 28..31 days
+    colours = [to_hex(p.get_facecolor(), keep_alpha=True) for p in container.patches]
+    assert colours[1].startswith(IMPORT) and colours[0] != colours[1]  # first month cut: paler
+    assert ax.get_title(loc="left").startswith("Monthly use")
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    first = datetime.fromtimestamp(starts[0], PACIFIC)  # the first local month, with its year
+    assert len(labels) == len(heights) and labels[0] == f"{first:%b}\n{first.year}"

@@ -74,6 +74,8 @@ _MISSING = "#edf2f7"  # heat map cells without a reading
 _HOURLY = 3600
 _PERIODIC = 2 * 86400  # readings this long or longer are billing periods, not intervals
 _AREA_DAYS = 120  # from this many days on, daily totals are an area, not bars
+_MONTH_DAYS = 183  # past about six months, months are bars again (issue 12.5): a year of
+# daily columns is a solid block, and an area hides the monthly totals people compare
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -236,7 +238,8 @@ def daily_chart(ax: Axes, group: ChartGroup) -> None:
         _date_axis(ax)
     else:
         days = _day_bars(ax, group)
-        _day_axis(ax, days, centred=True)
+        if days and (days[-1] - days[0]).days < _MONTH_DAYS:
+            _day_axis(ax, days, centred=True)  # else _month_bars labelled its months
     ax.set_ylabel(group.unit)
     ax.axhline(0, color="#4a5568", linewidth=0.8)
     _tidy(ax)
@@ -274,6 +277,8 @@ def _day_bars(ax: Axes, group: ChartGroup) -> list[date]:
             if d.day_hours != 24:
                 dst[d.day] = d.day_hours
     days = sorted({d for totals in by_flow.values() for d in totals})
+    if (days[-1] - days[0]).days >= _MONTH_DAYS:
+        return _month_bars(ax, group, by_flow, partial)
     if (days[-1] - days[0]).days >= _AREA_DAYS:
         return _day_area(ax, group, by_flow, days[0], days[-1])
     x = [_num(datetime(d.year, d.month, d.day, 12)) for d in days]
@@ -317,6 +322,65 @@ def _day_bars(ax: Axes, group: ChartGroup) -> list[date]:
     _legend_above(ax, extra)
     ax.margins(y=0.12)
     return days
+
+
+def monthly_totals(
+    daily: dict[date, float], partial_days: set[date]
+) -> tuple[dict[date, float], set[date]]:
+    """Daily totals summed per local month (keyed by the month's first day), and the months
+    that are partial: a day without readings, a partial day, or cut by the data's ends."""
+    months: dict[date, float] = {}
+    seen: dict[date, int] = {}
+    short: set[date] = set()
+    for day, total in daily.items():
+        month = day.replace(day=1)
+        months[month] = months.get(month, 0.0) + total
+        seen[month] = seen.get(month, 0) + 1
+        if day in partial_days:
+            short.add(month)
+    for month, count in seen.items():
+        nxt = (month + timedelta(days=32)).replace(day=1)
+        if count < (nxt - month).days:
+            short.add(month)
+    return months, short
+
+
+def _month_bars(
+    ax: Axes, group: ChartGroup, by_flow: dict[str, dict[date, float]], partial: set[date]
+) -> list[date]:
+    """Spans past six months: one bar per local month, partial months paler."""
+    from matplotlib.patches import Patch
+
+    totals = {flow: monthly_totals(daily, partial) for flow, daily in by_flow.items()}
+    months = sorted({m for per, _ in totals.values() for m in per})
+    x = [_num(datetime(m.year, m.month, 15)) for m in months]
+    extra = []
+    short_any = False
+    for i, (flow, (per, short)) in enumerate(totals.items()):
+        sign = -1.0 if group.net_metered and flow == "export" else 1.0
+        heights = [sign * per.get(m, 0.0) for m in months]
+        colors = [_color(flow, i, faded=m in short) for m in months]
+        ax.bar(x, heights, width=24, color=colors, linewidth=0)
+        extra.append(Patch(color=_color(flow, i), label=flow))
+        short_any = short_any or bool(short)
+    if group.net_metered:
+        net = [
+            totals["import"][0].get(m, 0.0) - totals.get("export", ({}, set()))[0].get(m, 0.0)
+            for m in months
+        ]
+        ax.plot(x, net, color=_COLORS["net"], marker="o", markersize=3, linewidth=1.2,
+                label="net (import − export)")  # fmt: skip
+    # a label under each bar: the month, with its year at the first month and each January
+    labels = [
+        f"{m:%b}\n{m.year}" if n == 0 or m.month == 1 else f"{m:%b}" for n, m in enumerate(months)
+    ]
+    ax.set_xticks(x if len(months) <= 24 else x[::3], labels if len(months) <= 24 else labels[::3])
+    ax.set_title(f"Monthly {_what(group)} ({group.unit} per local month)", loc="left")
+    if short_any:
+        extra.append(Patch(color=_color("import", 0, faded=True), label="partial month"))
+    _legend_above(ax, extra)
+    ax.margins(y=0.12)
+    return months
 
 
 def _day_area(
