@@ -637,7 +637,10 @@ def test_postgresql_dropped_connection_retries_token_writes_never_the_locked_ref
 
 def test_connect_failure_is_a_storage_error(store_url: str, tmp_path: Path) -> None:
     if store_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'missing-dir' / 'gb.db'}"
+        (tmp_path / "a-folder").mkdir()  # a database "file" that is a folder: fails at connect
+        url = f"sqlite:///{tmp_path / 'a-folder'}"
+        with pytest.raises(StorageError, match="no folder .*missing-dir"):  # refused up front
+            Store.open(f"sqlite:///{tmp_path / 'missing-dir' / 'gb.db'}", migrate=False)
     else:  # a port nothing listens on
         url = make_url(store_url).set(port=1).render_as_string(hide_password=False)
     store = Store.open(url, migrate=False)
