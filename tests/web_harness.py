@@ -166,3 +166,26 @@ def serve_web_app(config: WebConfig, sock: socket.socket) -> Iterator[Any]:
         if thread.is_alive():
             server.force_exit = True
             thread.join(10)
+
+
+@contextmanager
+def site_on_loopback(tmp_path: Path, **options: Any) -> Iterator[tuple[str, SimulatorHandle, Any]]:
+    """(web app URL, simulator, web app state): the web app under uvicorn and the simulator,
+    both on real loopback sockets; ``options`` go to ``WebConfig.for_simulator``. The
+    caller sets ``GREENBUTTON_SECRET_KEY``. The app's socket is bound first, so the simulator
+    registers its real address as the redirect URI."""
+    from tests.simulator_harness import start_simulator
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        with start_simulator(tmp_path / "sim", third_party_url=base) as gb:
+            config = WebConfig.for_simulator(
+                gb.state_dir, database_url=f"sqlite:///{tmp_path / 'web.db'}", **options
+            )
+            with serve_web_app(config, sock) as web:
+                yield base, gb, web
+    finally:
+        sock.close()

@@ -3,7 +3,6 @@ Playwright, and the simulator plus the web app on real loopback sockets."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,9 +10,8 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from greenbutton.web import WebConfig
-from tests.simulator_harness import SimulatorHandle, start_simulator
-from tests.web_harness import CHROMIUM, CHROMIUM_ARGS, serve_web_app, unavailable
+from tests.simulator_harness import SimulatorHandle
+from tests.web_harness import CHROMIUM, CHROMIUM_ARGS, site_on_loopback, unavailable
 
 
 @pytest.fixture
@@ -41,17 +39,5 @@ def loop(
 ) -> Iterator[tuple[str, SimulatorHandle, Any]]:
     """(web app URL, simulator, web app state): both on real loopback sockets."""
     monkeypatch.setenv("GREENBUTTON_SECRET_KEY", Fernet.generate_key().decode())
-    # Bound first so the simulator can register the app's real address as its redirect URI.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
-        with start_simulator(tmp_path / "sim", third_party_url=base) as gb:
-            config = WebConfig.for_simulator(
-                gb.state_dir, database_url=f"sqlite:///{tmp_path / 'web.db'}"
-            )
-            with serve_web_app(config, sock) as web:
-                yield base, gb, web
-    finally:
-        sock.close()
+    with site_on_loopback(tmp_path) as running:
+        yield running

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from greenbutton.models import COLUMNS
-from greenbutton.web import WebConfig
-from tests.simulator_harness import SimulatorHandle, start_simulator
-from tests.web_harness import ARTIFACTS, serve_web_app
+from tests.simulator_harness import SimulatorHandle
+from tests.web_harness import ARTIFACTS, site_on_loopback
 
 SHOTS = [ARTIFACTS, *([Path(p)] if (p := os.environ.get("GREENBUTTON_SCREENSHOTS")) else [])]
 PHONE = {"width": 390, "height": 844}
@@ -41,19 +39,8 @@ def _shot(page: Any, name: str) -> None:
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, SimulatorHandle]]:
     """The web app (uvicorn, loopback) and the simulator; the first pull takes two years."""
     monkeypatch.setenv("GREENBUTTON_SECRET_KEY", Fernet.generate_key().decode())
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
-        with start_simulator(tmp_path / "sim", third_party_url=base) as gb:
-            config = WebConfig.for_simulator(
-                gb.state_dir, database_url=f"sqlite:///{tmp_path / 'web.db'}", first_pull_days=730
-            )
-            with serve_web_app(config, sock):
-                yield base, gb
-    finally:
-        sock.close()
+    with site_on_loopback(tmp_path, first_pull_days=730) as (base, gb, _web):
+        yield base, gb
 
 
 def _watch(page: Any) -> list[str]:

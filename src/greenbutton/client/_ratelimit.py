@@ -91,6 +91,7 @@ __all__ = [
     "LocalQuotaLimiter",
     "Quota",
     "SharedRateLimiter",
+    "check_limits",
     "default_rate_dir",
     "make_limiter",
     "profile_quotas",
@@ -264,6 +265,24 @@ def _state_name(profile_name: str, client_id: str) -> str:
     return f"{digest}.rate"
 
 
+def check_limits(
+    rate_per_s: float | None, burst: int, headroom: float, quotas: Sequence[Quota]
+) -> None:
+    """The arguments every shared limiter takes (this file's and the database's), checked
+    once: a rate or a quota, a positive finite rate, burst >= 1, headroom in [0, 1), one
+    quota per period. Raises :class:`ConfigurationError`."""
+    if rate_per_s is None and not quotas:
+        raise ConfigurationError("a shared limiter needs a rate limit or a quota")
+    if rate_per_s is not None and (not rate_per_s > 0 or math.isinf(rate_per_s)):
+        raise ConfigurationError(f"rate limit must be a positive number, not {rate_per_s}")
+    if burst < 1:
+        raise ConfigurationError(f"rate limit burst must be at least 1, not {burst}")
+    if not 0 <= headroom < 1:
+        raise ConfigurationError(f"rate limit headroom must be in [0, 1), not {headroom}")
+    if len({q.period for q in quotas}) != len(quotas):
+        raise ConfigurationError("at most one quota per period")
+
+
 class SharedRateLimiter:
     """GCRA rate limit and request quotas whose state lives in ``path``, shared by every
     process that opens it.
@@ -291,16 +310,7 @@ class SharedRateLimiter:
     ):
         if fcntl is None:  # pragma: no cover - Windows
             raise ConfigurationError("a shared rate limit needs fcntl (POSIX)")
-        if rate_per_s is None and not quotas:
-            raise ConfigurationError("a shared limiter needs a rate limit or a quota")
-        if rate_per_s is not None and (not rate_per_s > 0 or math.isinf(rate_per_s)):
-            raise ConfigurationError(f"rate limit must be a positive number, not {rate_per_s}")
-        if burst < 1:
-            raise ConfigurationError(f"rate limit burst must be at least 1, not {burst}")
-        if not 0 <= headroom < 1:
-            raise ConfigurationError(f"rate limit headroom must be in [0, 1), not {headroom}")
-        if len({q.period for q in quotas}) != len(quotas):
-            raise ConfigurationError("at most one quota per period")
+        check_limits(rate_per_s, burst, headroom, quotas)
         self.rate_per_s = rate_per_s
         self.burst = burst
         self.path = path

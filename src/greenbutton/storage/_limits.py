@@ -40,7 +40,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 
 from .._errors import ConfigurationError
-from ..client._ratelimit import SHARED_LIMITER, Quota, _state_name, _take_quotas
+from ..client._ratelimit import SHARED_LIMITER, Quota, _state_name, _take_quotas, check_limits
 from ._queue import host_id
 from ._schema import shared_limits as limits_table
 from ._store import Store
@@ -74,16 +74,7 @@ class DatabaseLimiter:
     ) -> None:
         if store.dialect != "postgresql":
             raise ConfigurationError("a database rate limit needs PostgreSQL")
-        if rate_per_s is None and not quotas:
-            raise ConfigurationError("a shared limiter needs a rate limit or a quota")
-        if rate_per_s is not None and (not rate_per_s > 0 or math.isinf(rate_per_s)):
-            raise ConfigurationError(f"rate limit must be a positive number, not {rate_per_s}")
-        if burst < 1:
-            raise ConfigurationError(f"rate limit burst must be at least 1, not {burst}")
-        if not 0 <= headroom < 1:
-            raise ConfigurationError(f"rate limit headroom must be in [0, 1), not {headroom}")
-        if len({q.period for q in quotas}) != len(quotas):
-            raise ConfigurationError("at most one quota per period")
+        check_limits(rate_per_s, burst, headroom, quotas)
         self.store, self.key, self.rate_per_s, self.burst = store, key, rate_per_s, burst
         self.quotas = tuple(quotas)
         self.holder = holder or host_id()

@@ -32,7 +32,7 @@ import anyio
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import FormData, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import (
@@ -369,8 +369,9 @@ class _Web:
         found = authorization_points(self.store, key, self.namespace)
         return found is not None and any(p.readings for p in found[1])
 
-    async def signout(self, request: Request) -> Response:
-        """End this browser's session (CSRF-checked POST); the accounts stay connected."""
+    async def _checked_form(self, request: Request) -> tuple[Session, FormData] | Response:
+        """The session and the posted form of a CSRF-protected POST, or the answer that
+        refuses it (400 for a body cut short, 403 for a missing or stale token)."""
         session = await self.session_of(request)
         try:
             form = await request.form(max_files=0, max_fields=8)
@@ -379,6 +380,14 @@ class _Web:
         token = form.get("csrf")
         if session is None or not session.csrf_ok(token if isinstance(token, str) else None):
             return self.error(request, 403, "This form has expired", "Reload the page and retry.")
+        return session, form
+
+    async def signout(self, request: Request) -> Response:
+        """End this browser's session (CSRF-checked POST); the accounts stay connected."""
+        checked = await self._checked_form(request)
+        if isinstance(checked, Response):
+            return checked
+        session, form = checked
         await anyio.to_thread.run_sync(self.sessions.end, session.id)
         response = RedirectResponse("/?signedout=1", status_code=303)
         response.delete_cookie(
@@ -533,14 +542,10 @@ class _Web:
     async def disconnect(self, request: Request) -> Response:
         if request.method == "GET":
             return await self.confirm_disconnect(request)
-        session = await self.session_of(request)
-        try:
-            form = await request.form(max_files=0, max_fields=8)
-        except ClientDisconnect:
-            return PlainTextResponse("incomplete body\n", status_code=400)
-        token = form.get("csrf")
-        if session is None or not session.csrf_ok(token if isinstance(token, str) else None):
-            return self.error(request, 403, "This form has expired", "Reload the page and retry.")
+        checked = await self._checked_form(request)
+        if isinstance(checked, Response):
+            return checked
+        session, form = checked
         try:
             key = session.accounts[int(str(form.get("account", "")))]
         except (ValueError, IndexError):
