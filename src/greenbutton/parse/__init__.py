@@ -28,14 +28,17 @@ from ._blocks import fold_fractional
 from ._document import FeedInfo, assemble, fill_durations, read_feed_info
 from ._links import MeterNode, PointNode, link
 from ._records import Record, read_entry, read_resource_root
+from ._stream import BATCH_READINGS, read_batches, read_metadata
 from ._xml import ATOM, Limits, Source, iter_elements
 
 __all__ = [
+    "BATCH_READINGS",
     "Limits",
     "Source",
     "ZipMember",
     "accelerator",
     "documents",
+    "iter_batches",
     "iter_readings",
     "parse",
     "series_key",
@@ -135,6 +138,41 @@ def iter_readings(
     src, spool = _rewindable(source)
     try:
         yield from _iter_rows(src, limits, name, cost_scale)
+    finally:
+        if spool is not None:
+            spool.close()
+
+
+def iter_batches(
+    source: Source,
+    *,
+    max_readings: int = BATCH_READINGS,
+    limits: Limits | None = None,
+    name: str | None = None,
+) -> Iterator[Document]:
+    """A feed as Documents of at most ``max_readings`` readings each (a Bulk file too large
+    to hold; one IntervalBlock larger than that comes alone), for ingesting in batches.
+
+    Two passes: the first checks the whole document and links its small records, so a
+    malformed file yields nothing; the second re-reads blocks one at a time. Each batch
+    holds the usage points its blocks belong to, with all their meter readings; the last
+    also holds usage points without blocks. Together the batches hold the readings
+    :func:`parse` gives, in document order. A document that is not a linked feed (a bare
+    resource, an entry, a file without links) comes whole, as one :func:`parse`.
+    """
+    if max_readings < 1:
+        raise ValueError("max_readings must be at least 1")
+    limits = limits or Limits()
+    src, spool = _rewindable(source)
+    try:
+        start_pos = src.tell() if hasattr(src, "tell") and hasattr(src, "seek") else None
+        meta = read_metadata(src, limits=limits, name=name)
+        if start_pos is not None:
+            src.seek(start_pos)  # type: ignore[union-attr]
+        if not meta.batchable:
+            yield parse(src, limits=limits, name=name)
+            return
+        yield from read_batches(src, meta, max_readings=max_readings, limits=limits, name=name)
     finally:
         if spool is not None:
             spool.close()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ..models import LocalTimeParameters, ReadingType, UsageSummary
 from ._records import Record
 
-__all__ = ["MeterNode", "PointNode", "link"]
+__all__ = ["Linker", "MeterNode", "PointNode", "link"]
 
 
 @dataclass(slots=True)
@@ -108,104 +108,134 @@ def _key(rec: Record | None, fallback: str) -> str:
 
 def link(records: list[Record], warnings: list[str]) -> list[PointNode]:
     """Assemble the UsagePoint tree from records in document order."""
-    kinds: dict[str, list[Record]] = {}
-    for r in records:
-        kinds.setdefault(r.kind, []).append(r)
-    ups = kinds.get("UsagePoint", [])
-    mrs = kinds.get("MeterReading", [])
-    blocks = kinds.get("IntervalBlock", [])
-    rts = kinds.get("ReadingType", [])
-    ltps = kinds.get("LocalTimeParameters", [])
-    summaries = sorted(
-        kinds.get("UsageSummary", []) + kinds.get("ElectricPowerUsageSummary", []),
-        key=lambda r: r.index,
-    )
-
+    blocks = [r for r in records if r.kind == "IntervalBlock"]
     if blocks and not any(r.self or r.up or r.related for r in records):
+        ups = [r for r in records if r.kind == "UsagePoint"]
         return _by_document_order(records, ups, warnings)
+    linker = Linker([r for r in records if r.kind != "IntervalBlock"], warnings)
+    for b in blocks:
+        linker.add_block(b)
+    return linker.finish()
 
-    rt_by_self: dict[str, ReadingType] = {}
-    for r in rts:
-        if r.self:
-            previous = rt_by_self.get(r.self)
-            if previous is not None and _fields(previous) != _fields(r.resource):
-                warnings.append(
-                    f"two different ReadingType entries share the link {r.self}; the later "
-                    "one is used"
+
+class Linker:
+    """The link rules of :func:`link`, with IntervalBlocks added one at a time.
+
+    Built from every record but the blocks (small even for a Bulk file of thousands of
+    usage points), so a reader that streams blocks can attach each to its MeterNode as it
+    comes and let go of it after (``greenbutton.parse.iter_batches``)."""
+
+    def __init__(self, records: list[Record], warnings: list[str]) -> None:
+        self.warnings = warnings
+        kinds: dict[str, list[Record]] = {}
+        for r in records:
+            kinds.setdefault(r.kind, []).append(r)
+        ups = kinds.get("UsagePoint", [])
+        mrs = kinds.get("MeterReading", [])
+        rts = kinds.get("ReadingType", [])
+        ltps = kinds.get("LocalTimeParameters", [])
+        self.summaries = sorted(
+            kinds.get("UsageSummary", []) + kinds.get("ElectricPowerUsageSummary", []),
+            key=lambda r: r.index,
+        )
+        rt_by_self: dict[str, ReadingType] = {}
+        for r in rts:
+            if r.self:
+                previous = rt_by_self.get(r.self)
+                if previous is not None and _fields(previous) != _fields(r.resource):
+                    warnings.append(
+                        f"two different ReadingType entries share the link {r.self}; the "
+                        "later one is used"
+                    )
+                rt_by_self[r.self] = r.resource
+        ltp_by_self = {r.self: r.resource for r in ltps if r.self}
+        self.only_rt = rts[0].resource if len(rts) == 1 else None
+        self.only_ltp = ltps[0].resource if len(ltps) == 1 else None
+
+        self.points: dict[str, PointNode] = {}
+        self.point_of: dict[int, PointNode] = {}
+        for r in ups:
+            key = _key(r, f"UsagePoint/{len(self.points) + 1}")
+            node = self.points.get(key)
+            if node is None:
+                node = self.points[key] = PointNode(key=key, record=r, href=r.self)
+                ltp = next((ltp_by_self[h] for h in r.related if h in ltp_by_self), None)
+                node.local_time = ltp or self.only_ltp
+            self.point_of[id(r)] = node
+
+        self.up_index = up_index = _Parents(ups)
+        self.meters: dict[str, MeterNode] = {}
+        self.meter_of: dict[int, MeterNode] = {}
+        #: The point each meter belongs to (a streaming reader batches by point).
+        self.point_of_meter: dict[int, PointNode] = {}
+        for r in mrs:
+            key = _key(r, f"MeterReading/{len(self.meters) + 1}")
+            mnode = self.meters.get(key)
+            if mnode is None:
+                rt = next((rt_by_self[h] for h in r.related if h in rt_by_self), None)
+                mnode = self.meters[key] = MeterNode(
+                    key=key, record=r, href=r.self, reading_type=rt or self.only_rt
                 )
-            rt_by_self[r.self] = r.resource
-    ltp_by_self = {r.self: r.resource for r in ltps if r.self}
-    only_rt = rts[0].resource if len(rts) == 1 else None
-    only_ltp = ltps[0].resource if len(ltps) == 1 else None
+                parent = up_index.find(r)
+                if parent is not None:
+                    point = self.point_of[id(parent)]
+                else:
+                    point = self._point_for(
+                        _strip_after(r.self or r.up, "MeterReading"), "UsagePoint/1"
+                    )
+                point.meters.append(mnode)
+                self.point_of_meter[id(mnode)] = point
+            self.meter_of[id(r)] = mnode
+        self.mr_index = _Parents(mrs)
 
-    points: dict[str, PointNode] = {}
-    point_of: dict[int, PointNode] = {}
-    for r in ups:
-        key = _key(r, f"UsagePoint/{len(points) + 1}")
-        node = points.get(key)
-        if node is None:
-            node = points[key] = PointNode(key=key, record=r, href=r.self)
-            ltp = next((ltp_by_self[h] for h in r.related if h in ltp_by_self), None)
-            node.local_time = ltp or only_ltp
-        point_of[id(r)] = node
-
-    def point_for(href: str | None, fallback: str) -> PointNode:
+    def _point_for(self, href: str | None, fallback: str) -> PointNode:
         key = href or fallback
-        node = points.get(key)
+        node = self.points.get(key)
         if node is None:
-            node = points[key] = PointNode(key=key, record=None, href=href)
-            node.local_time = only_ltp
+            node = self.points[key] = PointNode(key=key, record=None, href=href)
+            node.local_time = self.only_ltp
         return node
 
-    up_index = _Parents(ups)
-    meters: dict[str, MeterNode] = {}
-    meter_of: dict[int, MeterNode] = {}
-    for r in mrs:
-        key = _key(r, f"MeterReading/{len(meters) + 1}")
-        mnode = meters.get(key)
-        if mnode is None:
-            rt = next((rt_by_self[h] for h in r.related if h in rt_by_self), None)
-            mnode = meters[key] = MeterNode(
-                key=key, record=r, href=r.self, reading_type=rt or only_rt
-            )
-            parent = up_index.find(r)
-            if parent is not None:
-                point = point_of[id(parent)]
-            else:
-                point = point_for(_strip_after(r.self or r.up, "MeterReading"), "UsagePoint/1")
-            point.meters.append(mnode)
-        meter_of[id(r)] = mnode
-
-    mr_index = _Parents(mrs)
-    for b in blocks:
+    def add_block(self, b: Record) -> MeterNode:
+        """Attach one IntervalBlock record to its meter (derived from the block's links
+        when the document has no MeterReading for it); returns that meter."""
+        mr_index = self.mr_index
         mparent = mr_index.find(b)
         if mparent is not None:
-            meter = meter_of[id(mparent)]
+            meter = self.meter_of[id(mparent)]
         else:
             derived = _strip_after(b.up or b.self, "IntervalBlock") or "MeterReading/1"
-            found = meters.get(derived)
+            found = self.meters.get(derived)
             if found is None:
-                meter = meters[derived] = MeterNode(key=derived, record=None, href=derived)
-                meter.reading_type = only_rt
-                if only_rt is None:
-                    warnings.append(
+                meter = self.meters[derived] = MeterNode(key=derived, record=None, href=derived)
+                meter.reading_type = self.only_rt
+                if self.only_rt is None:
+                    self.warnings.append(
                         f"IntervalBlocks of {derived} come without their MeterReading or "
                         "ReadingType; values are shown unscaled and without units"
                     )
-                point_for(_strip_after(derived, "MeterReading"), "UsagePoint/1").meters.append(
-                    meter
-                )
+                point = self._point_for(_strip_after(derived, "MeterReading"), "UsagePoint/1")
+                point.meters.append(meter)
+                self.point_of_meter[id(meter)] = point
+            else:
+                meter = found
         meter.blocks.append(b)
+        return meter
 
-    for s in summaries:
-        sparent = up_index.find(s)
-        if sparent is not None and s.resource is not None:
-            point_of[id(sparent)].summaries.append(s.resource)
-
-    for m in meters.values():
-        if m.reading_type is None and m.blocks and m.record is not None:
-            warnings.append(f"MeterReading {m.key} has no ReadingType; values are unscaled")
-    return list(points.values())
+    def finish(self) -> list[PointNode]:
+        """The usage points, with their summaries; warns of meters without a ReadingType."""
+        up_index = self.up_index
+        for s in self.summaries:
+            sparent = up_index.find(s)
+            if sparent is not None and s.resource is not None:
+                self.point_of[id(sparent)].summaries.append(s.resource)
+        self.summaries = []
+        for m in self.meters.values():
+            if m.reading_type is None and m.blocks and m.record is not None:
+                self.warnings.append(
+                    f"MeterReading {m.key} has no ReadingType; values are unscaled"
+                )
+        return list(self.points.values())
 
 
 def _by_document_order(

@@ -18,6 +18,7 @@ from ._admin import (
     admin_session,
     check_admin_login,
 )
+from ._bulk import BATCH_READINGS, BulkResult, ingest_bulk
 from ._ingest import (
     LEASE_SECONDS,
     LEASE_SLACK,
@@ -107,6 +108,7 @@ from ._tokens import (
 )
 
 __all__ = [
+    "BATCH_READINGS",
     "DATABASE_URL_ENV",
     "DEFAULT_HISTORY_DAYS",
     "HOST_ID_ENV",
@@ -118,6 +120,7 @@ __all__ = [
     "SECRET_KEY_ENV",
     "AccountSummary",
     "AdminLogin",
+    "BulkResult",
     "DatabaseLimiter",
     "DatabaseTokenStore",
     "IngestResult",
@@ -163,6 +166,7 @@ __all__ = [
     "export_readings",
     "fail_job",
     "host_id",
+    "ingest_bulk",
     "ingest_document",
     "ingest_file",
     "job_counts",

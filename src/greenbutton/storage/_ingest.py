@@ -351,10 +351,13 @@ def ingest_document(
     payload_hash: str | None = None,
     cost_scale: int = DEFAULT_COST_SCALE,
     batch_size: int = BATCH_SIZE,
+    rows_before: int = 0,
 ) -> IngestResult:
     """Store every usage point, meter reading and reading of ``document`` in one transaction.
 
-    With ``job_id`` the job is marked ``done`` in that same transaction. Re-ingesting the
+    With ``job_id`` the job is marked ``done`` in that same transaction, its ``rows`` this
+    document's plus ``rows_before`` (what earlier batches of the same job stored: a Bulk
+    file ingested in parts, ``storage._bulk``). Re-ingesting the
     same document changes nothing (R60). Raises :class:`ReconciliationError` (and stores
     nothing) when the stored totals do not match the document's, :class:`StorageError` when
     the database fails. A serialization failure or deadlock re-runs the whole transaction
@@ -376,7 +379,7 @@ def ingest_document(
                 .where(ingest_jobs.c.id == job_id)
                 .values(
                     state="done",
-                    rows=result.rows,
+                    rows=rows_before + result.rows,
                     payload_hash=payload_hash,
                     error=None,
                     updated_at=now,

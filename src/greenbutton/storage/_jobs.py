@@ -51,6 +51,7 @@ from .._errors import (
 from ..espi._paths import TimeLike, format_time
 from ..models import Document
 from ..parse import parse
+from ._bulk import ingest_bulk
 from ._ingest import (
     LEASE_SECONDS,
     ReconciliationError,
@@ -376,8 +377,19 @@ class JobRunner:
         return urlunsplit((base.scheme, base.netloc, got.path, got.query, ""))
 
     def store_body(self, job: Job, body: bytes) -> Outcome:
-        """Parse and ingest the fetched body; the job is done in the same transaction."""
-        document = parse(body, name=job.uri.split("?")[0]) if body.strip() else Document()
+        """Parse and ingest the fetched body; the job is done in the same transaction.
+
+        A Bulk file (every customer's data) is ingested in batches of bounded size
+        (:func:`~greenbutton.storage.ingest_bulk`), the job done after the last."""
+        name = job.uri.split("?")[0]
+        if "/Batch/Bulk/" in urlsplit(job.uri).path and body.strip():
+            bulk = ingest_bulk(
+                self.store, body, job_id=job.id, namespace=self.namespace,
+                authorization_id=job.authorization_id, cost_scale=self.cost_scale,
+                payload_hash=hashlib.sha256(body).hexdigest(), name=name,
+            )  # fmt: skip
+            return Outcome(job, rows=bulk.rows)
+        document = parse(body, name=name) if body.strip() else Document()
         result = ingest_document(
             self.store, document, job_id=job.id, namespace=self.namespace,
             authorization_id=job.authorization_id, cost_scale=self.cost_scale,
