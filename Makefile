@@ -20,15 +20,17 @@ SOURCES := pyproject.toml hatch_build.py src/greenbutton/parse/_cblocks.pyx
 $(STAMP): $(SOURCES) $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP) $(RUNTIME_STAMP)
 
 # The demo's own install: the runtime extras and the build system, no test or lint tools.
+# --no-compile: byte-compiling every installed module (pandas, matplotlib ...) took half of
+# a first `make demo`; Python compiles what it imports, when it imports it.
 $(RUNTIME_STAMP): $(SOURCES) $(RUNTIME_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet --require-hashes -r $(RUNTIME_LOCK)
+	$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r $(RUNTIME_LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(RUNTIME_STAMP)
 
