@@ -29,7 +29,7 @@ from ._document import FeedInfo, assemble, fill_durations, read_feed_info
 from ._links import MeterNode, PointNode, link
 from ._records import Record, read_entry, read_resource_root
 from ._stream import BATCH_READINGS, read_batches, read_metadata
-from ._xml import ATOM, Limits, Source, iter_elements
+from ._xml import ATOM, Limits, Source, iter_elements, parse_own_xml
 
 __all__ = [
     "BATCH_READINGS",
@@ -41,6 +41,7 @@ __all__ = [
     "iter_batches",
     "iter_readings",
     "parse",
+    "parse_own_xml",
     "series_key",
 ]
 

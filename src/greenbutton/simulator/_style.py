@@ -25,6 +25,7 @@ from html import escape
 from lxml import etree
 
 from ..models import ATOM_NS, CUSTOMER_NS, ESPI_NS
+from ..parse import parse_own_xml
 
 __all__ = ["pge_chunks", "pge_document"]
 
@@ -51,9 +52,6 @@ _XSD_TYPED = {
     "note": "string",
 }
 _TIME = re.compile(r"(\d{2}:\d{2}:\d{2})(?:\.(\d+))?Z$")
-_PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True, remove_blank_text=True
-)
 
 
 def _split(el: etree._Element) -> tuple[str, str]:
@@ -162,7 +160,7 @@ def _feed_open(el: etree._Element) -> str:
 
 def pge_document(body: bytes) -> bytes:
     """A whole document (feed, entry, BatchList, ServiceStatus) in PG&E's style."""
-    root = etree.fromstring(body, _PARSER)
+    root = parse_own_xml(body)
     ns, name = _split(root)
     if ns == ATOM_NS and name == "feed":
         entries = "".join(
@@ -183,7 +181,7 @@ def pge_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
     style, chunk by chunk."""
     it = iter(chunks)
     header = next(it)
-    root = etree.fromstring(header + _FEED_END, _PARSER)
+    root = parse_own_xml(header + _FEED_END)
     yield _XML_DECL + _feed_open(root).encode()
     wrapper = f'<feed xmlns="{ATOM_NS}">'.encode()
     for chunk in it:
@@ -200,5 +198,5 @@ def _entry_chunk(wrapper: bytes, chunk: bytes) -> str:
     content = _fast_content(chunk[start + 9 : end]) if 0 <= start < end else None
     if content is not None:
         chunk = chunk[:start] + b"<content/>" + chunk[end + 10 :]
-    entry = etree.fromstring(wrapper + chunk + _FEED_END, _PARSER)[0]
+    entry = parse_own_xml(wrapper + chunk + _FEED_END)[0]
     return _entry_xml(entry, content)
