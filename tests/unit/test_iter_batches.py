@@ -170,3 +170,16 @@ def test_a_malformed_block_at_the_end_yields_no_batch() -> None:
 def test_a_bound_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="max_readings"):
         next(iter_batches(BULK, max_readings=0))
+
+
+def test_pass_one_keeps_no_readings(tmp_path: Path) -> None:
+    """What is held for the whole file is the small records: no block, no reading."""
+    from greenbutton.parse import Limits
+    from greenbutton.parse._stream import read_metadata
+
+    path = tmp_path / "bulk.xml"
+    path.write_bytes(bulk_feed(customers=4, days=2))
+    meta = read_metadata(path, limits=Limits(), name=None)
+    assert meta.blocks == 4 * 2 * 2 and meta.batchable
+    assert {r.kind for r in meta.records} == {"UsagePoint", "MeterReading", "ReadingType"}
+    assert all(r.readings is None for r in meta.records)
