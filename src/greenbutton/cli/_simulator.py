@@ -7,6 +7,7 @@ without the ``[sim]`` extra.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Literal
 
@@ -50,6 +51,13 @@ _port = click.IntRange(0, 65535)
     default="http://127.0.0.1:3000",
     show_default=True,
     help="Base URL of the third party's web app (redirect and notification URIs).",
+)
+@click.option(
+    "--notification-path",
+    metavar="PATH",
+    help="Where on the third party's web app the BatchList notifications go (appended to "
+    "--third-party-url; registration.json's notification_uri). "
+    "[default: /espi/1_1/Notification]",
 )
 @click.option(
     "--customers", type=click.IntRange(1), default=3, show_default=True, help="Demo customers."
@@ -120,6 +128,13 @@ _port = click.IntRange(0, 65535)
     help="Wire format: clean ESPI 4.0, or PG&E's (ns0/ns1 prefixes, redundant namespace "
     "declarations, xsi:type, milliseconds, PG&E's customer element names).",
 )
+@click.option(
+    "--server-key",
+    type=click.Choice(["rsa", "ec"]),
+    default=None,
+    help="The simulator's own TLS key: RSA 2048 (what GBA TC008 and PG&E expect) or EC P-256; "
+    "a different kind than the state folder's is re-issued. [default: the folder's, rsa]",
+)
 @click.option("--access-log", is_flag=True, help="Log every request to stderr.")
 def simulator_command(
     state_dir: Path | None,
@@ -128,6 +143,7 @@ def simulator_command(
     api_port: int,
     auto_approve: str | None,
     third_party_url: str,
+    notification_path: str | None,
     customers: int,
     seed: int,
     data_dir: Path | None,
@@ -143,6 +159,7 @@ def simulator_command(
     bind_tokens: bool,
     strict_token_requests: bool,
     style: Literal["espi", "pge"],
+    server_key: Literal["rsa", "ec"] | None,
     access_log: bool,
 ) -> None:
     """Run a Green Button data custodian on loopback: customer portal, OAuth server and ESPI
@@ -182,6 +199,7 @@ def simulator_command(
         rate_limit=rate_limit,
         strict_token_requests=strict_token_requests,
         style=style,
+        server_key=server_key,
         faults=Faults(
             latency_ms=latency_ms,
             rate_limit_per_s=fault_429_rate,
@@ -191,6 +209,8 @@ def simulator_command(
             duplicate_notifications=duplicate_notifications,
         ),
     )
+    if notification_path is not None:  # unset: SimulatorConfig's default, written once
+        config = dataclasses.replace(config, notification_path=notification_path)
     server = SimulatorServer(
         config, log_level="info" if access_log else "warning", access_log=access_log
     )

@@ -3,8 +3,9 @@
 The folder holds everything a restart must keep so a third party configured once keeps
 working: the PKI (``_pki``), the registration and the customers (``state.json``, 0600, it
 holds the client secret and the demo passwords) and ``meta.json`` (the seed the customers came
-from and whether the secrets were made for a network bind). Grants and tokens are not kept:
-a restarted simulator is a utility that forgot its sessions.
+from, whether the secrets were made for a network bind, the server key kind last asked for
+with ``--server-key``). Grants and tokens are not kept: a restarted simulator is a utility
+that forgot its sessions.
 
 Customers are deterministic from ``--seed`` (names, ids, usage points) so tests and demos
 can rely on them; their passwords are random and stored, never derived from the seed.
@@ -27,7 +28,7 @@ from urllib.parse import urlsplit
 
 from .._errors import ConfigurationError
 from .._util import is_loopback_host, write_private_json
-from ._config import PATHS, SimulatorConfig
+from ._config import PATHS, ServerKey, SimulatorConfig
 from ._pki import LOOPBACK_NAMES, PKIFiles, ensure_pki
 from ._simulator import Simulator
 from ._state import (
@@ -145,12 +146,28 @@ def _third_party_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def _new_registration(base: str) -> Registration:
+def _notification_path(path: str) -> str:
+    parts = urlsplit(path)
+    if (
+        not path.startswith("/")
+        or path.startswith("//")
+        or parts.query
+        or parts.fragment
+        or any(c.isspace() for c in path)
+    ):
+        raise ConfigurationError(
+            f"--notification-path must be a path on the third party's site starting with '/' "
+            f"(no query, fragment or spaces), e.g. {PATHS.THIRD_PARTY_NOTIFY}; got {path!r}"
+        )
+    return path
+
+
+def _new_registration(base: str, notification_path: str) -> Registration:
     return Registration(
         client_id=secrets.token_hex(16),
         client_secret=new_secret(32),
         redirect_uri=base + PATHS.THIRD_PARTY_REDIRECT,
-        notification_uri=base + PATHS.THIRD_PARTY_NOTIFY,
+        notification_uri=base + notification_path,
         bulk_id=new_id(),
         registration_access_token=new_secret(32),
         application_information_id=new_id(),
@@ -208,6 +225,7 @@ def bootstrap(config: SimulatorConfig) -> Simulator:
     if config.data_dir is not None and not config.data_dir.is_dir():
         raise ConfigurationError(f"--data must be a folder of ESPI files: {config.data_dir}")
     base = _third_party_url(config.third_party_url)
+    notification_path = _notification_path(config.notification_path)
 
     state_dir = config.state_dir.expanduser()
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -222,27 +240,38 @@ def bootstrap(config: SimulatorConfig) -> Simulator:
         stored = None  # R69: secrets made for loopback never serve a network bind
 
     if stored is None:
-        registration = _new_registration(base)
+        registration = _new_registration(base, notification_path)
         known: list[Customer] = []
     else:
         registration = dataclasses.replace(
             stored.registration,
             redirect_uri=base + PATHS.THIRD_PARTY_REDIRECT,
-            notification_uri=base + PATHS.THIRD_PARTY_NOTIFY,
+            notification_uri=base + notification_path,
         )
         same_seed = meta.get("seed") == config.seed
         known = list(stored.customers.values()) if same_seed else []
     customers = _population(config.seed, config.customers, known)
 
+    # --server-key, else the kind this folder was told before (an EC key without that
+    # record is an older version's, re-issued as RSA for GBA TC008)
+    server_key: ServerKey = config.server_key or (
+        "ec" if meta.get("server_key") == "ec" and not fresh else "rsa"
+    )
     pki: PKIFiles = ensure_pki(
         state_dir,
         server_names=_server_names(config.host),
         client_name=f"greenbutton third party {registration.client_id}",
         fresh=fresh,
+        server_key=server_key,
     )
     # Everything ever generated is kept (a smaller --customers later keeps the passwords).
     SimulatorState(registration, customers).save(state_path)
-    _write_meta(meta_path, seed=config.seed, network=network or bool(meta.get("network")))
+    _write_meta(
+        meta_path,
+        seed=config.seed,
+        network=network or bool(meta.get("network")),
+        server_key=server_key,
+    )
 
     state = SimulatorState(registration, customers[: config.customers])
     if stored is not None:  # a fresh registration voids the consents given to the old one
@@ -267,5 +296,7 @@ def bootstrap(config: SimulatorConfig) -> Simulator:
     )
 
 
-def _write_meta(path: Path, *, seed: int, network: bool) -> None:
-    write_private_json(path, {"format": 1, "seed": seed, "network": network})
+def _write_meta(path: Path, *, seed: int, network: bool, server_key: ServerKey) -> None:
+    write_private_json(
+        path, {"format": 1, "seed": seed, "network": network, "server_key": server_key}
+    )

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["PATHS", "Faults", "SimulatorConfig", "Style"]
+__all__ = ["PATHS", "Faults", "ServerKey", "SimulatorConfig", "Style"]
 
 #: Wire styles (DESIGN 3.7 ``--style``): ESPI 4.0-clean, or PG&E's.
 Style = Literal["espi", "pge"]
+#: The custodian's own TLS key (``--server-key``): RSA 2048 (GBA TC008), or EC P-256.
+ServerKey = Literal["rsa", "ec"]
 
 
 class PATHS:
@@ -79,4 +81,10 @@ class SimulatorConfig:
     #: Wire format (DESIGN 3.7 ``--style``): ``espi`` (ESPI 4.0-clean, the default) or
     #: ``pge`` (PG&E's prefixes, declarations, ``xsi:type``, milliseconds, element names).
     style: Style = "espi"
+    #: Where on the third party's web app the BatchList notifications go (``--notification-
+    #: path``), appended to ``third_party_url``: the registration's notification URI.
+    notification_path: str = PATHS.THIRD_PARTY_NOTIFY
+    #: ``--server-key``: None keeps what the state folder has (RSA when it has none, or an
+    #: EC key of a version before RSA was the default); "rsa" or "ec" re-issues if it differs.
+    server_key: ServerKey | None = None
     faults: Faults = field(default_factory=Faults)

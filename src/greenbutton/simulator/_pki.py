@@ -22,6 +22,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -269,6 +270,12 @@ def _rsa_at_least(pair: CertKey, bits: int) -> bool:
     return isinstance(key, rsa.RSAPublicKey) and key.key_size >= bits
 
 
+def _is_kind(pair: CertKey, kind: Literal["rsa", "ec"]) -> bool:
+    if kind == "rsa":
+        return _rsa_at_least(pair, SERVER_RSA_BITS)
+    return isinstance(pair.cert.public_key(), ec.EllipticCurvePublicKey)
+
+
 def _signed_by(pair: CertKey, ca: CertKey) -> bool:
     try:
         pair.cert.verify_directly_issued_by(ca.cert)
@@ -292,12 +299,14 @@ def ensure_pki(
     server_names: Sequence[str] = LOOPBACK_NAMES,
     client_name: str = "greenbutton third party",
     fresh: bool = False,
+    server_key: Literal["rsa", "ec"] = "rsa",
 ) -> PKIFiles:
     """Create what is missing, expired or no longer matching in ``state_dir``; reuse the rest.
 
     A new CA re-issues both leaf certificates (the old ones would no longer verify); a server
-    certificate lacking one of ``server_names`` is re-issued. ``fresh`` replaces everything
-    (used when a state folder made for loopback is started on a network address, R69).
+    certificate lacking one of ``server_names`` or of another kind than ``server_key`` (RSA
+    2048 for GBA TC008, or EC P-256) is re-issued. ``fresh`` replaces everything (used when a
+    state folder made for loopback is started on a network address, R69).
     """
     files = PKIFiles.in_dir(state_dir)
     ca = None if fresh else load_pair(files.ca_cert, files.ca_key)
@@ -313,14 +322,14 @@ def ensure_pki(
         or not _fresh(server)
         or not _signed_by(server, ca)
         or not set(server_names) <= _san_names(server.cert)
-        or not _rsa_at_least(server, SERVER_RSA_BITS)  # an EC key of an older version
+        or not _is_kind(server, server_key)
     ):
         server = issue_certificate(
             ca,
             "greenbutton simulator",
             server_names=server_names,
             client=True,  # the notifier presents it to the third party
-            rsa_bits=SERVER_RSA_BITS,
+            rsa_bits=SERVER_RSA_BITS if server_key == "rsa" else None,
             days=SERVER_DAYS,
         )
         write_key(files.server_key, server)
