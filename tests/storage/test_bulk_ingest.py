@@ -270,3 +270,48 @@ def test_a_bulk_job_cut_short_is_replayed_to_the_same_database(
     assert runner.store_body(job, body).done
     whole(other, uri, body)
     assert dump(store) == dump(other)
+
+
+#: One worker process: ingest one part file into the database (what a worker would run).
+WORKER = """
+import sys
+from greenbutton.storage import Store, ingest_bulk
+store = Store.open(sys.argv[1], data_dir=sys.argv[3])
+try:
+    print(ingest_bulk(store, sys.argv[2], namespace="sim", max_readings=400).rows)
+finally:
+    store.close()
+"""
+
+
+def test_parts_ingested_by_processes_side_by_side_store_the_whole_bulk(
+    store: Store, other: Store, bulk_body: tuple[str, bytes], store_url: str, tmp_path: Path
+) -> None:
+    """The Bulk file split per usage point, three processes ingest a part each at the same
+    time into one database: it ends equal to the whole file ingested by one process."""
+    import subprocess
+    import sys
+
+    from greenbutton.parse import split_feed
+
+    uri, body = bulk_body
+    parts = split_feed(body, tmp_path / "parts", 3)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, store_url, str(p), str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for p in parts
+    ]
+    rows = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        rows.append(int(out.strip().splitlines()[-1]))
+    assert all(rows) and sum(rows) == parse(body).reading_count
+    whole(other, uri, body)
+    ours, theirs = dump(store), dump(other)
+    del ours["jobs"], theirs["jobs"]
+    assert ours == theirs

@@ -183,3 +183,36 @@ def test_pass_one_keeps_no_readings(tmp_path: Path) -> None:
     assert meta.blocks == 4 * 2 * 2 and meta.batchable
     assert {r.kind for r in meta.records} == {"UsagePoint", "MeterReading", "ReadingType"}
     assert all(r.readings is None for r in meta.records)
+
+
+@pytest.mark.parametrize("parts", [1, 4])
+@pytest.mark.parametrize("synthetic", [False, True], ids=["pge", "many-customers"])
+def test_split_parts_hold_the_whole_feed_each_usage_point_in_one(
+    tmp_path: Path, parts: int, synthetic: bool
+) -> None:
+    from greenbutton.parse import split_feed
+
+    path = BULK
+    if synthetic:
+        path = tmp_path / "bulk.xml"
+        path.write_bytes(bulk_feed(customers=7, days=2))
+    files = split_feed(path, tmp_path / "parts", parts)
+    assert len(files) == parts
+    docs = [parse(f) for f in files]
+    assert table(docs) == table([parse(path)])
+    owners = [series_key(up) for d in docs for up in d.usage_points if up.meter_readings]
+    assert len(owners) == len(set(owners))  # no usage point in two parts
+    if synthetic and parts > 1:
+        assert all(d.reading_count for d in docs)  # round robin: every part has work
+
+
+def test_a_feed_without_links_is_not_split(tmp_path: Path) -> None:
+    import re
+
+    from greenbutton.parse import split_feed
+
+    unlinked = re.sub(rb"<ns1:link [^>]*/>", b"", BULK.read_bytes())
+    assert "no links" in " ".join(parse(unlinked).warnings)
+    with pytest.raises(ValueError, match="ingest it whole"):
+        split_feed(unlinked, tmp_path, 2)
+    assert not list(tmp_path.iterdir())  # nothing written

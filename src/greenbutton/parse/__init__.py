@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO
 
 from ..models import (
@@ -28,7 +29,7 @@ from ._blocks import fold_fractional
 from ._document import FeedInfo, assemble, fill_durations, read_feed_info
 from ._links import MeterNode, PointNode, link
 from ._records import Record, read_entry, read_resource_root
-from ._stream import BATCH_READINGS, read_batches, read_metadata
+from ._stream import BATCH_READINGS, read_batches, read_metadata, write_parts
 from ._xml import ATOM, Limits, Source, iter_elements, parse_own_xml
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "parse",
     "parse_own_xml",
     "series_key",
+    "split_feed",
 ]
 
 
@@ -174,6 +176,37 @@ def iter_batches(
             yield parse(src, limits=limits, name=name)
             return
         yield from read_batches(src, meta, max_readings=max_readings, limits=limits, name=name)
+    finally:
+        if spool is not None:
+            spool.close()
+
+
+def split_feed(
+    source: Source,
+    directory: str | os.PathLike[str],
+    parts: int,
+    *,
+    limits: Limits | None = None,
+    name: str | None = None,
+) -> list[Path]:
+    """Split a linked feed (a Bulk file) into ``parts`` feeds by usage point, written to
+    ``directory`` as ``part-0000.xml`` ...: every entry of a usage point in one part,
+    ReadingTypes and LocalTimeParameters in all, so the parts can be ingested side by side
+    (by several workers) and together store what the whole feed stores. The whole file is
+    checked first (:class:`~greenbutton.ParseError`, nothing written); a document that is
+    not a linked feed cannot be split (:class:`ValueError`: ingest it whole)."""
+    if parts < 1:
+        raise ValueError("parts must be at least 1")
+    limits = limits or Limits()
+    src, spool = _rewindable(source)
+    try:
+        start_pos = src.tell() if hasattr(src, "tell") and hasattr(src, "seek") else None
+        meta = read_metadata(src, limits=limits, name=name)
+        if not meta.batchable:
+            raise ValueError("only a feed with links can be split by usage point; ingest it whole")
+        if start_pos is not None:
+            src.seek(start_pos)  # type: ignore[union-attr]
+        return write_parts(src, meta, Path(directory), parts, limits=limits, name=name)
     finally:
         if spool is not None:
             spool.close()

@@ -222,6 +222,12 @@ class Linker:
         meter.blocks.append(b)
         return meter
 
+    def parent_point(self, r: Record) -> PointNode | None:
+        """The usage point a child record (a summary) belongs to, by the link rules."""
+        up_index = self.up_index
+        parent = up_index.find(r)
+        return None if parent is None else self.point_of[id(parent)]
+
     def finish(self) -> list[PointNode]:
         """The usage points, with their summaries; warns of meters without a ReadingType."""
         up_index = self.up_index

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+
+from lxml import etree
 
 from ..models import Document, LocalTimeParameters, ReadingType
 from ._document import FeedInfo, _point, read_feed_info
@@ -24,7 +27,7 @@ from ._links import Linker, PointNode
 from ._records import Record, read_entry
 from ._xml import ATOM, Limits, Source, iter_elements
 
-__all__ = ["BATCH_READINGS", "Metadata", "read_batches", "read_metadata"]
+__all__ = ["BATCH_READINGS", "Metadata", "read_batches", "read_metadata", "write_parts"]
 
 #: Readings a batch holds at most (unless one IntervalBlock alone holds more): ~100 bytes
 #: each in columns, so about 20 MB.
@@ -132,3 +135,67 @@ def read_batches(
         held += n
     rest = [p for k, p in linker.points.items() if k not in emitted and k not in touched]
     yield batch([*touched.values(), *rest])
+
+
+_HEADER = b'<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">\n'
+
+
+def write_parts(
+    source: Source,
+    meta: Metadata,
+    directory: Path,
+    parts: int,
+    *,
+    limits: Limits,
+    name: str | None,
+) -> list[Path]:
+    """Pass two of :func:`~greenbutton.parse.split_feed`: each usage point's entries (its
+    UsagePoint, MeterReadings, IntervalBlocks, summaries) go to one part, round robin in
+    document order; ReadingTypes, LocalTimeParameters and entries of no usage point go to
+    every part, so each part links as the whole feed does (the same "only ReadingType" and
+    "only LocalTimeParameters" fallbacks). Entries are copied as they are (lxml's
+    serialisation of the parsed entry), not rewritten."""
+    linker = Linker(meta.records, [])
+    point_at: dict[int, PointNode] = {}  # pass-one record index -> its usage point
+    for r in meta.records:
+        if r.kind == "UsagePoint":
+            point_at[r.index] = linker.point_of[id(r)]
+        elif r.kind == "MeterReading":
+            point_at[r.index] = linker.point_of_meter[id(linker.meter_of[id(r)])]
+        elif r.kind in ("UsageSummary", "ElectricPowerUsageSummary"):
+            summary_point = linker.parent_point(r)
+            if summary_point is not None:
+                point_at[r.index] = summary_point
+    part_of: dict[str, int] = {}
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / f"part-{k:04d}.xml" for k in range(parts)]
+    files = [p.open("wb") for p in paths]
+    try:
+        for f in files:
+            f.write(_HEADER)
+        index = 0
+        for kind, el in iter_elements(source, limits=limits, name=name):
+            if kind != "entry":
+                continue
+            i = index
+            index += 1
+            point = point_at.get(i)
+            if point is None:
+                rec = read_entry(el, i, keep_readings=False, limits=limits, name=name, warnings=[])
+                if rec is not None and rec.kind == _BLOCK:
+                    meter = linker.add_block(rec)
+                    meter.blocks = []  # only its usage point is wanted here
+                    point = linker.point_of_meter[id(meter)]
+            data = etree.tostring(el) + b"\n"
+            if point is None:
+                for f in files:
+                    f.write(data)
+                continue
+            k = part_of.setdefault(point.key, len(part_of) % parts)
+            files[k].write(data)
+        for f in files:
+            f.write(b"</feed>\n")
+    finally:
+        for f in files:
+            f.close()
+    return paths
