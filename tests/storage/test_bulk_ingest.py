@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -315,3 +316,35 @@ def test_parts_ingested_by_processes_side_by_side_store_the_whole_bulk(
     ours, theirs = dump(store), dump(other)
     del ours["jobs"], theirs["jobs"]
     assert ours == theirs
+
+
+def test_the_engine_downloads_a_bulk_to_disk_not_into_memory(
+    store: Store, other: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over real TLS, the engine's Bulk step fetches with ``get_into`` (the download's spool
+    copied to a temporary file) and never asks for the body as bytes."""
+    with start_simulator(tmp_path / "sim", customers=CUSTOMERS, history_days=20) as gb:
+        gb.sim.data.clock = lambda: SIM_NOW
+        uri, body = fetch_bulk(gb)
+        runner = JobRunner(
+            store, resource_url=uri.split("/Batch/")[0], namespace="sim",
+            cost_scale=DEFAULT_COST_SCALE,
+        )  # fmt: skip
+        job = enqueue(store, uri)
+        assert job is not None
+        with gb.sdk_client(InMemoryTokenStore()) as client:
+
+            def bytes_in_memory(*_args: Any, **_kwargs: Any) -> Any:
+                raise AssertionError("a Bulk body was read into memory")
+
+            monkeypatch.setattr(client, "get", bytes_in_memory)
+            with tempfile.TemporaryFile() as file:
+                written = client.get_into(uri, file)
+                file.seek(0)
+                again = file.read()  # the same feed (its feed-level timestamps may differ)
+            assert written == len(again) and parse(again).reading_count == parse(body).reading_count
+            outcome = runner.run(client, job)
+    assert outcome is not None and outcome.done, outcome
+    assert outcome.rows == parse(body).reading_count
+    whole(other, uri, body)
+    assert dump(store)["readings"] == dump(other)["readings"]

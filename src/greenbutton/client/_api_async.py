@@ -6,7 +6,7 @@ date-window paging, retries, rate limit, deadline and body cap exist once."""
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar, overload
+from typing import IO, Literal, TypeVar, overload
 
 # unasync: async-only
 import anyio.to_thread
@@ -493,6 +493,15 @@ class _AsyncAPI(_Base):
         checked to be the custodian's before it is sent."""
         k = None if authorization is None else await self._akey(authorization)
         return await self._run(ops.get(self._context, uri, k, raw=raw))
+
+    async def get_into(
+        self, uri: str, target: IO[bytes], authorization: Authorization | None = None
+    ) -> int:
+        """:meth:`get` with ``raw=True``, but the body goes into ``target`` (a binary file)
+        from the download's spool on disk, never whole in memory: for a Bulk file of every
+        customer. Returns the bytes written (0 when the custodian answered 202 or 204)."""
+        k = None if authorization is None else await self._akey(authorization)
+        return await self._run(ops.get_into(self._context, uri, target, k))
 
     async def bulk(
         self,

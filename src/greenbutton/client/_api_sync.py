@@ -7,7 +7,7 @@ date-window paging, retries, rate limit, deadline and body cap exist once."""
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar, overload
+from typing import IO, Literal, TypeVar, overload
 
 from .._secret import Secret
 from ..espi import _operations as ops
@@ -474,6 +474,15 @@ class _SyncAPI(_Base):
         checked to be the custodian's before it is sent."""
         k = None if authorization is None else self._key(authorization)
         return self._run(ops.get(self._context, uri, k, raw=raw))
+
+    def get_into(
+        self, uri: str, target: IO[bytes], authorization: Authorization | None = None
+    ) -> int:
+        """:meth:`get` with ``raw=True``, but the body goes into ``target`` (a binary file)
+        from the download's spool on disk, never whole in memory: for a Bulk file of every
+        customer. Returns the bytes written (0 when the custodian answered 202 or 204)."""
+        k = None if authorization is None else self._key(authorization)
+        return self._run(ops.get_into(self._context, uri, target, k))
 
     def bulk(
         self,

@@ -35,9 +35,10 @@ the database store records as ``reauth_required`` (R53).
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote
 
 import httpx2
@@ -650,22 +651,45 @@ def _class_of(ctx: Context, url: str) -> str:
     return "access"
 
 
-def get(ctx: Context, uri: str, key: str | None = None, *, raw: bool = False) -> Flow[Result]:
-    """GET a URI exactly as a notification gave it (``correlationID`` kept). It must lie
-    under the configured resource endpoint: our token goes nowhere else (STYLE 4)."""
+def _notified_source(ctx: Context, uri: str, key: str | None) -> TokenSource:
+    """The token for a notified URI, which must lie under the configured resource endpoint:
+    our token goes nowhere else (STYLE 4)."""
     if not ctx.paths.same_origin(uri):
         raise ConfigurationError("refusing to send a token to a URI outside the resource endpoint")
     if _class_of(ctx, uri) == "client":
-        source = _client_source(ctx)
-    elif key is None:
+        return _client_source(ctx)
+    if key is None:
         raise ConfigurationError(f"{uri.split('?')[0]} needs the customer's authorization")
-    else:
-        source = _access_source(ctx, key)
-    got = yield from download("GET", uri, source)
+    return _access_source(ctx, key)
+
+
+def get(ctx: Context, uri: str, key: str | None = None, *, raw: bool = False) -> Flow[Result]:
+    """GET a URI exactly as a notification gave it (``correlationID`` kept)."""
+    got = yield from download("GET", uri, _notified_source(ctx, uri, key))
     if got.status_code in (202, 204):
         got.close()
         return b"" if raw else Document()
     return _result(ctx, got, raw)
+
+
+def get_into(ctx: Context, uri: str, target: IO[bytes], key: str | None = None) -> Flow[int]:
+    """:func:`get` with ``raw=True``, the body copied from the download's spool into
+    ``target`` instead of read into memory (a Bulk file of every customer); the bytes
+    written (0 for 202/204)."""
+    got = yield from download("GET", uri, _notified_source(ctx, uri, key))
+    with got:
+        if got.status_code in (202, 204):
+            return 0
+        if "html" in got.response.headers.get("content-type", "").lower():
+            raise ParseError(
+                "expected Atom/ESPI XML, got an HTML page", resource=_where(got.response)
+            )
+        if got.file is None:
+            target.write(got.response.content)
+            return len(got.response.content)
+        got.file.seek(0)
+        shutil.copyfileobj(got.file, target, 1 << 20)
+        return got.size
 
 
 def customer_resource(
