@@ -43,7 +43,7 @@ def _stored_rows(url: str | None, window: Window) -> Iterator[Reading]:
     start, end = window.bounds(None)  # stored rows: --tz, else UTC
 
     def rows() -> Iterator[Reading]:
-        with store, _progress("export", reading_count(store)) as advance:
+        with store, _progress("export", lambda: reading_count(store)) as advance:
             for row in export_readings(store):
                 advance()
                 if (start is None or row.start >= start) and (end is None or row.start < end):
@@ -53,9 +53,10 @@ def _stored_rows(url: str | None, window: Window) -> Iterator[Reading]:
 
 
 @contextmanager
-def _progress(label: str, total: int) -> Iterator[Callable[[], None]]:
+def _progress(label: str, total: Callable[[], int]) -> Iterator[Callable[[], None]]:
     """A progress bar with an ETA on stderr while rows are read, when stderr is a terminal
-    (a 1.4M-row export takes seconds); ``advance()`` counts one row."""
+    (a 1.4M-row export takes seconds); ``advance()`` counts one row. ``total`` is asked
+    only for a bar: counting a large table is not free, and a pipe shows none."""
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -72,7 +73,7 @@ def _progress(label: str, total: int) -> Iterator[Callable[[], None]]:
 
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(label, total=total or None)
+        task = bar.add_task(label, total=total() or None)
         seen = 0
 
         def advance() -> None:

@@ -74,7 +74,7 @@ import anyio
 from .._errors import ConfigurationError, QuotaExhaustedError
 from .._util import user_cache_dir
 from ._redact import get_logger
-from ._transport import RateLimiter
+from ._transport import RateLimiter, Reserving
 
 if TYPE_CHECKING:
     from ..models import UtilityProfile
@@ -283,7 +283,7 @@ def check_limits(
         raise ConfigurationError("at most one quota per period")
 
 
-class SharedRateLimiter:
+class SharedRateLimiter(Reserving):
     """GCRA rate limit and request quotas whose state lives in ``path``, shared by every
     process that opens it.
 
@@ -400,20 +400,6 @@ class SharedRateLimiter:
                 return self._reserve_locked(fd)
         finally:
             os.close(fd)
-
-    def acquire(self) -> float:
-        """Block until a request may go; returns the seconds waited."""
-        wait = self._reserve()
-        if wait > 0:
-            self._sleep(wait)
-        return wait
-
-    async def acquire_async(self) -> float:
-        """:meth:`acquire` for coroutines: neither the lock nor the wait blocks the loop."""
-        wait = await self._reserve_async()
-        if wait > 0:
-            await self._async_sleep(wait)
-        return wait
 
 
 class LocalQuotaLimiter:

@@ -818,7 +818,36 @@ class Deadline:
         )
 
 
-class RateLimiter:
+class Reserving:
+    """``acquire`` / ``acquire_async`` written once for every limiter: reserve a slot
+    (``_reserve``; ``_reserve_async`` where reserving itself may block, a lock or a database
+    round trip), then wait for it with the injected ``_sleep`` / ``_async_sleep``."""
+
+    _sleep: Callable[[float], None]
+    _async_sleep: Callable[[float], Awaitable[object]]
+
+    def _reserve(self) -> float:
+        raise NotImplementedError
+
+    async def _reserve_async(self) -> float:
+        return self._reserve()  # in memory: reserving never blocks
+
+    def acquire(self) -> float:
+        """Block until a request may go; returns the seconds waited."""
+        wait = self._reserve()
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+    async def acquire_async(self) -> float:
+        """:meth:`acquire` for coroutines: neither reserving nor the wait blocks the loop."""
+        wait = await self._reserve_async()
+        if wait > 0:
+            await self._async_sleep(wait)
+        return wait
+
+
+class RateLimiter(Reserving):
     """A token bucket for one data custodian's request rate (R58; PG&E: 1 request/s).
 
     Implemented as GCRA (a token bucket kept as one "theoretical arrival time"): each
@@ -859,17 +888,3 @@ class RateLimiter:
             wait = max(0.0, tat - (self.burst - 1) * self._interval - now)
             self._tat = tat + self._interval
             return wait
-
-    def acquire(self) -> float:
-        """Block until a request may go; returns the seconds waited."""
-        wait = self._reserve()
-        if wait > 0:
-            self._sleep(wait)
-        return wait
-
-    async def acquire_async(self) -> float:
-        """:meth:`acquire` for coroutines: waits without blocking the event loop."""
-        wait = self._reserve()
-        if wait > 0:
-            await self._async_sleep(wait)
-        return wait

@@ -41,6 +41,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from .._errors import ConfigurationError
 from ..client._ratelimit import SHARED_LIMITER, Quota, _state_name, _take_quotas, check_limits
+from ..client._transport import Reserving
 from ._queue import host_id
 from ._schema import shared_limits as limits_table
 from ._store import Store
@@ -54,7 +55,7 @@ _READ = text(
 )
 
 
-class DatabaseLimiter:
+class DatabaseLimiter(Reserving):
     """GCRA rate limit and request quotas for ``key``, kept in ``store``'s PostgreSQL
     database: the :class:`~greenbutton.client._ratelimit.Limiter` protocol, with the
     arguments of :class:`~greenbutton.client._ratelimit.SharedRateLimiter`."""
@@ -151,19 +152,8 @@ class DatabaseLimiter:
             if wait is not None:
                 return wait
 
-    def acquire(self) -> float:
-        """Block until a request may go; returns the seconds waited."""
-        wait = self._reserve()
-        if wait > 0:
-            self._sleep(wait)
-        return wait
-
-    async def acquire_async(self) -> float:
-        """:meth:`acquire` for coroutines: the database round trips in a worker thread."""
-        wait = await anyio.to_thread.run_sync(self._reserve)
-        if wait > 0:
-            await self._async_sleep(wait)
-        return wait
+    async def _reserve_async(self) -> float:
+        return await anyio.to_thread.run_sync(self._reserve)  # the round trips off the loop
 
 
 def limit_key(profile_name: str, client_id: str) -> str:
