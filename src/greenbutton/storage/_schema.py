@@ -28,6 +28,7 @@ __all__ = [
     "admin_sessions",
     "admin_users",
     "authorizations",
+    "bulk_parts",
     "ingest_jobs",
     "metadata",
     "meter_readings",
@@ -260,4 +261,33 @@ shared_limits = Table(
     Column("quotas", Text, nullable=False),
     Column("holder", Text),
     Column("updated_at", Float, nullable=False),
+)
+
+#: A Bulk job's parts (r0009, ``storage._bulk``): the fetched file split by usage point,
+#: each part a zlib-compressed feed (``body``, with the SHA-256 of the uncompressed part)
+#: that any worker on any machine ingests; ``file_sha256`` is the whole file's hash, the
+#: job's payload hash once every part is done. A part is leased like a job
+#: (``lease_owner``/``lease_until``, ``attempts``); ``done_by`` names who stored it. The
+#: bodies are dropped (NULL) when the job is done, so the table keeps only the small rows.
+bulk_parts = Table(
+    "bulk_parts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("ingest_jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("part", Integer, nullable=False),
+    Column("state", Text, nullable=False, server_default="pending"),
+    Column("body", LargeBinary),
+    Column("sha256", Text, nullable=False),
+    Column("file_sha256", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("rows", Integer),
+    Column("error", Text),
+    Column("lease_owner", Text),
+    Column("lease_until", Float),
+    Column("done_by", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("done_at", Float),
+    UniqueConstraint("job_id", "part"),
+    Index("ix_bulk_parts_state", "state"),
 )
