@@ -29,6 +29,7 @@ from ._breaker import CircuitBreaker
 from ._flows import Locks, Policy
 from ._ratelimit import make_limiter, profile_quotas
 from ._rotation import RotationTracker, rotation_aware
+from ._transport import ClientStats, Reserving
 
 __all__ = ["AsyncClientOptions", "Authorization", "ClientOptions"]
 
@@ -166,6 +167,12 @@ class _Base:
             sleep=sleep,
         )
         self._locks = Locks()
+        #: What this client's requests cost (latency, rate-limit waits): ``/metrics`` reads it.
+        self.stats = ClientStats()
+        limiter = self._policy.limiter
+        for part in (limiter, getattr(limiter, "inner", None)):  # a quota limiter wraps one
+            if isinstance(part, Reserving):
+                part.stats = self.stats
 
     def _use_credentials(self, credentials: Credentials) -> None:
         self.credentials = credentials

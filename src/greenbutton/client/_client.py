@@ -73,6 +73,9 @@ class Client(_SyncAPI):
       ``cert_check_interval``: how often (s) to look for a renewed certificate (None: never).
     * ``clock`` (wall clock for expiry), ``rng`` (backoff jitter) and ``sleep``: injected,
       for tests.
+
+    ``stats`` holds this client's request latencies and rate-limit waits as histograms
+    (``stats.fetch_seconds``, ``stats.rate_limit_wait_seconds``); ``/metrics`` shows them.
     """
 
     def __init__(
@@ -116,13 +119,13 @@ class Client(_SyncAPI):
             sleep=sleep,
         )
         self._http = make_client(
-            profile, credentials, transport=transport, timeout=_timeout(timeout)
+            profile, credentials, transport=transport, timeout=_timeout(timeout), stats=self.stats
         )
         self._rotation: Rotation[httpx2.Client] = Rotation(
             self._http,
             credentials,
             lambda creds: make_client(
-                profile, creds, transport=transport, timeout=_timeout(timeout)
+                profile, creds, transport=transport, timeout=_timeout(timeout), stats=self.stats
             ),
             self._tracker,
             self._cert_check_interval,
@@ -252,13 +255,13 @@ class AsyncClient(_AsyncAPI):
             sleep=sleep,
         )
         self._http = make_async_client(
-            profile, credentials, transport=transport, timeout=_timeout(timeout)
+            profile, credentials, transport=transport, timeout=_timeout(timeout), stats=self.stats
         )
         self._rotation: Rotation[httpx2.AsyncClient] = Rotation(
             self._http,
             credentials,
             lambda creds: make_async_client(
-                profile, creds, transport=transport, timeout=_timeout(timeout)
+                profile, creds, transport=transport, timeout=_timeout(timeout), stats=self.stats
             ),
             self._tracker,
             self._cert_check_interval,

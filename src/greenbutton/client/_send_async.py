@@ -1,8 +1,16 @@
 """One exchange of the async driver, written once: breaker around retries around one
 streamed read (R27, R56-R59). ``scripts/unasync.py`` writes the blocking copy,
-``_send_sync.py``, from this file (a marked line is replaced there: see the script)."""
+``_send_sync.py``, from this file (a marked line is replaced there: see the script).
+
+Each attempt at a resource request is timed here, from sending it to its body read or its
+failure, into the client's :class:`~._transport.ClientStats` (``/metrics``:
+``greenbutton_fetch_seconds``); token requests (POSTs) are not fetches and are left out.
+The time is a measurement, never a decision, so it is ``time.perf_counter`` and not the
+policy's injected clock."""
 
 from __future__ import annotations
+
+import time
 
 # unasync: async-only
 import anyio
@@ -13,7 +21,7 @@ import httpx2
 from .._errors import RequestDeferred
 from ..espi._flow import Downloaded
 from ._policy import Clock, Policy, Sink, delay_for, judge, prepare, request_url
-from ._transport import map_transport_error
+from ._transport import ClientStats, map_transport_error, stats_of
 
 __all__ = ["exchange_async"]
 
@@ -67,6 +75,7 @@ async def _attempts_async(
     download: bool,
 ) -> Downloaded:
     attempt = 0
+    stats = stats_of(client) if request.method != "POST" else None
     while True:
         attempt += 1
         url = request_url(request)
@@ -78,15 +87,23 @@ async def _attempts_async(
                 exc.url = exc.url or url
                 raise
         prepare(request, client.timeout, clock.remaining(url))
+        started = time.perf_counter()
         try:
             got = await _read_async(client, request, policy, clock, download)
         except httpx2.TransportError as exc:
+            _record(stats, started)
             delay = delay_for(policy, request, attempt, None, exc)
             if delay is None or not clock.allows(delay):
                 raise map_transport_error(exc, url) from exc
         else:
+            _record(stats, started)
             delay = delay_for(policy, request, attempt, got.response, None)
             if delay is None or not clock.allows(delay):
                 return got
             got.close()
         await anyio.sleep(delay)  # unasync: policy.sleep(delay)
+
+
+def _record(stats: ClientStats | None, started: float) -> None:
+    if stats is not None:
+        stats.fetch_seconds.observe(time.perf_counter() - started)

@@ -34,11 +34,18 @@ Nothing here knows OAuth or ESPI. The rules it enforces, and why:
   Refusals are :class:`EgressDenied` (a :class:`ConnectError`), raised before any socket.
 * **Errors carry no secrets** (R49): :func:`map_transport_error` keeps the URL without its query
   and names the TLS hint; the httpx2 exception is chained as ``__cause__``.
+* **What the process's requests cost** (``/metrics``, DESIGN 3.7): :class:`ClientStats` holds
+  two :class:`Histogram` s per client, the latency of each resource request (recorded by the
+  exchange loop, :mod:`._send_async`) and the time each request waited for the rate limit
+  (recorded by :class:`Reserving`, so every limiter, the database one included, counts).
+  They are plain counters, not ``prometheus_client`` objects: the client layer does not
+  depend on that optional extra; storage's ``ClientCollector`` turns them into series.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import datetime as dt
 import ipaddress
 import math
@@ -50,6 +57,7 @@ import stat
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -79,10 +87,12 @@ __all__ = [
     "TLS_HINT",
     "USER_AGENT",
     "AsyncGuardedBackend",
+    "ClientStats",
     "Deadline",
     "EgressDenied",
     "EgressGuard",
     "GuardedBackend",
+    "Histogram",
     "RateLimiter",
     "Resolver",
     "address_problem",
@@ -95,6 +105,7 @@ __all__ = [
     "resolve",
     "retry_delay",
     "safe_url",
+    "stats_of",
 ]
 
 log = get_logger("greenbutton.transport")
@@ -519,12 +530,11 @@ def _on_request(request: httpx2.Request) -> None:
 
 
 def _on_response(response: httpx2.Response) -> None:
-    log.debug(
-        "%s %s -> %d",
-        response.request.method,
-        safe_url(response.request.url),
-        response.status_code,
-    )
+    method, url = response.request.method, safe_url(response.request.url)
+    status = response.status_code
+    # The fields again as extras, for structured (JSON) logs; the URL without its query.
+    extra = {"method": method, "url": url, "status": status}
+    log.debug("%s %s -> %d", method, url, status, extra=extra)
 
 
 async def _on_request_async(request: httpx2.Request) -> None:
@@ -561,23 +571,28 @@ def make_client(
     timeout: httpx2.Timeout | None = None,
     limits: httpx2.Limits | None = None,
     resolver: Resolver | None = None,
+    stats: ClientStats | None = None,
 ) -> httpx2.Client:
     """An ``httpx2.Client`` for one data custodian: mutual TLS, no redirects, explicit timeouts,
     connections only to checked public addresses unless ``profile.local`` (R47).
 
     ``transport`` replaces the network layer, TLS and egress guard included, and is for
     tests (``httpx2.MockTransport``); with it the certificate files are not read.
-    ``resolver`` replaces DNS resolution (tests).
+    ``resolver`` replaces DNS resolution (tests). The exchange loop records the latency of
+    the requests it sends over this client into ``stats`` (see :func:`stats_of`).
     """
     kwargs = _client_kwargs(profile, creds, timeout=timeout, limits=limits)
     if transport is None:
         guard = EgressGuard(allow_local=profile.local, resolver=resolver)
         transport = GuardedTransport(build_ssl_context(creds), limits or DEFAULT_LIMITS, guard)
-    return httpx2.Client(
+    client = httpx2.Client(
         transport=transport,
         event_hooks={"request": [_on_request], "response": [_on_response]},
         **kwargs,  # type: ignore[arg-type]
     )
+    if stats is not None:
+        _STATS[client] = stats
+    return client
 
 
 def make_async_client(
@@ -588,6 +603,7 @@ def make_async_client(
     timeout: httpx2.Timeout | None = None,
     limits: httpx2.Limits | None = None,
     resolver: Resolver | None = None,
+    stats: ClientStats | None = None,
 ) -> httpx2.AsyncClient:
     """The ``httpx2.AsyncClient`` twin of :func:`make_client`."""
     kwargs = _client_kwargs(profile, creds, timeout=timeout, limits=limits)
@@ -595,11 +611,27 @@ def make_async_client(
         guard = EgressGuard(allow_local=profile.local, resolver=resolver)
         ctx = build_ssl_context(creds)
         transport = AsyncGuardedTransport(ctx, limits or DEFAULT_LIMITS, guard)
-    return httpx2.AsyncClient(
+    client = httpx2.AsyncClient(
         transport=transport,
         event_hooks={"request": [_on_request_async], "response": [_on_response_async]},
         **kwargs,  # type: ignore[arg-type]
     )
+    if stats is not None:
+        _STATS[client] = stats
+    return client
+
+
+#: The :class:`ClientStats` of each httpx2 client made with ``stats=`` (weak: a client
+#: replaced after a certificate reload, and closed, drops out by itself). The exchange loop
+#: gets the httpx2 client and the frozen send policy; this is how it finds the stats.
+_STATS: weakref.WeakKeyDictionary[httpx2.Client | httpx2.AsyncClient, ClientStats] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def stats_of(client: httpx2.Client | httpx2.AsyncClient) -> ClientStats | None:
+    """The stats ``client`` records into (:func:`make_client` ``stats=``), or None."""
+    return _STATS.get(client)
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -818,13 +850,68 @@ class Deadline:
         )
 
 
+# -- what the requests cost (/metrics) ---------------------------------------------------
+
+
+class Histogram:
+    """Counts of observed values by upper bound, with their sum: the shape of a Prometheus
+    histogram (cumulative ``le`` buckets, ``_count``, ``_sum``). Hand-written, a dozen lines,
+    because the client layer must not need ``prometheus_client`` (an optional extra);
+    thread-safe, so threads and tasks of one client share it."""
+
+    __slots__ = ("_counts", "_lock", "_sum", "bounds")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(sorted(bounds))
+        self._counts = [0] * (len(self.bounds) + 1)  # the last: above every bound (+Inf)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, value: float) -> None:
+        slot = bisect.bisect_left(self.bounds, value)  # the first bound >= value
+        with self._lock:
+            self._counts[slot] += 1
+            self._sum += value
+
+    def snapshot(self) -> tuple[list[tuple[float, int]], float]:
+        """``([(upper bound, observations <= it), ..., (inf, count)], sum)``."""
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        cumulative, running = [], 0
+        for bound, n in zip((*self.bounds, math.inf), counts, strict=True):
+            running += n
+            cumulative.append((bound, running))
+        return cumulative, total
+
+
+#: Seconds: a resource request takes tens of milliseconds to minutes (a Bulk file).
+FETCH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+#: Seconds: 0 (the request did not wait) up to the minutes a busy 1 request/s limit queues.
+WAIT_BUCKETS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class ClientStats:
+    """What one client's requests cost, for ``/metrics``: ``fetch_seconds`` (each attempt
+    at a resource request, from sending it to its body read or its failure) and
+    ``rate_limit_wait_seconds`` (each reservation of the rate limit, 0 when none was
+    needed; a request over a quota is refused, not waited for, and not counted)."""
+
+    __slots__ = ("fetch_seconds", "rate_limit_wait_seconds")
+
+    def __init__(self) -> None:
+        self.fetch_seconds = Histogram(FETCH_BUCKETS)
+        self.rate_limit_wait_seconds = Histogram(WAIT_BUCKETS)
+
+
 class Reserving:
     """``acquire`` / ``acquire_async`` written once for every limiter: reserve a slot
     (``_reserve``; ``_reserve_async`` where reserving itself may block, a lock or a database
-    round trip), then wait for it with the injected ``_sleep`` / ``_async_sleep``."""
+    round trip), then wait for it with the injected ``_sleep`` / ``_async_sleep``. The wait
+    is recorded in ``stats`` (the owning client's, set by it) once it is over."""
 
     _sleep: Callable[[float], None]
     _async_sleep: Callable[[float], Awaitable[object]]
+    stats: ClientStats | None = None
 
     def _reserve(self) -> float:
         raise NotImplementedError
@@ -837,6 +924,8 @@ class Reserving:
         wait = self._reserve()
         if wait > 0:
             self._sleep(wait)
+        if self.stats is not None:
+            self.stats.rate_limit_wait_seconds.observe(wait)
         return wait
 
     async def acquire_async(self) -> float:
@@ -844,6 +933,8 @@ class Reserving:
         wait = await self._reserve_async()
         if wait > 0:
             await self._async_sleep(wait)
+        if self.stats is not None:
+            self.stats.rate_limit_wait_seconds.observe(wait)
         return wait
 
 
