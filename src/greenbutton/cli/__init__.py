@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from .._errors import GreenButtonError
+from ._logging import configure_logging, log_options
 
 __all__ = ["main"]
 
@@ -80,12 +81,14 @@ def _one_line(exc: BaseException) -> str:
     callback=lambda ctx, _param, value: _version(ctx) if value else None,
     help="Show the version and how this install parses (compiled or pure Python), then exit.",
 )
+@log_options(group=True)
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, log_format: str, log_level: str) -> None:
     """Green Button toolkit: read, inspect, export and plot Green Button files; fetch them
     from a utility (Connect My Data); run the third-party site, its workers and a local
     simulated utility."""
     ctx.meta["greenbutton.debug"] = debug
+    configure_logging(log_format.lower(), log_level.lower())
 
 
 def _version(ctx: click.Context) -> None:

@@ -14,6 +14,7 @@ import click
 
 from .._errors import ConfigurationError
 from . import cli
+from ._logging import log_options, uvicorn_options
 from ._simulator import default_state_dir
 
 __all__ = ["serve_command"]
@@ -119,6 +120,7 @@ __all__ = ["serve_command"]
     metavar="SECONDS",
     help="Answer 408 and close when a request body is not complete in time.",
 )
+@log_options()
 def serve_command(
     state_dir: Path | None,
     config_path: Path | None,
@@ -159,6 +161,7 @@ def serve_command(
       greenbutton serve --config /etc/greenbutton/config.toml --profile pge \\
           --https --cert site.crt --key site.key --client-ca pge-ca.pem
       greenbutton serve --profile pge --trusted-proxy 10.0.0.2 --secure-cookies
+      greenbutton serve --profile pge --log-format json --log-level info
     """
     if https and (cert is None or key is None):
         raise click.UsageError("--https needs --cert and --key")
@@ -229,6 +232,8 @@ def serve_command(
             "calls it (SECURITY R40)",
             err=True,
         )
-    server = uvicorn.Server(uvicorn_config(create_app(config), config, host=host, port=port))
+    app = create_app(config)
+    # uvicorn's records (the access log at --log-level info) in our format, not its own
+    server = uvicorn.Server(uvicorn_config(app, config, host=host, port=port, **uvicorn_options()))
     click.echo(f"Web app: {url}/  (Ctrl-C to stop)")
     server.run()

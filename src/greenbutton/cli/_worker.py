@@ -17,6 +17,7 @@ import click
 from ..client import Client
 from . import cli
 from ._db import _database_errors
+from ._logging import log_options
 from ._sdk import _utility, _utility_options
 
 __all__ = ["worker"]
@@ -47,6 +48,7 @@ __all__ = ["worker"]
     help="Serve Prometheus metrics at http://127.0.0.1:N/metrics (greenbutton_jobs{state}, "
     "greenbutton_authorizations{status}, greenbutton_database_up).",
 )
+@log_options()
 def worker(
     database_url: str,
     simulator_dir: Path | None,
@@ -68,6 +70,7 @@ def worker(
       greenbutton worker --database postgresql://gb@db/gb --profile pge --concurrency 4
       greenbutton worker --database sqlite:///gb.db --simulator DIR --until-idle
       greenbutton worker --database postgresql://gb@db/gb --profile pge --metrics-port 9464
+      greenbutton worker --database postgresql://gb@db/gb --profile pge --log-format json
     """
     from ..storage import DatabaseTokenStore, Store, Worker, shared_limits
 
