@@ -33,7 +33,7 @@ TOKEN = Token(
     expires_at=2e9,
     scope="FB=1_3_4_5_13_14_39",
 )
-HEAD = "0009"
+HEAD = "0010"
 ZONE = '{"tz_offset": -18000, "dst_offset": 3600, "label": "EST5EDT"}'
 OLD_TABLES = (
     "utilities", "authorizations", "ingest_jobs", "usage_points", "meter_readings", "readings",

@@ -88,14 +88,14 @@ def _key(r: object) -> tuple[object, ...]:
 
 
 def test_migrates_an_empty_database_to_head(store: Store, store_url: str) -> None:
-    assert store.schema_revision() == "0008"
+    assert store.schema_revision() == "0010"
     tables = set(inspect(store.engine).get_table_names())
     assert {
         "utilities", "authorizations", "usage_points", "meter_readings", "readings",
         "ingest_jobs", "web_sessions", "alembic_version",
     } <= tables  # fmt: skip
     again = Store.open(store_url)  # re-opening an up-to-date database is a no-op
-    assert again.schema_revision() == "0008"
+    assert again.schema_revision() == "0010"
     again.close()
 
 
@@ -105,11 +105,12 @@ def test_migrations_produce_exactly_the_declared_schema(store: Store) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from greenbutton.storage._partitions import include_name
+    from greenbutton.storage._partitions import include_name, include_object
     from greenbutton.storage._schema import metadata
 
     with store.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"include_name": include_name})
+        hooks = {"include_name": include_name, "include_object": include_object(store.dialect)}
+        context = MigrationContext.configure(conn, opts=hooks)
         diff = compare_metadata(context, metadata)
     assert diff == []
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from greenbutton.storage._partitions import include_name  # readings, not its partitions
+from greenbutton.storage._partitions import include_name, include_object  # partitions, r0010
 from greenbutton.storage._schema import metadata
 
 connection = context.config.attributes["connection"]
@@ -16,6 +16,7 @@ context.configure(
     connection=connection,
     target_metadata=metadata,
     include_name=include_name,
+    include_object=include_object(connection.dialect.name),
     render_as_batch=connection.dialect.name == "sqlite",
     transactional_ddl=True,
 )
