@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from ..client import Client
+from ..parse import BATCH_READINGS
 from . import cli
 from ._db import _database_errors
 from ._logging import log_options
@@ -43,6 +44,15 @@ __all__ = ["worker"]
 )
 @click.option("--until-idle", is_flag=True, help="Exit 0 once nothing is due.")
 @click.option(
+    "--bulk-part-readings",
+    type=click.IntRange(1),
+    default=BATCH_READINGS,
+    show_default=True,
+    metavar="N",
+    help="A fetched Bulk file of more readings is split by usage point into parts of about "
+    "N readings, stored in the database, that every worker ingests side by side.",
+)
+@click.option(
     "--metrics-port",
     type=click.IntRange(1, 65535),
     help="Serve Prometheus metrics at http://127.0.0.1:N/metrics (greenbutton_jobs{state}, "
@@ -56,6 +66,7 @@ def worker(
     profile: str | None,
     concurrency: int,
     until_idle: bool,
+    bulk_part_readings: int,
     metrics_port: int | None,
 ) -> None:
     """Run fetch jobs (planned by sync --enqueue-only, notifications, the daily catch-up).
@@ -80,7 +91,9 @@ def worker(
         with shared_limits(store):  # PostgreSQL: the rate limit and quotas in the database
             client = Client(*utility, token_store=tokens)
         with client:
-            runner = Worker(store, client, concurrency=concurrency)
+            runner = Worker(
+                store, client, concurrency=concurrency, part_readings=bulk_part_readings
+            )
 
             def stop(signum: int, _frame: FrameType | None) -> None:
                 click.echo(f"{signal.Signals(signum).name}: finishing running jobs", err=True)

@@ -18,7 +18,7 @@ from ._admin import (
     admin_session,
     check_admin_login,
 )
-from ._bulk import BATCH_READINGS, BulkResult, ingest_bulk
+from ._bulk import BATCH_READINGS, BulkPart, BulkResult, due_parts, ingest_bulk
 from ._ingest import (
     LEASE_SECONDS,
     LEASE_SLACK,
@@ -42,6 +42,7 @@ from ._jobs import (
     JobRejected,
     JobRunner,
     Outcome,
+    PartOutcome,
     abandon,
     due_jobs,
     enqueue,
@@ -75,7 +76,15 @@ from ._queries import (
     web_session_replace_if,
     web_session_touch,
 )
-from ._queue import HOST_ID_ENV, Worker, ensure_queue_schema, host_id, plan_jobs, run_job
+from ._queue import (
+    HOST_ID_ENV,
+    Worker,
+    ensure_queue_schema,
+    host_id,
+    plan_jobs,
+    run_job,
+    run_part,
+)
 from ._revocations import (
     REVOCATION_LEASE,
     PendingRevocation,
@@ -120,6 +129,7 @@ __all__ = [
     "SECRET_KEY_ENV",
     "AccountSummary",
     "AdminLogin",
+    "BulkPart",
     "BulkResult",
     "DatabaseLimiter",
     "DatabaseTokenStore",
@@ -129,6 +139,7 @@ __all__ = [
     "JobRunner",
     "JobView",
     "Outcome",
+    "PartOutcome",
     "PendingRevocation",
     "ReconciliationError",
     "SecretKeyError",
@@ -160,6 +171,7 @@ __all__ = [
     "create_job",
     "default_data_dir",
     "due_jobs",
+    "due_parts",
     "due_revocations",
     "enqueue",
     "ensure_queue_schema",
@@ -189,6 +201,7 @@ __all__ = [
     "revocation_done",
     "revocation_failed",
     "run_job",
+    "run_part",
     "secret_key_file",
     "shared_limits",
     "start_job",

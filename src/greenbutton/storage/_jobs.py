@@ -18,6 +18,11 @@ app's worker, ``greenbutton worker`` — runs it here, the same way:
   and a job is never failed for not being a notification); fetch the raw body, parse it,
   ingest it with the profile's cost scale and the payload's SHA-256, marking the job done
   in the same transaction (R62). An empty document is an empty window: done, nothing new.
+  A Bulk file (every customer's data) is fetched to disk and ingested in batches; a runner
+  given ``part_readings`` (``greenbutton worker``) instead splits one larger than that into
+  parts by usage point, stored in the database (``storage._bulk``), and each part is then
+  a unit of work of its own (:meth:`JobRunner.run_part`) that any worker takes: the job is
+  done when its last part is.
 * **fail**: the error is recorded on the job (its lease released); a custodian's
   ``Retry-After`` is kept for the caller's backoff; a refused authorization (OAuth error,
   401/403) is flagged so the caller stops that authorization's other jobs; a request the
@@ -53,7 +58,18 @@ from .._errors import (
 from ..espi._paths import TimeLike, format_time
 from ..models import Document
 from ..parse import parse
-from ._bulk import ingest_bulk
+from ._bulk import (
+    BulkPart,
+    claim_part,
+    fail_part,
+    finish_part,
+    ingest_bulk,
+    ingest_part,
+    part_count,
+    parts_pending,
+    scan_bulk,
+    split_parts,
+)
 from ._ingest import (
     LEASE_SECONDS,
     ReconciliationError,
@@ -79,6 +95,7 @@ __all__ = [
     "JobRejected",
     "JobRunner",
     "Outcome",
+    "PartOutcome",
     "abandon",
     "due_jobs",
     "enqueue",
@@ -120,10 +137,27 @@ class Outcome:
     retry_after: float | None = None  # the custodian's Retry-After, when it said
     refused: bool = False  # the custodian refused the authorization: stop its jobs
     deferred: RequestDeferred | None = None  # not sent (R58/R59); the attempt given back
+    parts: tuple[int, ...] = ()  # a Bulk file split: the ids of its parts, still to ingest
 
     @property
     def done(self) -> bool:
+        """The attempt succeeded: the job is done, or (``parts``) its parts are stored."""
         return self.error is None and self.deferred is None
+
+
+@dataclass(frozen=True, slots=True)
+class PartOutcome:
+    """What one attempt of a Bulk job's part came to (:meth:`JobRunner.run_part`)."""
+
+    part: BulkPart
+    error: str | None = None  # recorded on the part; None when done
+    rows: int = 0  # readings in the part
+    job_done: bool = False  # the job's last part: the job is done
+    abandoned: bool = False  # out of attempts: the job was given up
+
+    @property
+    def done(self) -> bool:
+        return self.error is None
 
 
 def enqueue(
@@ -219,12 +253,14 @@ def due_jobs(
     these authorizations; ``max_attempts`` leaves out jobs with no attempt left (``None``
     keeps them: a runner abandons them); ``ids`` only these jobs; ``leased=False`` leaves
     out jobs a live lease holds (another process is running them); ``where`` is a runner's
-    own further condition on ``ingest_jobs``; ``limit`` keeps the oldest so many."""
+    own further condition on ``ingest_jobs``; ``limit`` keeps the oldest so many. A Bulk
+    job whose parts are stored and not all done is not among them: its work is its parts
+    (:func:`~greenbutton.storage.due_parts`), not another fetch."""
     j, a = ingest_jobs, authorizations
     query = (
         select(j.c.id, j.c.resource_uri, j.c.authorization_id, a.c.key, j.c.attempts, j.c.error)
         .outerjoin(a, a.c.id == j.c.authorization_id)
-        .where(j.c.state.in_(OPEN_STATES))
+        .where(j.c.state.in_(OPEN_STATES), ~parts_pending())
         .order_by(j.c.id)
     )
     if resource_url is not None:
@@ -334,12 +370,18 @@ class JobRunner:
         owner: str | None = None,
         lease_s: float = LEASE_SECONDS,
         clock: Callable[[], float] = time.time,
+        part_readings: int | None = None,
     ) -> None:
+        if part_readings is not None and part_readings < 1:
+            raise ValueError(f"part_readings must be at least 1, not {part_readings}")
         self.store = store
         self.resource_url = resource_url.rstrip("/")
         self.namespace, self.cost_scale = namespace, cost_scale
         self.owner = owner or lease_owner()
         self.lease_s, self.clock = lease_s, clock
+        #: A Bulk file of more readings than this is split into parts of about this many,
+        #: for other workers to ingest too; None: this runner ingests it whole.
+        self.part_readings = part_readings
 
     @classmethod
     def for_client(cls, store: Store, client: Client | AsyncClient, **options: object) -> JobRunner:
@@ -396,21 +438,59 @@ class JobRunner:
 
     def store_file(self, job: Job, file: IO[bytes]) -> Outcome:
         """:meth:`store_body` for a Bulk body already on disk (:meth:`attempt` downloads
-        one there): hashed and ingested in batches, never read whole into memory."""
-        digest, blank = hashlib.sha256(), True
-        file.seek(0)
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-            blank = blank and not chunk.strip()
+        one there): hashed and ingested in batches, never read whole into memory. With
+        :attr:`part_readings`, a file of more readings is split into parts by usage point
+        instead, stored for every worker (``Outcome.parts``); the job is done with the last.
+        """
+        file_sha256, readings, blank = scan_bulk(file)
         if blank:  # 202/204 or whitespace: an empty document, as store_body does
             return self.store_body(job, b"")
-        file.seek(0)
+        name = job.uri.split("?")[0]
+        if self.part_readings is not None and readings > self.part_readings:
+            count = part_count(readings, self.part_readings)
+            ids = split_parts(
+                self.store, job.id, file, file_sha256=file_sha256, parts=count, name=name
+            )
+            if ids is not None:  # None: not a linked feed, ingested whole below
+                return Outcome(job, parts=tuple(ids))
+            file.seek(0)
         bulk = ingest_bulk(
             self.store, file, job_id=job.id, namespace=self.namespace,
             authorization_id=job.authorization_id, cost_scale=self.cost_scale,
-            payload_hash=digest.hexdigest(), name=job.uri.split("?")[0],
+            payload_hash=file_sha256, name=name,
         )  # fmt: skip
         return Outcome(job, rows=bulk.rows)
+
+    def run_part(self, part_id: int, *, max_attempts: int = MAX_ATTEMPTS) -> PartOutcome | None:
+        """Claim a Bulk job's part, ingest it and mark it done (the job too when it was the
+        last); ``None`` when it is done already, gone, or a live process holds it. A part
+        that fails ``max_attempts`` times gives the job up (abandoned, the part's error
+        kept). As for a job, the database failing propagates and an interruption frees
+        the part first."""
+        part = claim_part(self.store, part_id, self.owner, self.lease_s)
+        if part is None:
+            return None
+        if part.attempts > max_attempts:  # crashes during its every attempt
+            message = "interrupted: out of attempts"
+            fail_part(self.store, part, message, owner=self.owner, give_up=True)
+            return PartOutcome(part, error=message, abandoned=True)
+        try:
+            got = ingest_part(self.store, part, namespace=self.namespace,
+                              cost_scale=self.cost_scale)  # fmt: skip
+            job_done = finish_part(self.store, part, rows=got.rows, owner=self.owner)
+        except BaseException as exc:
+            if isinstance(exc, StorageError) and not isinstance(exc, ReconciliationError):
+                raise
+            if not isinstance(exc, GreenButtonError):
+                with contextlib.suppress(StorageError):
+                    fail_part(self.store, part, f"interrupted: {type(exc).__name__}",
+                              owner=self.owner)  # fmt: skip
+                raise
+            message = _one_line(exc)
+            give_up = part.attempts >= max_attempts
+            fail_part(self.store, part, message, owner=self.owner, give_up=give_up)
+            return PartOutcome(part, error=message, abandoned=give_up)
+        return PartOutcome(part, rows=got.rows, job_done=job_done)
 
     def failed(self, job: Job, exc: BaseException) -> Outcome:
         """Record a failed attempt; re-raises what is not the job's failure (the database

@@ -19,6 +19,13 @@ attempts, abandon rules, R62); procrastinate decides *who runs it when*.
   failure). A failed attempt is deferred again after the custodian's ``Retry-After`` or an
   exponential backoff; a job out of attempts is abandoned, a request the client would not
   send (quota, open circuit) waits as long as it was told.
+* **Bulk parts** (issue 10.4): a Bulk file of more than ``part_readings`` readings
+  (:data:`~greenbutton.storage.BATCH_READINGS` unless told) is not ingested by the worker
+  that fetched it: it is split by usage point into parts stored in the database
+  (``storage._bulk``), and the worker defers one ``run_part`` task per part (a queueing
+  lock per part; the dispatch defers any part none queues, e.g. after a crash between the
+  split and the deferral), so every worker on every machine ingests some; the job is done
+  with its last part. A lost worker's part is recovered as its job would be.
 * **Periodic**: the catch-up plan (:data:`CATCH_UP_CRON`; ``sync`` planning with
   ``enqueue_only``: new windows, gaps) and the re-request of abandoned windows whose data is
   still missing (:data:`RETRY_ABANDONED_CRON`) are procrastinate periodic tasks, so each
@@ -38,9 +45,9 @@ procrastinate's own tables are created by :func:`ensure_queue_schema`, which the
 at start (under an advisory lock, once per database), not by our migrations: the queue is
 the optional ``workers`` extra, and its schema follows procrastinate's releases.
 
-On SQLite there is one machine: :class:`Worker` runs the same :func:`run_job` in an
-in-process loop (threads for ``concurrency``) and the two plans at the same times of day,
-no procrastinate.
+On SQLite there is one machine: :class:`Worker` runs the same :func:`run_job` and
+:func:`run_part` in an in-process loop (threads for ``concurrency``) and the two plans at
+the same times of day, no procrastinate.
 
 ``GREENBUTTON_HOST_ID`` (:func:`host_id`) names this machine in lease owners and in the
 shared rate limit's records, so a test can play two machines on one.
@@ -65,11 +72,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 
 from .._errors import ConfigurationError
+from ._bulk import BATCH_READINGS, due_parts, release_lost_part
 from ._jobs import (
     MAX_ATTEMPTS,
     RETRY_ABANDONED_AFTER,
     JobRunner,
     Outcome,
+    PartOutcome,
     abandon,
     due_jobs,
     release_lost,
@@ -91,6 +100,7 @@ __all__ = [
     "host_id",
     "plan_jobs",
     "run_job",
+    "run_part",
 ]
 
 log = logging.getLogger("greenbutton.worker")
@@ -119,6 +129,7 @@ RETRY_BASE_SECONDS = 2.0
 DISPATCH_BATCH = 500
 
 RUN_TASK = "greenbutton.run_job"
+PART_TASK = "greenbutton.run_part"
 CATCH_UP_TASK = "greenbutton.catch_up"
 RETRY_ABANDONED_TASK = "greenbutton.retry_abandoned"
 _SCHEMA_LOCK = 0x6772_6E71  # "grnq": one process creating procrastinate's tables
@@ -142,12 +153,20 @@ def _owner(tag: str, env: Mapping[str, str] = os.environ) -> str:
 
 
 def run_job(
-    store: Store, client: Client, job_id: int, *, owner: str, max_attempts: int = MAX_ATTEMPTS
+    store: Store,
+    client: Client,
+    job_id: int,
+    *,
+    owner: str,
+    max_attempts: int = MAX_ATTEMPTS,
+    part_readings: int | None = None,
 ) -> tuple[Outcome | None, float | None]:
     """One attempt of engine job ``job_id`` with the engine's rules: its outcome (None when
-    no attempt was made: done already, abandoned, gone, or held by a live process, which
-    finishes it), and the seconds after which to try it again (None: not again). Raises
-    only what is not the job's failure (the database)."""
+    no attempt was made: done already, abandoned, gone, held by a live process, which
+    finishes it, or split into parts still pending), and the seconds after which to try it
+    again (None: not again). With ``part_readings`` a larger Bulk file is split into parts
+    (``Outcome.parts``: run each with :func:`run_part`). Raises only what is not the job's
+    failure (the database)."""
     found = due_jobs(store, ids=[job_id], max_attempts=None)
     if not found:
         return None, None
@@ -155,7 +174,8 @@ def run_job(
     if job.attempts >= max_attempts:  # a crash during its last attempt
         abandon(store, job.id)
         return None, None
-    outcome = JobRunner.for_client(store, client, owner=owner).run(client, job)
+    runner = JobRunner.for_client(store, client, owner=owner, part_readings=part_readings)
+    outcome = runner.run(client, job)
     if outcome is None or outcome.done:
         return outcome, None
     if outcome.deferred is not None:  # not sent: wait as told, the attempt given back
@@ -171,6 +191,25 @@ def run_job(
     if outcome.retry_after is not None:
         return outcome, max(outcome.retry_after, 0.0)
     return outcome, min(RETRY_BASE_SECONDS * 2.0**job.attempts, MAX_RETRY_DELAY)
+
+
+def run_part(
+    store: Store, client: Client, part_id: int, *, owner: str, max_attempts: int = MAX_ATTEMPTS
+) -> tuple[PartOutcome | None, float | None]:
+    """One attempt of a Bulk job's part (:meth:`JobRunner.run_part`, ``client`` for its
+    profile's namespace and money scale only: nothing is fetched): its outcome (None when
+    done already, gone, or held by a live process) and the seconds after which to try it
+    again (None: not again, done or the job given up)."""
+    runner = JobRunner.for_client(store, client, owner=owner)
+    outcome = runner.run_part(part_id, max_attempts=max_attempts)
+    if outcome is None or outcome.done or outcome.abandoned:
+        if outcome is not None and outcome.abandoned:
+            log.warning("bulk job %d given up: part %d failed %d times", outcome.part.job_id,
+                        outcome.part.part, outcome.part.attempts)  # fmt: skip
+        return outcome, None
+    log.warning("bulk part %d of job %d failed: %s", outcome.part.part, outcome.part.job_id,
+                (outcome.error or "").split(":")[0])  # fmt: skip
+    return outcome, min(RETRY_BASE_SECONDS * 2.0 ** (outcome.part.attempts - 1), MAX_RETRY_DELAY)
 
 
 def plan_jobs(store: Store, client: Client, *, retry_abandoned: bool) -> SyncReport:
@@ -212,6 +251,13 @@ def _queueing_lock(job_id: int) -> str:
     return f"{_LOCK_PREFIX}{job_id}"
 
 
+_PART_LOCK_PREFIX = "greenbutton-part-"
+
+
+def _part_lock(part_id: int) -> str:
+    return f"{_PART_LOCK_PREFIX}{part_id}"
+
+
 class Worker:
     """Runs the engine's jobs of ``client``'s utility from ``store`` until stopped
     (:meth:`stop`, thread- and signal-safe) or, with ``until_idle``, until nothing is due.
@@ -227,9 +273,14 @@ class Worker:
         poll_s: float = POLL_SECONDS,
         heartbeat_s: float = HEARTBEAT_SECONDS,
         stalled_s: float = STALLED_SECONDS,
+        part_readings: int = BATCH_READINGS,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        if part_readings < 1:
+            raise ValueError(f"part_readings must be at least 1, not {part_readings}")
+        #: A Bulk file of more readings is split into parts of about this many.
+        self.part_readings = part_readings
         self.store, self.client, self.concurrency = store, client, concurrency
         self.env, self.poll_s = env, poll_s
         self.heartbeat_s, self.stalled_s = heartbeat_s, stalled_s
@@ -238,13 +289,18 @@ class Worker:
         self.queue = f"greenbutton.{self.utility}"
         self._stop = threading.Event()
         self._wake: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
-        self._run_task: Any = None  # the procrastinate task, once _app made it
-        #: Attempts this worker made, by how they ended: ``done``, ``failed``, ``deferred``.
-        self.tally = {"done": 0, "failed": 0, "deferred": 0}
+        self._run_task: Any = None  # the procrastinate tasks, once _app made them
+        self._part_task: Any = None
+        #: Attempts this worker made, by how they ended: ``done``, ``failed``, ``deferred``;
+        #: ``parts``: Bulk parts it ingested (``failed`` counts parts that failed too).
+        self.tally = {"done": 0, "failed": 0, "deferred": 0, "parts": 0}
         self._tally_lock = threading.Lock()
 
-    def _tally(self, outcome: Outcome | None, retry_in: float | None) -> float | None:
-        if outcome is not None:
+    def _tally(self, outcome: Outcome | PartOutcome | None, retry_in: float | None) -> float | None:
+        if isinstance(outcome, PartOutcome):
+            with self._tally_lock:
+                self.tally["parts" if outcome.done else "failed"] += 1
+        elif outcome is not None:
             kind = "done" if outcome.done else "deferred" if outcome.deferred else "failed"
             with self._tally_lock:
                 self.tally[kind] += 1
@@ -274,14 +330,16 @@ class Worker:
 
     # -- SQLite: the same step in this process ------------------------------------------
 
-    def _due(self) -> list[int]:
+    def _due(self) -> list[tuple[str, int]]:
+        """Open unleased jobs, then the Bulk parts still to ingest: (kind, id)."""
         jobs = due_jobs(self.store, resource_url=self.resource_url, utility=self.utility,
                         max_attempts=None, leased=False)  # fmt: skip
-        return [j.id for j in jobs]
+        parts = due_parts(self.store)
+        return [("job", j.id) for j in jobs] + [("part", p.id) for p in parts]
 
     def _run_local(self, until_idle: bool) -> None:
         owner = _owner(secrets.token_hex(4), self.env)
-        not_before: dict[int, float] = {}  # job id -> monotonic time of its next attempt
+        not_before: dict[tuple[str, int], float] = {}  # item -> monotonic time of next attempt
         # The periodic plans at procrastinate's times (wall clock, as its cron), not with
         # --until-idle: that runs what is due and stops.
         plans = {} if until_idle else {
@@ -289,10 +347,15 @@ class Worker:
             for flag, at in ((False, CATCH_UP_AT), (True, RETRY_ABANDONED_AT))
         }  # fmt: skip
 
-        def step(job_id: int) -> float | None:
+        def step(item: tuple[str, int]) -> float | None:
             if self._stop.is_set():
                 return None
-            return self._tally(*run_job(self.store, self.client, job_id, owner=owner))
+            kind, key = item
+            if kind == "part":
+                return self._tally(*run_part(self.store, self.client, key, owner=owner))
+            ran = run_job(self.store, self.client, key, owner=owner,
+                          part_readings=self.part_readings)  # fmt: skip
+            return self._tally(*ran)
 
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="gb-worker") as pool:
             while not self._stop.is_set():
@@ -329,12 +392,27 @@ class Worker:
         store, client, env = self.store, self.client, self.env
         threads = anyio.CapacityLimiter(self.concurrency)
 
+        @app.task(name=PART_TASK, queue=self.queue, pass_context=True)
+        async def part(context: JobContext, part_id: int) -> None:
+            owner = _owner(f"q{context.job.id}", env)  # names the task: see _recover
+            ran = await anyio.to_thread.run_sync(
+                partial(run_part, store, client, part_id, owner=owner), limiter=threads
+            )
+            retry_in = self._tally(*ran)
+            if retry_in is not None:
+                await self._defer_part(part_id, retry_in)
+
         @app.task(name=RUN_TASK, queue=self.queue, pass_context=True)
         async def run(context: JobContext, job_id: int) -> None:
             owner = _owner(f"q{context.job.id}", env)  # names the task: see _recover
             ran = await anyio.to_thread.run_sync(
-                partial(run_job, store, client, job_id, owner=owner), limiter=threads
-            )
+                partial(run_job, store, client, job_id, owner=owner,
+                        part_readings=self.part_readings),
+                limiter=threads,
+            )  # fmt: skip
+            if ran[0] is not None and ran[0].parts:  # a Bulk file split: every worker's now
+                for part_id in ran[0].parts:
+                    await self._defer_part(part_id)
             retry_in = self._tally(*ran)
             if retry_in is not None:
                 deferrer = run.configure(
@@ -365,8 +443,21 @@ class Worker:
         async def retry_abandoned(timestamp: int) -> None:
             await plan(True)
 
-        self._run_task = run
+        self._run_task, self._part_task = run, part
         return app
+
+    async def _defer_part(self, part_id: int, retry_in: float | None = None) -> bool:
+        """Queue one ``run_part`` task for the part (at most one: its queueing lock)."""
+        from procrastinate.exceptions import AlreadyEnqueued
+
+        options: dict[str, Any] = {"queueing_lock": _part_lock(part_id)}
+        if retry_in is not None:
+            options["schedule_in"] = {"milliseconds": round(retry_in * 1000)}
+        try:
+            await self._part_task.configure(**options).defer_async(part_id=part_id)
+        except AlreadyEnqueued:
+            return False  # another worker queued it meanwhile
+        return True
 
     async def _run_queue(self, until_idle: bool) -> None:
         await asyncio.to_thread(ensure_queue_schema, self.store)
@@ -421,6 +512,13 @@ class Worker:
                 freed = await asyncio.to_thread(release_lost, self.store, job_id, f":q{task.id}")
                 log.warning("recovering job %d from a lost worker (lease freed: %s)",
                             job_id, freed)  # fmt: skip
+            elif task.task_name == PART_TASK and task.id is not None:
+                part_id = int(task.task_kwargs["part_id"])  # type: ignore[arg-type]
+                freed = await asyncio.to_thread(
+                    release_lost_part, self.store, part_id, f":q{task.id}"
+                )
+                log.warning("recovering bulk part %d from a lost worker (lease freed: %s)",
+                            part_id, freed)  # fmt: skip
             try:
                 await app.job_manager.retry_job(task)
             except ConnectorException:
@@ -439,11 +537,30 @@ class Worker:
                         limit=DISPATCH_BATCH)  # fmt: skip
         return [j.id for j in jobs]
 
+    def _undispatched_parts(self) -> list[int]:
+        """Bulk parts still to ingest, unleased, without a task queued or running."""
+        with self.store.connect() as conn:
+            queued = {
+                str(lock)
+                for lock in conn.execute(
+                    text(
+                        "SELECT queueing_lock FROM procrastinate_jobs WHERE status IN"
+                        " ('todo', 'doing') AND queueing_lock LIKE :prefix || '%'"
+                    ),
+                    {"prefix": _PART_LOCK_PREFIX},
+                ).scalars()
+            }
+        parts = due_parts(self.store)
+        return [p.id for p in parts if _part_lock(p.id) not in queued][:DISPATCH_BATCH]
+
     async def _dispatch(self) -> int:
-        """Defer a task for each open, unleased engine job none queues yet; how many."""
+        """Defer a task for each open, unleased engine job and Bulk part none queues yet;
+        how many."""
         from procrastinate.exceptions import AlreadyEnqueued
 
         count = 0
+        for part_id in await asyncio.to_thread(self._undispatched_parts):
+            count += await self._defer_part(part_id)
         for job_id in await asyncio.to_thread(self._undispatched):
             deferrer = self._run_task.configure(queueing_lock=_queueing_lock(job_id))
             try:
