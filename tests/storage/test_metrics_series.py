@@ -1,0 +1,158 @@
+"""The ``greenbutton_*`` series of ``/metrics`` beyond the job counts (issue 10.5), scraped
+from a real ``greenbutton worker --metrics-port`` process after it fetched from the
+simulator over mutual TLS, parsed with ``prometheus_client.parser``:
+
+* ``greenbutton_fetch_seconds``: a histogram of the worker's resource requests (each
+  attempt), recorded by the client's exchange loop;
+* ``greenbutton_rate_limit_wait_seconds``: a histogram of its waits for the rate limit
+  (the simulator advertises one), recorded by the limiter, one per request that went;
+* ``greenbutton_rows_ingested_total``: a counter equal to the rows the done jobs stored;
+
+and the same process, started with ``--log-format json --log-level info``, writes one JSON
+object per line to stderr, httpx2's request lines among them, with no query string.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
+
+from greenbutton.storage import DatabaseTokenStore, Store, sync
+from tests.simulator_harness import SimulatorHandle, start_simulator
+
+pytestmark = pytest.mark.usefixtures("secret_key")
+
+RATE = 5.0
+UNTIL = datetime(2026, 6, 1, tzinfo=UTC)
+SINCE = UNTIL - timedelta(days=120)  # a few of the simulator's 28-day windows
+SIM_NOW = datetime(2026, 12, 3, 11, 34, tzinfo=UTC).timestamp()  # its history: 730 days back
+
+
+@pytest.fixture
+def gb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatorHandle]:
+    monkeypatch.setenv("GREENBUTTON_RATE_DIR", str(tmp_path / "rate-test"))
+    config: dict[str, Any] = {"auto_approve": "alice", "customers": 1, "rate_limit": RATE}
+    with start_simulator(tmp_path / "sim", **config) as handle:
+        handle.sim.data.clock = lambda: SIM_NOW
+        yield handle
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _scrape(port: int) -> dict[str, Any] | None:
+    """``{family name: family}`` from the worker's /metrics, None until it serves."""
+    try:
+        with httpx2.Client(trust_env=False, timeout=5) as http:
+            body = http.get(f"http://127.0.0.1:{port}/metrics").text
+    except httpx2.TransportError:
+        return None
+    return {family.name: family for family in text_string_to_metric_families(body)}
+
+
+def _samples(family: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for s in family.samples}
+
+
+def _histogram(family: Any) -> tuple[list[tuple[float, float]], float, float]:
+    """(cumulative buckets by bound, count, sum) of a histogram family without labels."""
+    assert family.type == "histogram", family
+    buckets = sorted(
+        (float(s.labels["le"]), s.value) for s in family.samples if s.name.endswith("_bucket")
+    )
+    values = {s.name: s.value for s in family.samples if not s.name.endswith("_bucket")}
+    return buckets, values[f"{family.name}_count"], values[f"{family.name}_sum"]
+
+
+def test_a_worker_serves_fetch_latency_limit_waits_and_rows_ingested(
+    gb: SimulatorHandle, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'gb.db'}"
+    store = Store.open(url, data_dir=tmp_path / "db")
+    gb.authorize(DatabaseTokenStore(store))
+    with gb.sdk_client(DatabaseTokenStore(store)) as client:
+        report = sync(store, client, since=SINCE, until=UNTIL, enqueue_only=True)
+    assert report.planned is not None and report.planned >= 3
+    with store.connect() as conn:
+        total = conn.execute(text("SELECT count(*) FROM ingest_jobs")).scalar_one()
+
+    port = _free_port()
+    env = {**os.environ, "GREENBUTTON_HOST_ID": "one",
+           "GREENBUTTON_RATE_DIR": str(tmp_path / "rate-one")}  # fmt: skip
+    command = [sys.executable, "-m", "greenbutton", "--log-format", "json", "worker",
+               "--database", url, "--simulator", str(gb.state_dir),
+               "--metrics-port", str(port), "--log-level", "info"]  # fmt: skip
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        families = None
+        while True:
+            assert time.monotonic() < deadline and proc.poll() is None, "worker stopped early"
+            families = _scrape(port)
+            jobs = {} if families is None else _samples(families["greenbutton_jobs"])
+            if jobs.get(("greenbutton_jobs", (("state", "done"),))) == total:
+                break
+            time.sleep(0.2)
+        families = _scrape(port)  # after the last job: its rows are in the database
+        assert families is not None
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _out, err = proc.communicate()
+    assert proc.returncode == 0, err
+
+    fetches, fetch_count, fetch_sum = _histogram(families["greenbutton_fetch_seconds"])
+    assert fetch_count >= total > 0  # at least one resource request per job
+    assert fetch_sum > 0
+    assert fetches[-1] == (float("inf"), fetch_count)
+    assert [n for _, n in fetches] == sorted(n for _, n in fetches)  # cumulative
+
+    waits, wait_count, wait_sum = _histogram(families["greenbutton_rate_limit_wait_seconds"])
+    # every request that went, token refreshes included, reserved a slot first
+    assert wait_count >= fetch_count
+    assert wait_sum >= 0 and waits[-1] == (float("inf"), wait_count)
+    assert [n for _, n in waits] == sorted(n for _, n in waits)
+
+    rows = families["greenbutton_rows_ingested"]  # the parser drops the _total suffix
+    assert rows.type == "counter"
+    with store.connect() as conn:
+        stored = conn.execute(
+            text("SELECT sum(rows) FROM ingest_jobs WHERE state = 'done'")
+        ).scalar_one()
+        readings = conn.execute(text("SELECT count(*) FROM readings")).scalar_one()
+    assert readings > 0
+    assert _samples(rows) == {("greenbutton_rows_ingested_total", ()): float(stored)}
+    assert stored >= readings  # each reading stored by at least one done job
+    store.close()
+
+    # the same process's logs: one JSON object per line (click's own lines aside)
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert lines, err
+    assert all({"ts", "level", "logger", "message"} <= set(line) for line in lines)
+    assert all(line["ts"].endswith("Z") for line in lines)
+    requests = [line for line in lines if line["logger"] == "httpx2"]
+    assert requests, [line["logger"] for line in lines]  # httpx2 logs each request at info
+    assert all("?" not in line["message"] for line in requests)
+    assert "access_token" not in err and "code=" not in err
