@@ -133,18 +133,38 @@ class IngestResult:
 _UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
 
 
-def _upsert(conn: Connection, table: Any, keys: list[str], values: dict[str, Any]) -> int:
+def _upsert_all(
+    conn: Connection, table: Any, keys: list[str], rows: Iterable[dict[str, Any]]
+) -> dict[tuple[Any, ...], int]:
+    """Upsert ``rows`` on ``keys``; the ids by key tuple.
+
+    Rows with the same key are merged first, later values winning and a column only an
+    earlier one names kept (what upserting them one by one stores; R61: one statement may
+    not touch a row twice). One executemany per set of columns: SQLAlchemy sends it as
+    multi-row ``INSERT ... RETURNING`` in parameter order ("insertmanyvalues"), so a Bulk
+    file's thousands of usage points cost a few round trips, not one each."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = tuple(row[k] for k in keys)
+        merged[key] = {**merged[key], **row} if key in merged else row
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in merged.values():
+        groups.setdefault(tuple(row), []).append(row)
+    ids: dict[tuple[Any, ...], int] = {}
     name = conn.dialect.name
-    cache_key = (name, table.name, tuple(keys), tuple(values))
-    stmt = _UPSERTS.get(cache_key)
-    if stmt is None:
-        base = (sqlite if name == "sqlite" else postgresql).insert(table)
-        changed = [k for k in values if k not in keys] or keys[:1]
-        stmt = base.on_conflict_do_update(
-            index_elements=keys, set_={k: base.excluded[k] for k in changed}
-        ).returning(table.c.id)
-        _UPSERTS[cache_key] = stmt
-    return int(conn.execute(stmt, values).scalar_one())
+    for columns, group in groups.items():
+        cache_key = (name, table.name, tuple(keys), columns)
+        stmt = _UPSERTS.get(cache_key)
+        if stmt is None:
+            base = (sqlite if name == "sqlite" else postgresql).insert(table)
+            changed = [k for k in columns if k not in keys] or keys[:1]
+            stmt = base.on_conflict_do_update(
+                index_elements=keys, set_={k: base.excluded[k] for k in changed}
+            ).returning(table.c.id, sort_by_parameter_order=True)
+            _UPSERTS[cache_key] = stmt
+        got = conn.execute(stmt, group).scalars().all()
+        ids.update((tuple(row[k] for k in keys), int(i)) for row, i in zip(group, got, strict=True))
+    return ids
 
 
 def _absent_to_none(column: Iterable[int], absent: int) -> Iterable[int | None]:
@@ -287,10 +307,28 @@ _STORED_SERIES = select(
     meter_readings.c.key,
     meter_readings.c.atom_id,
     *[meter_readings.c[n] for n in _READING_TYPE_FIELDS],
-).where(meter_readings.c.usage_point_id == bindparam("up"))
+    meter_readings.c.usage_point_id,
+).where(meter_readings.c.usage_point_id.in_(bindparam("ups", expanding=True)))
+#: Usage points per stored-series query (SQLite allows 32,766 parameters per statement).
+_IDS_PER_QUERY = 5000
 
 
-def _follow_rekeyed(conn: Connection, up_id: int, incoming: Sequence[MeterReading]) -> None:
+def _follow_all_rekeyed(conn: Connection, incoming: Mapping[int, Sequence[MeterReading]]) -> None:
+    """:func:`_follow_rekeyed` for every usage point of a document, their stored series
+    read with a query per :data:`_IDS_PER_QUERY` usage points instead of one each."""
+    ups = list(incoming)
+    stored: dict[int, list[Any]] = {}
+    for i in range(0, len(ups), _IDS_PER_QUERY):
+        for row in conn.execute(_STORED_SERIES, {"ups": ups[i : i + _IDS_PER_QUERY]}):
+            stored.setdefault(row.usage_point_id, []).append(row)
+    for up_id, meters in incoming.items():
+        if up_id in stored:
+            _follow_rekeyed(conn, stored[up_id], meters)
+
+
+def _follow_rekeyed(
+    conn: Connection, stored: Sequence[Any], incoming: Sequence[MeterReading]
+) -> None:
     """SECURITY R65: a custodian that re-keys its MeterReading ids (PG&E did in 2024) serves
     the same series under a new path. Before upserting, a stored meter reading of this
     usage point that the document no longer names takes the new key when it is the same
@@ -298,7 +336,6 @@ def _follow_rekeyed(conn: Connection, up_id: int, incoming: Sequence[MeterReadin
     ReadingType. Its readings then upsert onto their own rows (no duplicate intervals);
     each such migration is logged. Anything ambiguous is left alone (a new series)."""
     mr = meter_readings
-    stored = conn.execute(_STORED_SERIES, {"up": up_id}).all()
     keys = {series_key(m): m for m in incoming}
     gone = [row for row in stored if row.key not in keys]
     new = [m for k, m in keys.items() if k not in {row.key for row in stored}]
@@ -424,8 +461,7 @@ def _ingest(
 ) -> IngestResult:
     # Group by meter-reading row first: a document may repeat a MeterReading, and its
     # readings must reach the database once (R61).
-    series: dict[int, tuple[int, MeterReading, list[ReadingColumns]]] = {}
-    points: set[int] = set()
+    points: list[dict[str, Any]] = []
     for up in document.usage_points:
         point: dict[str, Any] = {
             "namespace": namespace, "key": series_key(up), "href": up.href,
@@ -435,18 +471,28 @@ def _ingest(
         local_time = local_time_record(document, up)
         if local_time is not None:  # a later document without one keeps the stored zone
             point["local_time"] = local_time
-        up_id = _upsert(conn, usage_points, ["namespace", "key"], point)
-        points.add(up_id)
-        _follow_rekeyed(conn, up_id, up.meter_readings)
-        for mr in up.meter_readings:
-            values = {
-                "usage_point_id": up_id, "key": series_key(mr), "href": mr.href,
-                "atom_id": mr.atom_id, "cost_scale": cost_scale,
-                **_reading_type_values(mr.reading_type),
-            }  # fmt: skip
-            mr_id = _upsert(conn, meter_readings, ["usage_point_id", "key"], values)
-            entry = series.setdefault(mr_id, (up_id, mr, []))
-            entry[2].append(mr.readings)
+        points.append(point)
+    point_ids = _upsert_all(conn, usage_points, ["namespace", "key"], points)
+    up_ids = [point_ids[(namespace, point["key"])] for point in points]
+    incoming: dict[int, list[MeterReading]] = {}
+    for up_id, up in zip(up_ids, document.usage_points, strict=True):
+        incoming.setdefault(up_id, []).extend(up.meter_readings)
+    _follow_all_rekeyed(conn, incoming)
+    meters = [
+        (up_id, mr, {
+            "usage_point_id": up_id, "key": series_key(mr), "href": mr.href,
+            "atom_id": mr.atom_id, "cost_scale": cost_scale,
+            **_reading_type_values(mr.reading_type),
+        })
+        for up_id, up in zip(up_ids, document.usage_points, strict=True)
+        for mr in up.meter_readings
+    ]  # fmt: skip
+    meter_ids = _upsert_all(conn, meter_readings, ["usage_point_id", "key"], (m[2] for m in meters))
+    series: dict[int, tuple[int, MeterReading, list[ReadingColumns]]] = {}
+    for up_id, mr, values in meters:
+        mr_id = meter_ids[(up_id, values["key"])]
+        entry = series.setdefault(mr_id, (up_id, mr, []))
+        entry[2].append(mr.readings)
     work: list[tuple[_Series, str]] = []
     for mr_id, (up_id, mr, blocks) in series.items():
         cols = _merged(blocks)
@@ -462,7 +508,7 @@ def _ingest(
     totals = _span_totals(conn, [w for w, _label in work]) if len(work) > 1 else {}
     for (mr_id, *_, cols), label in work:
         _reconcile(conn, mr_id, cols, label, totals.get(mr_id))
-    return IngestResult(len(points), len(series), sum(len(w[4]) for w, _label in work))
+    return IngestResult(len(incoming), len(series), sum(len(w[4]) for w, _label in work))
 
 
 _SPAN = and_(
