@@ -12,6 +12,9 @@ worker that fetches it splits it by usage point into parts stored in the databas
 * a worker killed with ``kill -9`` in the middle of a part loses nothing: the other worker
   sees its heartbeat stop, takes the part over, and the database ends equal to a clean run;
 * on SQLite ``worker --until-idle`` ingests the parts in its own process;
+* in one process, on both back ends: a malformed file gets no parts, a job whose parts are
+  pending is no job to fetch, and a part that cannot be stored gives the job up after its
+  attempts (its error kept, its parts deleted);
 * r0009 upgrades and downgrades on both back ends.
 
 Who holds a part at a given moment is made certain, not left to timing: the test holds a
@@ -36,9 +39,18 @@ pytest.importorskip("sqlalchemy", reason="the db extra is not installed")
 
 from sqlalchemy import inspect, text
 
-from greenbutton import parse
+from greenbutton import ParseError, parse
+from greenbutton.models import DEFAULT_COST_SCALE
 from greenbutton.oauth import InMemoryTokenStore
-from greenbutton.storage import Store, enqueue, ingest_bulk
+from greenbutton.storage import (
+    MAX_ATTEMPTS,
+    JobRunner,
+    Store,
+    due_jobs,
+    due_parts,
+    enqueue,
+    ingest_bulk,
+)
 from tests.simulator_harness import SimulatorHandle, start_simulator
 from tests.storage.test_bulk_ingest import SIM_NOW, fetch_bulk
 from tests.storage_harness import checksums, postgres_url
@@ -261,6 +273,83 @@ def test_a_worker_without_many_readings_ingests_the_bulk_file_whole(
     assert _job(store, job_id)[:2] == ("done", readings)
     assert checksums(store) == expected
     store.close()
+
+
+@pytest.fixture(scope="module")
+def bulk_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, bytes]:
+    """(the notified Bulk URI, its body), fetched once for the in-process tests."""
+    with start_simulator(tmp_path_factory.mktemp("sim"), customers=CUSTOMERS,
+                         history_days=20) as handle:  # fmt: skip
+        handle.sim.data.clock = lambda: SIM_NOW
+        return fetch_bulk(handle)
+
+
+def _runner(store: Store, uri: str) -> JobRunner:
+    return JobRunner(store, resource_url=uri.split("/Batch/")[0], namespace="sim",
+                     cost_scale=DEFAULT_COST_SCALE, part_readings=PART_READINGS)  # fmt: skip
+
+
+def test_a_malformed_bulk_file_gets_no_parts(store: Store, bulk_file: tuple[str, bytes]) -> None:
+    uri, body = bulk_file
+    cut = body.rfind(b"<espi:value>")
+    cut = cut if cut > 0 else body.rfind(b"<value>")
+    bad = body[:cut] + body[cut:].replace(b"value>", b"valu>", 1)
+    runner = _runner(store, uri)
+    job = enqueue(store, uri)
+    assert job is not None and runner.claim(job)
+    with pytest.raises(ParseError):
+        runner.store_body(job, bad)
+    assert _parts(store) == []
+    assert _job(store, job.id)[0] == "running"  # the attempt's failure is the caller's to record
+
+
+def test_a_job_whose_parts_are_pending_is_no_job_to_fetch(
+    store: Store, bulk_file: tuple[str, bytes]
+) -> None:
+    uri, body = bulk_file
+    runner = _runner(store, uri)
+    job = enqueue(store, uri)
+    assert job is not None and runner.claim(job)
+    outcome = runner.store_body(job, body)
+    assert outcome.done and len(outcome.parts) > 2 and outcome.rows == 0
+    assert [p.id for p in due_parts(store)] == list(outcome.parts)
+    assert due_jobs(store) == []  # its work is its parts: not fetched again
+    again = enqueue(store, uri)  # a duplicate notification: the same open job
+    assert again is not None and again.id == job.id and not again.new
+    assert _job(store, job.id)[0] == "running"  # a state every reader knows
+    for part_id in outcome.parts:
+        got = runner.run_part(part_id)
+        assert got is not None and got.done
+    assert got.job_done and _job(store, job.id)[:2] == ("done", parse(body).reading_count)
+    assert due_parts(store) == [] and runner.run_part(outcome.parts[0]) is None
+
+
+def test_a_part_that_cannot_be_stored_gives_the_job_up(
+    store: Store, bulk_file: tuple[str, bytes]
+) -> None:
+    import zlib
+
+    uri, body = bulk_file
+    runner = _runner(store, uri)
+    job = enqueue(store, uri)
+    assert job is not None and runner.claim(job)
+    parts = runner.store_body(job, body).parts
+    with store.begin() as conn:  # a part damaged at rest: not the bytes its hash names
+        conn.execute(
+            text("UPDATE bulk_parts SET body = :b WHERE id = :i"),
+            {"b": zlib.compress(b"<feed/>"), "i": parts[1]},
+        )
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        got = runner.run_part(parts[1])
+        assert got is not None and got.error is not None and "damaged" in got.error
+        assert got.abandoned == (attempt == MAX_ATTEMPTS)
+    state, _, _ = _job(store, job.id)
+    with store.connect() as conn:
+        error = conn.execute(
+            text("SELECT error FROM ingest_jobs WHERE id = :i"), {"i": job.id}
+        ).scalar_one()
+    assert state == "abandoned" and error.startswith("bulk part 1: ParseError")
+    assert _parts(store) == [] and runner.run_part(parts[0]) is None
 
 
 def test_r0009_upgrades_and_downgrades(store_url: str, tmp_path: Path) -> None:
