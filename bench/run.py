@@ -13,8 +13,14 @@ Nothing here is a test: timings never gate CI, they are read by people.
 
 The fetch benchmark (``fetch.py``: 200 subscriptions from the simulator, loopback and with
 modelled WAN latency) runs after the parse tables, in its own process; ``--no-fetch`` skips it.
+The scale benchmark (``scale.py``: backfill throughput with 1, 2 and 4 ``greenbutton worker``
+processes on one PostgreSQL database, a rate-limited row and the ingest-rate-versus-table-size
+table) runs last, also in its own process, when ``$GREENBUTTON_BENCH_POSTGRES_URL`` or
+``$GREENBUTTON_TEST_POSTGRES_URL`` names a server; ``--no-scale`` skips it, ``--scale-quick``
+runs its few-minute ``--quick`` form.
 
-    .venv/bin/python bench/run.py [--regenerate] [--profile] [--no-fetch]
+    .venv/bin/python bench/run.py [--regenerate] [--profile] [--no-fetch] [--no-scale]
+                                  [--scale-quick]
 """
 
 from __future__ import annotations
@@ -332,11 +338,35 @@ def count_large() -> int:
     return points * READINGS_3Y
 
 
+def scale(quick: bool) -> str:
+    """``scale.py`` in its own process (it starts the simulator, workers and databases);
+    its Markdown, or why it was skipped (it needs a PostgreSQL server)."""
+    if not (
+        os.environ.get("GREENBUTTON_BENCH_POSTGRES_URL")
+        or os.environ.get("GREENBUTTON_TEST_POSTGRES_URL")
+    ):
+        out = (
+            "scale: skipped (set GREENBUTTON_BENCH_POSTGRES_URL or GREENBUTTON_TEST_POSTGRES_URL)\n"
+        )
+    else:
+        out = subprocess.run(
+            [sys.executable, str(HERE / "scale.py"), *(["--quick"] if quick else [])],
+            check=True,
+            cwd=HERE.parent,
+            stdout=subprocess.PIPE,
+            text=True,
+        ).stdout
+    print(out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--regenerate", action="store_true", help="rewrite bench/out/ inputs")
     ap.add_argument("--profile", action="store_true", help="cProfile parse of the PG&E file")
     ap.add_argument("--no-fetch", action="store_true", help="skip the fetch benchmark")
+    ap.add_argument("--no-scale", action="store_true", help="skip the scale benchmark")
+    ap.add_argument("--scale-quick", action="store_true", help="scale.py --quick")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     load = os.getloadavg()[0]  # other work on 2 cores skews every number below
@@ -370,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
         ).stdout
         print(fetch)
         text += "\n" + fetch
+    if not a.no_scale:
+        text += "\n" + scale(a.scale_quick)
     (OUT / "results.md").write_text(text)
     print(f"(written to {OUT / 'results.md'})", file=sys.stderr)
     return 0
