@@ -7,6 +7,7 @@ simulator over mutual TLS, parsed with ``prometheus_client.parser``:
 * ``greenbutton_rate_limit_wait_seconds``: a histogram of its waits for the rate limit
   (the simulator advertises one), recorded by the limiter, one per request that went;
 * ``greenbutton_rows_ingested_total``: a counter equal to the rows the done jobs stored;
+* ``greenbutton_quota_remaining{period}``: the quota less what the requests used;
 
 and the same process, started with ``--log-format json --log-level info``, writes one JSON
 object per line to stderr, httpx2's request lines among them, with no query string.
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -156,3 +158,45 @@ def test_a_worker_serves_fetch_latency_limit_waits_and_rows_ingested(
     assert requests, [line["logger"] for line in lines]  # httpx2 logs each request at info
     assert all("?" not in line["message"] for line in requests)
     assert "access_token" not in err and "code=" not in err
+
+
+def test_quota_remaining_and_fetch_count_follow_the_requests_made(
+    gb: SimulatorHandle, tmp_path: Path
+) -> None:
+    """A client whose profile has an hourly quota: after three resource requests,
+    ``greenbutton_quota_remaining{period="hour"}`` is the quota less what it used, and the
+    fetch histogram counted exactly those requests (in-process: the same collector as
+    ``serve`` and ``worker`` register)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from greenbutton import Client
+    from greenbutton.oauth import InMemoryTokenStore
+    from greenbutton.storage import ClientCollector
+
+    tokens = InMemoryTokenStore()
+    key, _token = gb.authorize(tokens)
+    with gb.sdk_client(tokens) as plain:
+        profile = replace(plain.profile, quota_per_hour=50)
+        credentials = plain.credentials
+    with Client(
+        profile, credentials, token_store=tokens, rate_limit_dir=tmp_path / "rate-q"
+    ) as client:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(ClientCollector(client, credentials))
+        gb.sim.state.arrivals.clear()  # from here on, only this client's requests
+        for _ in range(3):
+            assert client.usage_points(key).usage_points
+        gets = [a for a in gb.sim.state.arrivals if a[1] == "GET"]
+        families = {
+            f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())
+        }
+    assert len(gets) == 3
+    _buckets, count, _sum = _histogram(families["greenbutton_fetch_seconds"])
+    assert count == 3
+    used = _samples(families["greenbutton_quota_used"])
+    remaining = _samples(families["greenbutton_quota_remaining"])
+    hour = (("period", "hour"),)
+    assert used[("greenbutton_quota_used", hour)] >= 3  # token requests count too
+    assert remaining == {
+        ("greenbutton_quota_remaining", hour): 50 - used[("greenbutton_quota_used", hour)]
+    }
