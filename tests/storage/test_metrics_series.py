@@ -10,7 +10,8 @@ simulator over mutual TLS, parsed with ``prometheus_client.parser``:
 * ``greenbutton_quota_remaining{period}``: the quota less what the requests used;
 
 and the same process, started with ``--log-format json --log-level info``, writes one JSON
-object per line to stderr, httpx2's request lines among them, with no query string.
+object per line to stderr, httpx2's request lines among them, with no query string; so
+does ``serve``, uvicorn's records and access log included.
 """
 
 from __future__ import annotations
@@ -200,3 +201,52 @@ def test_quota_remaining_and_fetch_count_follow_the_requests_made(
     assert remaining == {
         ("greenbutton_quota_remaining", hour): 50 - used[("greenbutton_quota_used", hour)]
     }
+
+
+def test_serve_writes_uvicorns_records_as_json_and_shows_the_series(
+    gb: SimulatorHandle, tmp_path: Path
+) -> None:
+    """``greenbutton --log-format json serve --log-level info``: uvicorn's own records and
+    its access log are JSON lines through the same handler (the request target without
+    its query), and serve's /metrics has the new families too."""
+    port = _free_port()
+    command = [sys.executable, "-m", "greenbutton", "--log-format", "json", "serve",
+               "--log-level", "info", "--simulator", str(gb.state_dir), "--port", str(port),
+               "--database", f"sqlite:///{tmp_path / 'web.db'}"]  # fmt: skip
+    env = {**os.environ, "GREENBUTTON_RATE_DIR": str(tmp_path / "rate-web")}
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        with httpx2.Client(trust_env=False, timeout=5) as http:
+            while True:
+                assert time.monotonic() < deadline and proc.poll() is None, "serve stopped"
+                try:
+                    health = http.get(f"http://127.0.0.1:{port}/healthz?code=abc123&state=s1")
+                    break
+                except httpx2.TransportError:
+                    time.sleep(0.1)
+            body = http.get(f"http://127.0.0.1:{port}/metrics").text
+    finally:
+        proc.terminate()
+        try:
+            _out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _out, err = proc.communicate()
+    assert health.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(body)}
+    for name in ("greenbutton_fetch_seconds", "greenbutton_rate_limit_wait_seconds"):
+        assert families[name].type == "histogram"
+    assert families["greenbutton_rows_ingested"].type == "counter"
+
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    loggers = {line["logger"] for line in lines}
+    assert {"uvicorn.error", "uvicorn.access"} <= loggers, err
+    access = [line for line in lines if line["logger"] == "uvicorn.access"]
+    assert {(a["method"], a["path"], a["status"]) for a in access} == {
+        ("GET", "/healthz", 200),
+        ("GET", "/metrics", 200),
+    }
+    assert "abc123" not in err and "?" not in "".join(a["message"] for a in access)
