@@ -35,7 +35,13 @@ from greenbutton._errors import (
 )
 from greenbutton._secret import Secret
 from greenbutton.client._config import credentials_from_registration
-from greenbutton.client._redact import MASK, RedactingFilter, install_redaction, redact
+from greenbutton.client._redact import (
+    _PATTERNS,
+    MASK,
+    RedactingFilter,
+    install_redaction,
+    redact,
+)
 from greenbutton.client._transport import (
     DEFAULT_TIMEOUT,
     TLS_HINT,
@@ -651,6 +657,46 @@ def test_redact_shapes() -> None:
     }
     for text, expected in cases.items():
         assert redact(text) == expected, text
+
+
+#: Inputs of every shape :data:`_PATTERNS` knows, already-masked ones among them: redacting
+#: a second time (a record that went through two filters, a formatter that redacts a message
+#: the filter did) must not mask the mask ("Bearer [REDACTED]]").
+REDACT_EXAMPLES = (
+    "HTTP Request: GET https://dc.example/oauth/authorize?code=C0DE&state=S",
+    '127.0.0.1:5 - "GET /cb?code=C0DE&state=S HTTP/1.1" 200',
+    "Authorization: Bearer abc.def",
+    "Authorization: Bearer " + MASK,
+    "Authorization: " + MASK,
+    "Proxy-Authorization=abc]def",
+    "{'authorization': 'Basic dXNlcjpw'}",
+    "{'authorization': '" + MASK + "'}",
+    "(b'Authorization', b'Bearer t0k')",
+    "(b'Authorization', b'Bearer " + MASK + "')",
+    "Authorization: b'" + MASK + "'",
+    '{"access_token": "AT", "expires_in": 3600}',
+    '{"client_access_token":"C\\"AT"}',
+    "{b'state': b'S1'}",
+    '{"code": 12345}',
+    '{"code": ' + MASK + "}",
+    "grant_type=refresh_token&refresh_token=RT1&scope=x",
+    "?response_type=code&state=" + MASK + "&code_challenge=c",
+    "Token(code='abc', password = \"p w\")",
+    "Invalid refresh token, " + "A" * 24,
+    "bearer token: " + MASK,
+)
+
+
+def test_every_redaction_pattern_has_an_example() -> None:
+    for pattern, _ in _PATTERNS:
+        assert any(pattern.search(text) for text in REDACT_EXAMPLES), pattern.pattern
+
+
+@pytest.mark.parametrize("text", REDACT_EXAMPLES)
+def test_redact_is_idempotent(text: str) -> None:
+    once = redact(text)
+    assert MASK in once or "?" not in once  # each example holds a secret or a query
+    assert redact(once) == once
 
 
 def test_filter_redacts_args_and_tracebacks(caplog: pytest.LogCaptureFixture) -> None:

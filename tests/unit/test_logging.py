@@ -121,6 +121,17 @@ def test_an_exception_is_its_traceback_text_redacted() -> None:
     assert "abcdefghijklmnopqrstu" not in exception
 
 
+def test_a_record_the_filter_redacted_is_not_masked_twice() -> None:
+    """The handler's filter redacts first, the formatter again: the mask stays one mask."""
+    from greenbutton.client import install_redaction
+
+    record = _record("sent Authorization: %s", ("Bearer abc.def",), exc=True)
+    assert install_redaction().filter(record)
+    entry = _json(record)
+    assert entry["message"] == "sent Authorization: Bearer [REDACTED]"
+    assert str(entry["exception"]).endswith("access_token=[REDACTED]")
+
+
 def test_an_extra_field_never_replaces_the_own_keys() -> None:
     entry = _json(_record(level=logging.WARNING, logger="mine", ts="then"))
     assert entry["logger"] == "greenbutton.storage" and entry["ts"] != "then"

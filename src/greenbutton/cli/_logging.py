@@ -98,16 +98,13 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line (see the module docstring)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        # The handler's filter has redacted message, traceback and stack (once: redacting
-        # twice would mask the mask); this formatter does it where no filter ran.
-        clean: Callable[[str], str] = (
-            str if getattr(record, "_greenbutton_redacted", False) else _redact
-        )
+        # The handler's filter has redacted message, traceback and stack already; doing it
+        # again here (redaction is idempotent) covers a record formatted without the filter.
         entry: dict[str, object] = {
             "ts": _ts(record),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": clean(record.getMessage()),
+            "message": _redact(record.getMessage()),
         }
         args = record.args
         if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
@@ -122,9 +119,9 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             exception = self.formatException(record.exc_info)
         if exception:
-            entry["exception"] = clean(exception)
+            entry["exception"] = _redact(exception)
         if record.stack_info:
-            entry["stack"] = clean(record.stack_info)
+            entry["stack"] = _redact(record.stack_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 

@@ -77,8 +77,9 @@ _PATTERNS: tuple[tuple[re.Pattern[str], _Replacement], ...] = (
     (
         re.compile(
             r"""(?ix)
-            (\b(?:proxy-)?authorization\b
-             (?:['"]?\s*[:=]\s*(?:b?['"])?|['"]\s*,\s*b?['"])\s*)
+            ((?>\b(?:proxy-)?authorization\b  # atomic: no shorter prefix to retry after a mask
+             (?:['"]?\s*[:=]\s*(?:b?['"])?|['"]\s*,\s*b?['"])\s*))
+            (?!(?:(?:bearer|basic|digest|negotiate|token)\s+)?\[REDACTED\])  # masked already
             (?:(bearer|basic|digest|negotiate|token)\s+)?
             ([^\s'",;)}\]]+)
             """
@@ -91,7 +92,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], _Replacement], ...] = (
         rf"\1\2{MASK}\2",
     ),
     # Unquoted JSON-ish numbers/literals after a secret key: "code": 12345.
-    (re.compile(rf"""(?i)(['"](?:{_KEYS})['"]\s*:\s*)(?!['"b\s])([^\s,}}\]]+)"""), rf"\1{MASK}"),
+    (
+        re.compile(rf"""(?i)(['"](?:{_KEYS})['"]\s*:\s*)(?!['"b\s]|\[REDACTED\])([^\s,}}\]]+)"""),
+        rf"\1{MASK}",
+    ),
     # Form bodies and query strings: access_token=x&code=y (also keyword reprs code='x').
     (
         re.compile(rf"""(?i)(?<![\w-])((?:{_KEYS})\s*=\s*)(['"])(?:\\.|(?!\2).)*\2"""),
