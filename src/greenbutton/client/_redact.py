@@ -23,6 +23,9 @@ Redaction works on shapes, not on known values: ``Authorization: <scheme> <crede
 ``key=value`` (forms, queries), ``"key": "value"`` (JSON, dict reprs) for the keys in
 :data:`SECRET_KEYS`. A secret printed bare, without its key, cannot be recognised: code must
 not do that, and :class:`greenbutton.Secret` makes it hard to do by accident.
+
+:func:`redact` is idempotent (a mask is never masked again, ``Bearer [REDACTED]]``): a
+record may meet more than one filter, and a formatter may redact what a filter already did.
 """
 
 from __future__ import annotations
