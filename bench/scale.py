@@ -30,6 +30,19 @@ them and PostgreSQL share this machine's cores, so the CPU use of the whole mach
 each run is shown (from ``/proc/stat``): once it nears 100 %, more workers cannot help on
 this machine, and the next machine would.
 
+The workers run with a bytecode cache (``PYTHONPYCACHEPREFIX`` in the temporary folder,
+filled by an untimed warm-up worker), as an installed package has one: this machine sets
+``PYTHONDONTWRITEBYTECODE``, and without a cache each worker spent ~1.7 s of CPU compiling
+its modules before its first job. What is left per run (start-up, the ``--until-idle``
+check once a second) is printed as the fixed cost beside the steady-state ratios.
+
+The rate-limited row shows one 429 with at most one arrival in any second: the simulator
+counts an arrival (``/_simulator/stats``) before its modelled latency but applies
+``--rate-limit`` after it, and a request on a new connection waits two RTTs more, so two
+requests the client spaced 1.1 s apart (its 10 % headroom) can meet the check 0.9 s apart.
+A real custodian sees the same squeeze (the handshake delays the request), so the client's
+headroom is what falls short at 100 ms RTT; with ``--rtt-ms 0`` the row has no 429.
+
 PostgreSQL: ``$GREENBUTTON_BENCH_POSTGRES_URL``, else ``$GREENBUTTON_TEST_POSTGRES_URL``
 (the role must be allowed to CREATE DATABASE); the databases are dropped afterwards.
 
