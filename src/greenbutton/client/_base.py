@@ -150,6 +150,8 @@ class _Base:
             client_scope=client_scope,
             refresh_deadline=getattr(self.token_store, "refresh_deadline", None),  # R63
         )
+        #: What this client's requests cost (latency, rate-limit waits): ``/metrics`` reads it.
+        self.stats = ClientStats()
         self._policy = Policy(
             max_attempts=max_attempts,
             deadline=deadline,
@@ -163,12 +165,11 @@ class _Base:
                 quotas=profile_quotas(profile),
             ),
             breaker=_breaker(circuit_breaker, profile),
+            stats=self.stats,  # the exchange loop records fetch latencies here
             rng=rng or random.Random(),  # noqa: S311 - backoff jitter, not cryptography
             sleep=sleep,
         )
         self._locks = Locks()
-        #: What this client's requests cost (latency, rate-limit waits): ``/metrics`` reads it.
-        self.stats = ClientStats()
         limiter = self._policy.limiter
         for part in (limiter, getattr(limiter, "inner", None)):  # a quota limiter wraps one
             if isinstance(part, Reserving):

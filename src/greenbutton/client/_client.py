@@ -119,13 +119,13 @@ class Client(_SyncAPI):
             sleep=sleep,
         )
         self._http = make_client(
-            profile, credentials, transport=transport, timeout=_timeout(timeout), stats=self.stats
+            profile, credentials, transport=transport, timeout=_timeout(timeout)
         )
         self._rotation: Rotation[httpx2.Client] = Rotation(
             self._http,
             credentials,
             lambda creds: make_client(
-                profile, creds, transport=transport, timeout=_timeout(timeout), stats=self.stats
+                profile, creds, transport=transport, timeout=_timeout(timeout)
             ),
             self._tracker,
             self._cert_check_interval,
@@ -255,13 +255,13 @@ class AsyncClient(_AsyncAPI):
             sleep=sleep,
         )
         self._http = make_async_client(
-            profile, credentials, transport=transport, timeout=_timeout(timeout), stats=self.stats
+            profile, credentials, transport=transport, timeout=_timeout(timeout)
         )
         self._rotation: Rotation[httpx2.AsyncClient] = Rotation(
             self._http,
             credentials,
             lambda creds: make_async_client(
-                profile, creds, transport=transport, timeout=_timeout(timeout), stats=self.stats
+                profile, creds, transport=transport, timeout=_timeout(timeout)
             ),
             self._tracker,
             self._cert_check_interval,

@@ -22,7 +22,7 @@ from .._errors import ConnectError, RequestTimeout, TransportError
 from ..espi._flow import REQUEST_DEADLINE, Downloaded
 from ._breaker import CircuitBreaker
 from ._ratelimit import Limiter
-from ._transport import retry_delay
+from ._transport import ClientStats, retry_delay
 
 __all__ = [
     "SPOOL_MEMORY_BYTES",
@@ -62,7 +62,9 @@ class Locks:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Policy:
-    """How the drivers send: attempts, deadline, body cap, rate limit, injected RNG/clocks."""
+    """How the drivers send: attempts, deadline, body cap, rate limit, injected RNG/clocks,
+    and where the exchange loop records each resource request's latency (``stats``, the
+    owning client's :class:`~._transport.ClientStats`; None records nothing)."""
 
     max_attempts: int = 4
     backoff_base: float = 0.5
@@ -72,6 +74,7 @@ class Policy:
     spool_memory_bytes: int = SPOOL_MEMORY_BYTES  # a Download's body in memory up to this
     limiter: Limiter | None = None
     breaker: CircuitBreaker | None = None
+    stats: ClientStats | None = None
     rng: random.Random = field(default_factory=random.Random)
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic

@@ -4,7 +4,7 @@ streamed read (R27, R56-R59). ``scripts/unasync.py`` writes the blocking copy,
 ``_send_sync.py``, from this file (a marked line is replaced there: see the script).
 
 Each attempt at a resource request is timed here, from sending it to its body read or its
-failure, into the client's :class:`~._transport.ClientStats` (``/metrics``:
+failure, into the client's :class:`~._transport.ClientStats`, ``policy.stats`` (``/metrics``:
 ``greenbutton_fetch_seconds``); token requests (POSTs) are not fetches and are left out.
 The time is a measurement, never a decision, so it is ``time.perf_counter`` and not the
 policy's injected clock."""
@@ -18,7 +18,7 @@ import httpx2
 from .._errors import RequestDeferred
 from ..espi._flow import Downloaded
 from ._policy import Clock, Policy, Sink, delay_for, judge, prepare, request_url
-from ._transport import ClientStats, map_transport_error, stats_of
+from ._transport import ClientStats, map_transport_error
 
 __all__ = ["exchange_sync"]
 
@@ -72,7 +72,7 @@ def _attempts_sync(
     download: bool,
 ) -> Downloaded:
     attempt = 0
-    stats = stats_of(client) if request.method != "POST" else None
+    stats = policy.stats if request.method != "POST" else None
     while True:
         attempt += 1
         url = request_url(request)

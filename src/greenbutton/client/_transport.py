@@ -57,7 +57,6 @@ import stat
 import threading
 import time
 import warnings
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -105,7 +104,6 @@ __all__ = [
     "resolve",
     "retry_delay",
     "safe_url",
-    "stats_of",
 ]
 
 log = get_logger("greenbutton.transport")
@@ -571,28 +569,23 @@ def make_client(
     timeout: httpx2.Timeout | None = None,
     limits: httpx2.Limits | None = None,
     resolver: Resolver | None = None,
-    stats: ClientStats | None = None,
 ) -> httpx2.Client:
     """An ``httpx2.Client`` for one data custodian: mutual TLS, no redirects, explicit timeouts,
     connections only to checked public addresses unless ``profile.local`` (R47).
 
     ``transport`` replaces the network layer, TLS and egress guard included, and is for
     tests (``httpx2.MockTransport``); with it the certificate files are not read.
-    ``resolver`` replaces DNS resolution (tests). The exchange loop records the latency of
-    the requests it sends over this client into ``stats`` (see :func:`stats_of`).
+    ``resolver`` replaces DNS resolution (tests).
     """
     kwargs = _client_kwargs(profile, creds, timeout=timeout, limits=limits)
     if transport is None:
         guard = EgressGuard(allow_local=profile.local, resolver=resolver)
         transport = GuardedTransport(build_ssl_context(creds), limits or DEFAULT_LIMITS, guard)
-    client = httpx2.Client(
+    return httpx2.Client(
         transport=transport,
         event_hooks={"request": [_on_request], "response": [_on_response]},
         **kwargs,  # type: ignore[arg-type]
     )
-    if stats is not None:
-        _STATS[client] = stats
-    return client
 
 
 def make_async_client(
@@ -603,7 +596,6 @@ def make_async_client(
     timeout: httpx2.Timeout | None = None,
     limits: httpx2.Limits | None = None,
     resolver: Resolver | None = None,
-    stats: ClientStats | None = None,
 ) -> httpx2.AsyncClient:
     """The ``httpx2.AsyncClient`` twin of :func:`make_client`."""
     kwargs = _client_kwargs(profile, creds, timeout=timeout, limits=limits)
@@ -611,27 +603,11 @@ def make_async_client(
         guard = EgressGuard(allow_local=profile.local, resolver=resolver)
         ctx = build_ssl_context(creds)
         transport = AsyncGuardedTransport(ctx, limits or DEFAULT_LIMITS, guard)
-    client = httpx2.AsyncClient(
+    return httpx2.AsyncClient(
         transport=transport,
         event_hooks={"request": [_on_request_async], "response": [_on_response_async]},
         **kwargs,  # type: ignore[arg-type]
     )
-    if stats is not None:
-        _STATS[client] = stats
-    return client
-
-
-#: The :class:`ClientStats` of each httpx2 client made with ``stats=`` (weak: a client
-#: replaced after a certificate reload, and closed, drops out by itself). The exchange loop
-#: gets the httpx2 client and the frozen send policy; this is how it finds the stats.
-_STATS: weakref.WeakKeyDictionary[httpx2.Client | httpx2.AsyncClient, ClientStats] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def stats_of(client: httpx2.Client | httpx2.AsyncClient) -> ClientStats | None:
-    """The stats ``client`` records into (:func:`make_client` ``stats=``), or None."""
-    return _STATS.get(client)
 
 
 # -- errors -------------------------------------------------------------------------------
