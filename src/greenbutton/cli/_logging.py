@@ -40,6 +40,7 @@ __all__ = [
     "TextFormatter",
     "configure_logging",
     "log_options",
+    "stderr_line",
     "uvicorn_options",
 ]
 
@@ -199,6 +200,17 @@ def configure_logging(log_format: str | None = None, level: str | None = None) -
         from ..client import quiet_debug
 
         quiet_debug("oauthlib")  # its DEBUG lines are grants and tokens in the clear (R49)
+
+
+def stderr_line(message: str) -> None:
+    """A line for whoever watches stderr (``Simulator stopped.``): as is in ``text``
+    format; in ``json`` a record of the ``greenbutton.cli`` logger at INFO, so the stream
+    stays one JSON object per line."""
+    handler = _ours()
+    if handler is not None and isinstance(handler.formatter, JsonFormatter):
+        logging.getLogger("greenbutton.cli").info(message)
+    else:
+        click.echo(message, err=True)
 
 
 def uvicorn_options() -> dict[str, Any]:

@@ -2,12 +2,15 @@
 
 Thin on purpose: options become a ``SimulatorConfig``; ``simulator._server`` does the work.
 The simulator's modules are imported only when the command runs, so the rest of the CLI works
-without the ``[sim]`` extra.
+without the ``[sim]`` extra. Its uvicorn servers log as ``serve``'s does: through the one
+handler of ``--log-format`` / ``--log-level`` (:func:`uvicorn_options`), so
+``greenbutton --log-format json simulator`` writes JSON lines.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +19,7 @@ import click
 from .._errors import ConfigurationError
 from ..client import default_simulator_dir
 from . import cli
+from ._logging import configure_logging, log_options, stderr_line, uvicorn_options
 
 __all__ = ["default_state_dir", "simulator_command"]
 
@@ -135,7 +139,12 @@ _port = click.IntRange(0, 65535)
     help="The simulator's own TLS key: RSA 2048 (what GBA TC008 and PG&E expect) or EC P-256; "
     "a different kind than the state folder's is re-issued. [default: the folder's, rsa]",
 )
-@click.option("--access-log", is_flag=True, help="Log every request to stderr.")
+@click.option(
+    "--access-log",
+    is_flag=True,
+    help="Log every request to stderr (lowers --log-level to info if it is above).",
+)
+@log_options()
 def simulator_command(
     state_dir: Path | None,
     host: str,
@@ -211,12 +220,14 @@ def simulator_command(
     )
     if notification_path is not None:  # unset: SimulatorConfig's default, written once
         config = dataclasses.replace(config, notification_path=notification_path)
-    server = SimulatorServer(
-        config, log_level="info" if access_log else "warning", access_log=access_log
-    )
+    if access_log and uvicorn_options()["log_level"] > logging.INFO:
+        configure_logging(level="info")  # request lines are INFO records
+    # uvicorn's records (startup, errors, the access log) go to our handler, in its format
+    level = logging.getLevelName(uvicorn_options()["log_level"]).lower()
+    server = SimulatorServer(config, log_level=level, access_log=access_log)
 
     def ready() -> None:
         click.echo(startup_message(server))
 
     server.run(on_ready=ready)
-    click.echo("Simulator stopped.", err=True)
+    stderr_line("Simulator stopped.")
