@@ -10,9 +10,13 @@
   check.
 * ``/metrics`` is the Prometheus text format: the database's counts
   (:class:`greenbutton.storage.StoreCollector`: ``greenbutton_jobs{state}``,
-  ``greenbutton_authorizations{status}``) and this process's client
-  (``greenbutton_circuit_state{state}``, ``greenbutton_quota_used{period}`` / ``_limit``,
-  ``greenbutton_rate_limit_per_second``, ``greenbutton_client_certificate_expiry_seconds``).
+  ``greenbutton_rows_ingested_total``, ``greenbutton_authorizations{status}``,
+  ``greenbutton_revocations_owed``, ``greenbutton_database_up``) and this process's client
+  (:class:`greenbutton.storage.ClientCollector`: ``greenbutton_circuit_state{state}``,
+  ``greenbutton_circuit_failures``, ``greenbutton_quota_used{period}`` / ``_limit`` /
+  ``_remaining``, ``greenbutton_rate_limit_per_second``, the histograms
+  ``greenbutton_fetch_seconds`` and ``greenbutton_rate_limit_wait_seconds``,
+  ``greenbutton_client_certificate_expiry_seconds``).
   A registry per app, no global one (STYLE 8). The counts are shared state any process can
   serve; put the endpoint behind the network policy that guards other internal endpoints.
 """
