@@ -6,7 +6,8 @@ logging agent): ``ts`` (RFC 3339, UTC, milliseconds), ``level``, ``logger``, ``m
 every extra field the record carries (``extra={...}``: a job id, a URL ...), and
 ``exception`` / ``stack`` when there are. uvicorn's loggers, the access log included
 (``client``, ``method``, ``path``, ``status`` as fields), go through the same handler:
-``serve`` hands uvicorn no logging config of its own (:func:`uvicorn_options`).
+``serve`` and ``simulator`` hand uvicorn no logging config of its own
+(:func:`uvicorn_options`); a command's own stderr line goes through :func:`stderr_line`.
 
 Secrets never reach the output (SECURITY R49): the handler carries the client's
 :class:`RedactingFilter` (``install_redaction``: message, arguments, traceback; URLs lose
