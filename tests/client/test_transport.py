@@ -654,6 +654,9 @@ def test_redact_shapes() -> None:
         ),
         "starting authorization, please wait": "starting authorization, please wait",
         "postal_code=94110 error_code=5": "postal_code=94110 error_code=5",
+        # A dict or list under a secret key is masked whole, brackets in its strings too.
+        "{'state': {'nonce': 'n]}', 'next': '/x'}, 'a': 1}": "{'state': " + MASK + ", 'a': 1}",
+        '{"password": ["p1", ["p2"]]}': '{"password": ' + MASK + "}",
     }
     for text, expected in cases.items():
         assert redact(text) == expected, text
@@ -679,6 +682,7 @@ REDACT_EXAMPLES = (
     "{b'state': b'S1'}",
     '{"code": 12345}',
     '{"code": ' + MASK + "}",
+    "{'state': {'nonce': 'n]}', 'next': '/x'}}",
     "grant_type=refresh_token&refresh_token=RT1&scope=x",
     "?response_type=code&state=" + MASK + "&code_challenge=c",
     "Token(code='abc', password = \"p w\")",

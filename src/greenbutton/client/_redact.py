@@ -67,6 +67,21 @@ _KEYS = "|".join(SECRET_KEYS)
 
 _Replacement = str | Callable[[re.Match[str]], str]
 
+
+def _containers(depth: int) -> str:
+    """A regex for a ``{...}`` or ``[...]`` nested up to ``depth`` deep, its quoted strings
+    (brackets in them included) skipped whole: a secret's value may be a dict or a list."""
+    string = r"""(?:"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')"""
+    other = r"""[^\[\]{}'"]"""
+    inner = ""
+    for _ in range(depth):
+        body = f"(?:{string}|{other}{'|' + inner if inner else ''})*"
+        inner = rf"(?:\{{{body}\}}|\[{body}\])"
+    return inner
+
+
+_CONTAINER = _containers(3)
+
 _PATTERNS: tuple[tuple[re.Pattern[str], _Replacement], ...] = (
     # URLs without their query: https://h/p?code=x -> https://h/p (fragments are never sent).
     (re.compile(r"""(?i)\b([a-z][a-z0-9+.-]*://[^\s?#'"<>\\]*)\?[^\s#'"<>\\]*"""), r"\1"),
@@ -94,6 +109,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], _Replacement], ...] = (
         re.compile(rf"""(?i)(['"](?:{_KEYS})['"]\s*:\s*b?)(['"])((?:\\.|(?!\2).)*)\2"""),
         rf"\1\2{MASK}\2",
     ),
+    # A dict or list under a secret key, whole: "state": {"x": "y"}, 'password': ['a'].
+    (re.compile(rf"""(?i)(['"](?:{_KEYS})['"]\s*:\s*){_CONTAINER}"""), rf"\1{MASK}"),
     # Unquoted JSON-ish numbers/literals after a secret key: "code": 12345.
     (
         re.compile(rf"""(?i)(['"](?:{_KEYS})['"]\s*:\s*)(?!['"b\s]|\[REDACTED\])([^\s,}}\]]+)"""),
