@@ -36,12 +36,14 @@ filled by an untimed warm-up worker), as an installed package has one: this mach
 its modules before its first job. What is left per run (start-up, the ``--until-idle``
 check once a second) is printed as the fixed cost beside the steady-state ratios.
 
-The rate-limited row shows one 429 with at most one arrival in any second: the simulator
-counts an arrival (``/_simulator/stats``) before its modelled latency but applies
-``--rate-limit`` after it, and a request on a new connection waits two RTTs more, so two
-requests the client spaced 1.1 s apart (its 10 % headroom) can meet the check 0.9 s apart.
-A real custodian sees the same squeeze (the handshake delays the request), so the client's
-headroom is what falls short at 100 ms RTT; with ``--rtt-ms 0`` the row has no 429.
+The rate-limited row can show a 429: the simulator counts an arrival and applies
+``--rate-limit`` where a remote custodian would (after a new connection's two extra RTTs
+and half a round trip), and the client spaces its requests when it sends them, 10 % above
+the limit. A request that opens a new connection reaches the custodian 200 ms later than
+one on a kept-alive connection, so two requests sent 1.1 s apart can arrive 0.9 s apart;
+"at most 2 in any second" then comes with the 429 (the rejected request arrived). A real
+custodian sees the same squeeze; with ``--rtt-ms 0`` the row has none. The client retries
+after ``Retry-After``, so the backfill is unharmed; only the request is spent.
 
 PostgreSQL: ``$GREENBUTTON_BENCH_POSTGRES_URL``, else ``$GREENBUTTON_TEST_POSTGRES_URL``
 (the role must be allowed to CREATE DATABASE); the databases are dropped afterwards.

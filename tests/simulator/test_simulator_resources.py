@@ -713,6 +713,56 @@ def test_connect_latency_is_charged_once_per_new_connection(
     assert r.status_code == 200 and r.json()["connect_latency_ms"] == 20
 
 
+def test_a_request_is_counted_and_rate_checked_where_it_reaches_the_custodian(env: Env) -> None:
+    """With modelled latency a request reaches the custodian after its connection's set-up
+    and half the round trip: it is recorded in ``arrivals`` and checked against the rate
+    limit at that instant, so /_simulator/stats and the 429s agree. A request sent later on
+    a kept-alive connection can arrive first and take the second's place in the window."""
+    import anyio
+
+    from greenbutton.simulator import _faults
+
+    async def ok(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = _faults.FaultMiddleware(ok, env.sim)
+    statuses: dict[str, int] = {}
+
+    async def call(port: int, name: str, after: float) -> None:
+        await anyio.sleep(after)
+        scope: dict[str, Any] = {"type": "http", "path": "/" + name, "method": "GET"}
+        scope |= {"headers": [], "client": ("127.0.0.1", port)}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                statuses[name] = message["status"]
+
+        await middleware(scope, receive, send)
+
+    async def both() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, 41001, "new", 0.0)  # arrives at 0.3 + 0.05
+            tg.start_soon(call, 41000, "kept", 0.1)  # arrives at 0.1 + 0.05
+
+    anyio.run(call, 41000, "warm-up", 0.0)  # 41000 is a kept-alive connection from now on
+    env.sim.faults.latency_ms = 100
+    env.sim.faults.connect_latency_ms = 300
+    env.sim.faults.rate_limit_per_s = 1
+    time.sleep(1.1)  # the warm-up leaves the window
+    start = time.monotonic()
+    anyio.run(both)
+    env.sim.faults.latency_ms = env.sim.faults.connect_latency_ms = 0
+    env.sim.faults.rate_limit_per_s = 0
+    arrived = {path: at - start for at, _, path in list(env.sim.state.arrivals)[-2:]}
+    assert list(arrived) == ["/kept", "/new"]
+    assert 0.15 <= arrived["/kept"] < 0.25 and 0.35 <= arrived["/new"] < 0.45
+    assert statuses == {"warm-up": 204, "kept": 204, "new": 429}
+
+
 # --------------------------------------------------------------------------------------------
 # end to end over real TLS
 

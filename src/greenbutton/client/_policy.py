@@ -157,13 +157,14 @@ class Sink:
             else io.BytesIO()
         )
         self.size = 0
+        self.url = request_url(request)  # once: write runs per chunk
 
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size > self.policy.max_body_bytes:
             raise _too_large(self.request, self.policy.max_body_bytes)
         self.file.write(chunk)
-        self.clock.remaining(request_url(self.request))  # a 1 byte/s trickle still ends (R56)
+        self.clock.remaining(self.url)  # a 1 byte/s trickle still ends (R56)
 
     def result(self) -> Downloaded:
         if not self.spooled:

@@ -5,9 +5,11 @@
 request and per new connection, 429 + Retry-After above a request rate, a burst of N error
 statuses, truncated XML bodies, and a stall in the middle of a body (``body_stall_ms``: the
 headers and the first chunk arrive, then the rest after the pause, as on a slow download
-during which a token may expire). Every API request is first recorded in
-``sim.state.arrivals`` (monotonic time, method, path), so tests can check the rate a client
-really sent at and count requests a failing-fast client never made.
+during which a token may expire). Every API request is recorded in ``sim.state.arrivals``
+(monotonic time, method, path) before any fault, so tests can check the rate a client
+really sent at and count requests a failing-fast client never made; with modelled latency
+its time is when it would reach a remote custodian (see below), where the ``--rate-limit``
+window counts it too.
 
 Modelling a WAN: ``latency_ms`` is one request's round trip; ``connect_latency_ms`` is what a
 *new* connection costs before its first request can go, charged on that first request. A new
@@ -16,7 +18,9 @@ for every TCP connection; pairs already seen are remembered in a bounded FIFO se
 OS reuses while still remembered goes uncharged, so the model errs on the cheap side). TCP's
 handshake takes one round trip and TLS 1.3's one more (mutual TLS included: the client
 certificate travels with the client's Finished), so ``connect_latency_ms = 2 x latency_ms``
-models a TLS 1.3 custodian; TLS 1.2 would be 3 x.
+models a TLS 1.3 custodian; TLS 1.2 would be 3 x. A request arrives ``connect_latency_ms``
+(if new) plus half of ``latency_ms`` after it was sent, and its answer half of
+``latency_ms`` later.
 Token faults (``expire_tokens``, ``revoke_all``) are applied where tokens are checked
 (``_resources``; the token endpoint reads the same switches). The admin route
 ``PATHS.ADMIN_FAULTS`` is answered here, before any fault, so a burst can always be
@@ -94,16 +98,22 @@ class FaultMiddleware:
             payload = json.dumps(self.sim.state.stats()).encode()
             await _send(send, 200, payload, b"application/json", [(b"cache-control", b"no-store")])
             return
-        self.sim.state.record_arrival(scope["method"], scope["path"])
         faults = self.sim.faults
-        delay = faults.latency_ms
+        # The request reaches the custodian after the new connection's handshakes and half
+        # the round trip; it is counted and rate-checked there, and answered half a round
+        # trip later (one instant for both: stats and 429s agree).
+        before = faults.latency_ms / 2
         if self._new_connection(scope):
-            delay += faults.connect_latency_ms
-        if delay > 0:
-            await anyio.sleep(delay / 1000)
-        if self._over_rate(self.sim.config.rate_limit, self._policy) or self._over_rate(
+            before += faults.connect_latency_ms
+        if before > 0:
+            await anyio.sleep(before / 1000)
+        self.sim.state.record_arrival(scope["method"], scope["path"])
+        over = self._over_rate(self.sim.config.rate_limit, self._policy) or self._over_rate(
             faults.rate_limit_per_s, self._recent
-        ):
+        )
+        if faults.latency_ms > 0:
+            await anyio.sleep(faults.latency_ms / 2000)
+        if over:
             self._count_429()
             await _plain(send, 429, "rate limit exceeded", retry_after=faults.retry_after)
             return
