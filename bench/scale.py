@@ -466,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
                 limited = fresh_run(dbs, rate, sim, 2, tmp, "rate")
     finally:
         dbs.drop_all()
-    table = "" if a.no_ingest else ingest_table(a.postgres_url, stored, 1 if a.quick else 3)
+    table = "" if a.no_ingest else ingest_table(a.postgres_url, stored, 3)
     total = time.perf_counter() - t_start
     setup = Setup(customers, days, rate_customers, rate_days, load, total)
     print(report(a, setup, runs, limited, table))
