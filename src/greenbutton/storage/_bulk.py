@@ -43,7 +43,15 @@ from sqlalchemy import ColumnElement, Connection, Exists, delete, func, insert, 
 from .._errors import ParseError
 from ..models import DEFAULT_COST_SCALE, Document
 from ..parse import BATCH_READINGS, Source, iter_batches, series_key, split_feed
-from ._ingest import LEASE_SECONDS, LEASE_SLACK, IngestResult, _gone, ingest_document
+from ._ingest import (
+    LEASE_SECONDS,
+    LEASE_SLACK,
+    IngestResult,
+    _gone,
+    ingest_document,
+    interrupted,
+    lease_values,
+)
 from ._schema import bulk_parts, ingest_jobs
 from ._store import Store
 
@@ -297,13 +305,7 @@ def claim_part(store: Store, part_id: int, owner: str, lease_s: float) -> BulkPa
     claim = (
         update(p)
         .where(p.c.id == part_id, p.c.state != "done", p.c.body.is_not(None))
-        .values(
-            state="running",
-            attempts=p.c.attempts + 1,
-            updated_at=now,
-            lease_owner=owner,
-            lease_until=now + lease_s,
-        )  # fmt: skip
+        .values(lease_values(p, owner, now, lease_s))
         .returning(p.c.id, p.c.job_id, p.c.part, p.c.attempts)
     )
 
@@ -476,13 +478,7 @@ def release_lost_part(store: Store, part_id: int, owner_suffix: str) -> bool:
             p.c.state != "done",
             p.c.lease_owner.endswith(owner_suffix, autoescape=True),
         )  # fmt: skip
-        .values(
-            state="failed",
-            error="interrupted: the worker running it stopped",
-            updated_at=time.time(),
-            lease_owner=None,
-            lease_until=None,
-        )  # fmt: skip
+        .values(interrupted())
     )
     return int(store.transaction(lambda conn: conn.execute(stmt).rowcount)) == 1
 

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Table,
     and_,
     bindparam,
     func,
@@ -613,6 +614,29 @@ def lease_free(now: float, lease_s: float) -> ColumnElement[bool]:
     return or_(until.is_(None), until <= now, until > now + lease_s + LEASE_SLACK)
 
 
+def lease_values(table: Table, owner: str, now: float, lease_s: float) -> dict[str, Any]:
+    """The values that take a lease on a row of ``table`` (a job or a Bulk part) for
+    ``lease_s`` seconds and count the attempt: one rule for both kinds of work."""
+    return {
+        "state": "running",
+        "attempts": table.c.attempts + 1,
+        "updated_at": now,
+        "lease_owner": owner,
+        "lease_until": now + lease_s,
+    }
+
+
+def interrupted() -> dict[str, Any]:
+    """The values that hand back work whose worker stopped (it is retried, not lost)."""
+    return {
+        "state": "failed",
+        "error": "interrupted: the worker running it stopped",
+        "updated_at": time.time(),
+        "lease_owner": None,
+        "lease_until": None,
+    }
+
+
 def claim_job(
     store: Store, job_id: int, owner: str, lease_s: float, *, now: float | None = None
 ) -> bool:
@@ -635,13 +659,7 @@ def claim_job(
     claim = (
         update(j)
         .where(j.c.id == job_id, j.c.state.not_in(("done", "abandoned")))
-        .values(
-            state="running",
-            attempts=j.c.attempts + 1,
-            updated_at=now,
-            lease_owner=owner,
-            lease_until=now + lease_s,
-        )  # fmt: skip
+        .values(lease_values(j, owner, now, lease_s))
     )
     free = or_(lease_free(now, lease_s), j.c.lease_owner == owner)
     if store.transaction(lambda conn: conn.execute(claim.where(free)).rowcount) == 1:

@@ -77,6 +77,7 @@ from ._ingest import (
     dead_holder,
     fail_job,
     ingest_document,
+    interrupted,
     lease_free,
     lease_owner,
     unstart_job,
@@ -319,13 +320,7 @@ def release_lost(store: Store, job_id: int, owner_suffix: str) -> bool:
             j.c.state.in_(OPEN_STATES),
             j.c.lease_owner.endswith(owner_suffix, autoescape=True),
         )
-        .values(
-            state="failed",
-            error="interrupted: the worker running it stopped",
-            updated_at=time.time(),
-            lease_owner=None,
-            lease_until=None,
-        )  # fmt: skip
+        .values(interrupted())
     )
     return int(store.transaction(lambda conn: conn.execute(stmt).rowcount)) == 1
 
