@@ -20,18 +20,12 @@ from click.testing import CliRunner, Result
 from greenbutton import parse
 from greenbutton.cli import _sdk, cli
 from tests.simulator_harness import SimulatorHandle, start_simulator
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.worker_harness import free_port
 
 
 @pytest.fixture
 def gb(tmp_path: Path) -> Iterator[SimulatorHandle]:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with start_simulator(
         tmp_path / "sim", auto_approve="alice", customers=2, third_party_url=url
     ) as handle:

@@ -6,7 +6,6 @@ page. And ``greenbutton status`` with nothing configured says what to do next.""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,13 +19,7 @@ from cryptography.fernet import Fernet
 
 from greenbutton.cli import cli
 from tests.simulator_harness import SimulatorHandle, start_simulator
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.worker_harness import free_port
 
 
 def test_status_with_nothing_configured_names_the_next_step(
@@ -42,7 +35,7 @@ def test_status_with_nothing_configured_names_the_next_step(
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, SimulatorHandle]]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     with start_simulator(tmp_path / "sim", auto_approve="alice", third_party_url=base) as gb:
         config = tmp_path / "config.toml"

@@ -24,10 +24,8 @@ waits in it until the test lets go.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +52,7 @@ from greenbutton.storage import (
 from tests.simulator_harness import SimulatorHandle, start_simulator
 from tests.storage.test_bulk_ingest import SIM_NOW, fetch_bulk
 from tests.storage_harness import checksums, postgres_url
+from tests.worker_harness import finish, start_worker
 
 pytestmark = pytest.mark.usefixtures("secret_key")
 
@@ -93,25 +92,7 @@ def _worker(
     gb: SimulatorHandle, url: str, tmp_path: Path, host: str, *extra: str,
     part_readings: int = PART_READINGS,
 ) -> subprocess.Popen[str]:  # fmt: skip
-    env = {**os.environ, "GREENBUTTON_HOST_ID": host,
-           "GREENBUTTON_RATE_DIR": str(tmp_path / f"rate-{host}")}  # fmt: skip
-    command = [sys.executable, "-m", "greenbutton", "worker", "--database", url,
-               "--simulator", str(gb.state_dir), "--bulk-part-readings", str(part_readings),
-               *extra]  # fmt: skip
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-
-
-def _finish(proc: subprocess.Popen[str], timeout: float = 120.0) -> str:
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        pytest.fail(f"worker did not finish:\n{out}")
-    assert proc.returncode == 0, out
-    return out
+    return start_worker(gb, url, tmp_path, host, "--bulk-part-readings", str(part_readings), *extra)
 
 
 def _job(store: Store, job_id: int) -> tuple[str, int | None, str | None]:
@@ -205,7 +186,7 @@ def test_two_workers_ingest_the_parts_of_one_bulk_file_both_of_them(
     _wait("the job done", lambda: _job(store, job_id)[0] == "done", workers)
     for w in workers:
         w.send_signal(signal.SIGTERM)
-    outs = [_finish(w, timeout=60) for w in workers]
+    outs = [finish(w, timeout=60) for w in workers]
 
     parts = _assert_done(store, job_id, readings, expected)
     hosts = {str(p["done_by"]).split(":")[0] for p in parts}
@@ -235,7 +216,7 @@ def test_a_worker_killed_mid_part_loses_nothing(
         lock.release()
 
     second = _worker(gb, pg_url, tmp_path, "machine-b", "--until-idle")
-    out = _finish(second, timeout=180)
+    out = finish(second, timeout=180)
 
     parts = _assert_done(store, job_id, readings, expected)
     taken_over = next(p for p in parts if p["id"] == held)
@@ -251,7 +232,7 @@ def test_on_sqlite_the_worker_ingests_the_parts_in_its_own_process(
     store = Store.open(url, data_dir=tmp_path / "db")
     job_id, expected, readings = _bulk_job(gb, store, tmp_path)
     store.close()
-    out = _finish(_worker(gb, url, tmp_path, "one", "--concurrency", "2", "--until-idle"))
+    out = finish(_worker(gb, url, tmp_path, "one", "--concurrency", "2", "--until-idle"))
     store = Store.open(url, data_dir=tmp_path / "db")
     parts = _assert_done(store, job_id, readings, expected)
     assert {str(p["done_by"]).split(":")[0] for p in parts} == {"one"}
@@ -267,7 +248,7 @@ def test_a_worker_without_many_readings_ingests_the_bulk_file_whole(
     store = Store.open(url, data_dir=tmp_path / "db")
     job_id, expected, readings = _bulk_job(gb, store, tmp_path)
     store.close()
-    _finish(_worker(gb, url, tmp_path, "one", "--until-idle", part_readings=readings))
+    finish(_worker(gb, url, tmp_path, "one", "--until-idle", part_readings=readings))
     store = Store.open(url, data_dir=tmp_path / "db")
     assert _parts(store) == []
     assert _job(store, job_id)[:2] == ("done", readings)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from sqlalchemy import text
 
 from greenbutton.storage import DatabaseTokenStore, Store, sync
 from tests.simulator_harness import SimulatorHandle, start_simulator
+from tests.worker_harness import free_port
 
 pytestmark = pytest.mark.usefixtures("secret_key")
 
@@ -52,12 +52,6 @@ def gb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatorHan
     with start_simulator(tmp_path / "sim", **config) as handle:
         handle.sim.data.clock = lambda: SIM_NOW
         yield handle
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _scrape(port: int) -> dict[str, Any] | None:
@@ -96,7 +90,7 @@ def test_a_worker_serves_fetch_latency_limit_waits_and_rows_ingested(
     with store.connect() as conn:
         total = conn.execute(text("SELECT count(*) FROM ingest_jobs")).scalar_one()
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GREENBUTTON_HOST_ID": "one",
            "GREENBUTTON_RATE_DIR": str(tmp_path / "rate-one")}  # fmt: skip
     command = [sys.executable, "-m", "greenbutton", "--log-format", "json", "worker",
@@ -209,7 +203,7 @@ def test_serve_writes_uvicorns_records_as_json_and_shows_the_series(
     """``greenbutton --log-format json serve --log-level info``: uvicorn's own records and
     its access log are JSON lines through the same handler (the request target without
     its query), and serve's /metrics has the new families too."""
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "greenbutton", "--log-format", "json", "serve",
                "--log-level", "info", "--simulator", str(gb.state_dir), "--port", str(port),
                "--database", f"sqlite:///{tmp_path / 'web.db'}"]  # fmt: skip

@@ -10,7 +10,6 @@ database equals a sync-only run. On SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,7 @@ from greenbutton.storage import DatabaseTokenStore, Store, export_readings, sync
 from greenbutton.storage._schema import ingest_jobs, meter_readings
 from greenbutton.web import WebConfig, create_app
 from tests.simulator_harness import SimulatorHandle, start_simulator
+from tests.worker_harness import free_port
 
 pytestmark = pytest.mark.usefixtures("secret_key")
 
@@ -54,12 +54,6 @@ def pinned_simulator(state_dir: Path, **config: Any) -> Iterator[SimulatorHandle
 def gb(tmp_path: Path) -> Iterator[SimulatorHandle]:
     with pinned_simulator(tmp_path / "sim", auto_approve="alice", customers=1) as handle:
         yield handle
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class _Interrupted(Exception):
@@ -206,7 +200,7 @@ def test_identity_survives_a_restart_on_new_ports_and_a_second_connect(
     # a later window, after a restart on other ports (state folder kept; without a port
     # given it would reuse its old ones, DESIGN 3.7)
     with pinned_simulator(
-        tmp_path / "sim", auto_approve="alice", customers=1, api_port=_free_port()
+        tmp_path / "sim", auto_approve="alice", customers=1, api_port=free_port()
     ) as gb:
         assert gb.registration["resource_url"] != old_port
         with gb.sdk_client(tokens) as client:
@@ -228,6 +222,6 @@ def test_a_restarted_simulator_keeps_its_ports_unless_told(tmp_path: Path) -> No
     with start_simulator(tmp_path / "sim", customers=1) as gb:
         assert gb.registration["resource_url"] == first["resource_url"]
         assert gb.registration["authorize_url"] == first["authorize_url"]
-    port = _free_port()
+    port = free_port()
     with start_simulator(tmp_path / "sim", customers=1, api_port=port) as gb:
         assert gb.registration["resource_url"].startswith(f"https://127.0.0.1:{port}/")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from greenbutton.storage import DatabaseTokenStore, Store, sync
 from tests.conftest import BITING
 from tests.simulator_harness import SimulatorHandle, start_simulator
 from tests.storage_harness import checksums, postgres_url
+from tests.worker_harness import finish, free_port, start_worker
 
 pytestmark = pytest.mark.usefixtures("secret_key")
 
@@ -93,29 +93,6 @@ def _plan(gb: SimulatorHandle, store: Store) -> None:
     assert report.planned is not None and report.planned >= 10
 
 
-def _worker(
-    gb: SimulatorHandle, url: str, tmp_path: Path, host: str, *extra: str
-) -> subprocess.Popen[str]:
-    env = {**os.environ, "GREENBUTTON_HOST_ID": host,
-           "GREENBUTTON_RATE_DIR": str(tmp_path / f"rate-{host}")}  # fmt: skip
-    command = [sys.executable, "-m", "greenbutton", "worker", "--database", url,
-               "--simulator", str(gb.state_dir), *extra]  # fmt: skip
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-
-
-def _finish(proc: subprocess.Popen[str], timeout: float = 120.0) -> str:
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        pytest.fail(f"worker did not finish:\n{out}")
-    assert proc.returncode == 0, out
-    return out
-
-
 def _jobs(store: Store) -> list[tuple[int, str, int, str | None]]:
     with store.connect() as conn:
         rows = conn.execute(
@@ -157,7 +134,7 @@ def test_two_workers_on_one_database_share_the_rate_limit_and_run_each_job_once(
     expected = _reference(gb, tmp_path)
     store = _planned(gb, pg_url, tmp_path, plan=False)
     before = _stats(gb)
-    workers = [_worker(gb, pg_url, tmp_path, host, "--concurrency", "2")
+    workers = [start_worker(gb, pg_url, tmp_path, host, "--concurrency", "2")
                for host in ("machine-a", "machine-b")]  # fmt: skip
     deadline = time.monotonic() + 60
     while _registered(store) < 2:  # both machines up before there is work
@@ -170,7 +147,7 @@ def test_two_workers_on_one_database_share_the_rate_limit_and_run_each_job_once(
         time.sleep(0.2)
     for w in workers:
         w.send_signal(signal.SIGTERM)
-    tallies = [_tally(_finish(w, timeout=60)) for w in workers]
+    tallies = [_tally(finish(w, timeout=60)) for w in workers]
     after = _stats(gb)
 
     jobs = _jobs(store)
@@ -193,7 +170,7 @@ def test_a_worker_killed_mid_job_loses_nothing(
     expected = _reference(gb, tmp_path)
     store = _planned(gb, pg_url, tmp_path)
     gb.sim.faults.latency_ms = 1500  # every request a slow one: a kill lands mid-job
-    first = _worker(gb, pg_url, tmp_path, "machine-a")
+    first = start_worker(gb, pg_url, tmp_path, "machine-a")
     deadline = time.monotonic() + 60
     while (held := _running(store, "machine-a")) is None:
         assert time.monotonic() < deadline and first.poll() is None, "no job started"
@@ -202,8 +179,8 @@ def test_a_worker_killed_mid_job_loses_nothing(
     first.communicate()
     gb.sim.faults.latency_ms = 0
 
-    second = _worker(gb, pg_url, tmp_path, "machine-b", "--until-idle")
-    out = _finish(second)
+    second = start_worker(gb, pg_url, tmp_path, "machine-b", "--until-idle")
+    out = finish(second)
 
     jobs = _jobs(store)
     assert all(state == "done" for _, state, _, _ in jobs), (jobs, out)
@@ -219,7 +196,7 @@ def test_on_sqlite_the_worker_runs_the_jobs_in_its_own_process(
     expected = _reference(gb, tmp_path)
     url = f"sqlite:///{tmp_path / 'gb.db'}"
     _planned(gb, url, tmp_path).close()
-    _finish(_worker(gb, url, tmp_path, "one", "--concurrency", "2", "--until-idle"))
+    finish(start_worker(gb, url, tmp_path, "one", "--concurrency", "2", "--until-idle"))
     store = Store.open(url, data_dir=tmp_path / "db")
     jobs = _jobs(store)
     assert jobs and all(state == "done" and n == 1 for _, state, n, _ in jobs), jobs
@@ -233,13 +210,13 @@ def test_sigterm_lets_the_running_job_finish(
 ) -> None:
     store = _planned(gb, pg_url, tmp_path)
     gb.sim.faults.latency_ms = 1000
-    proc = _worker(gb, pg_url, tmp_path, "machine-a")  # no --until-idle: runs until stopped
+    proc = start_worker(gb, pg_url, tmp_path, "machine-a")  # no --until-idle: runs until stopped
     deadline = time.monotonic() + 60
     while (held := _running(store, "machine-a")) is None:
         assert time.monotonic() < deadline and proc.poll() is None, "no job started"
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    out = _finish(proc, timeout=60)
+    out = finish(proc, timeout=60)
     assert "SIGTERM" in out
     states = {i: s for i, s, _, _ in _jobs(store)}
     assert states[held] == "done", out  # finished, not left running
@@ -279,19 +256,13 @@ def test_a_periodic_plan_is_deferred_once_however_many_workers_run(
         names = conn.execute(text("SELECT task_name FROM procrastinate_jobs")).scalars().all()
     assert sorted(names) == ["greenbutton.catch_up", "greenbutton.retry_abandoned"]
 
-    out = _finish(_worker(gb, pg_url, tmp_path, "machine-a", "--until-idle"))
+    out = finish(start_worker(gb, pg_url, tmp_path, "machine-a", "--until-idle"))
     jobs = _jobs(store)
     assert jobs and all(state == "done" for _, state, _, _ in jobs), (jobs, out)
     with store.connect() as conn:
         left = conn.execute(text("SELECT count(*) FROM procrastinate_jobs")).scalar_one()
     assert left == 0  # the plans ran (and succeeded: successful tasks are deleted)
     store.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _job_series(port: int) -> dict[str, float]:
@@ -315,8 +286,8 @@ def test_metrics_port_serves_the_job_counts_while_the_worker_runs(
     url = f"sqlite:///{tmp_path / 'gb.db'}"
     store = _planned(gb, url, tmp_path)
     total = len(_jobs(store))
-    port = _free_port()
-    proc = _worker(gb, url, tmp_path, "one", "--metrics-port", str(port))
+    port = free_port()
+    proc = start_worker(gb, url, tmp_path, "one", "--metrics-port", str(port))
     deadline = time.monotonic() + 120
     seen: list[dict[str, float]] = []
     while not seen or seen[-1].get("done") != total:
@@ -332,7 +303,7 @@ def test_metrics_port_serves_the_job_counts_while_the_worker_runs(
     assert 'greenbutton_circuit_state{state="closed"} 1.0' in body
     assert "greenbutton_client_certificate_expiry_seconds" in body
     proc.send_signal(signal.SIGINT)
-    _finish(proc, timeout=30)
+    finish(proc, timeout=30)
     store.close()
 
 

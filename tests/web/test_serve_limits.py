@@ -28,6 +28,7 @@ from cryptography.fernet import Fernet
 
 from greenbutton.web import WebConfig, create_app, uvicorn_config
 from tests.simulator_harness import SimulatorHandle, start_simulator
+from tests.worker_harness import free_port
 
 HEAD_TIMEOUT = 0.5
 BODY_TIMEOUT = 0.5
@@ -224,17 +225,11 @@ def test_request_heads_are_bounded(gb: SimulatorHandle, tmp_path: Path) -> None:
             assert _closed_within([s], 1 + SLACK) >= 0.5
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_serve_command_options(gb: SimulatorHandle, tmp_path: Path) -> None:
     """``greenbutton serve --secure-cookies --max-connections 2 --header-timeout 0.5``:
     the session cookie is ``__Host-`` prefixed and Secure (R51), a silent connection is
     closed at the deadline, and a second connection's request gets 503."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GREENBUTTON_SECRET_KEY": Fernet.generate_key().decode()}
     env.pop("GREENBUTTON_DATABASE_URL", None)
     args = [
