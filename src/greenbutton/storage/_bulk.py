@@ -47,10 +47,11 @@ from ._ingest import (
     LEASE_SECONDS,
     LEASE_SLACK,
     IngestResult,
-    _gone,
     ingest_document,
     interrupted,
     lease_values,
+    owner_gone,
+    released,
 )
 from ._schema import bulk_parts, ingest_jobs
 from ._store import Store
@@ -199,14 +200,12 @@ def split_parts(
         def write(conn: Connection) -> list[int]:
             now = time.time()
             j, p = ingest_jobs, bulk_parts
-            released = conn.execute(
+            taken = conn.execute(
                 update(j)
                 .where(j.c.id == job_id, j.c.state.not_in(("done", "abandoned")))
-                .values(
-                    state="running", error=None, updated_at=now, lease_owner=None, lease_until=None
-                )  # fmt: skip
+                .values(released("running", now, error=None))
             ).rowcount
-            if released != 1:
+            if taken != 1:
                 return []
             conn.execute(delete(p).where(p.c.job_id == job_id))  # an earlier split's
             ids = []
@@ -292,7 +291,7 @@ def due_parts(
     return [
         BulkPart(int(r.id), int(r.job_id), int(r.part), int(r.attempts), r.error)
         for r in rows
-        if leased or r.free or r.lease_owner is None or _gone(str(r.lease_owner))
+        if leased or r.free or r.lease_owner is None or owner_gone(str(r.lease_owner))
     ]
 
 
@@ -314,7 +313,7 @@ def claim_part(store: Store, part_id: int, owner: str, lease_s: float) -> BulkPa
         row = conn.execute(claim.where(free)).first()
         if row is None:
             holder = conn.execute(select(p.c.lease_owner).where(p.c.id == part_id)).scalar()
-            if holder is not None and _gone(str(holder)):  # its process ended: take it over
+            if holder is not None and owner_gone(str(holder)):  # its process ended: take it over
                 row = conn.execute(claim.where(p.c.lease_owner == holder)).first()
         return None if row is None else BulkPart(int(row.id), int(row.job_id), int(row.part),
                                                  int(row.attempts))  # fmt: skip
@@ -384,16 +383,7 @@ def finish_part(store: Store, part: BulkPart, *, rows: int, owner: str) -> bool:
         conn.execute(
             update(p)
             .where(p.c.id == part.id, p.c.state != "done")
-            .values(
-                state="done",
-                rows=rows,
-                error=None,
-                done_by=owner,
-                done_at=now,
-                updated_at=now,
-                lease_owner=None,
-                lease_until=None,
-            )  # fmt: skip
+            .values(released("done", now, rows=rows, error=None, done_by=owner, done_at=now))
         )
         left = conn.execute(
             select(func.count()).where(p.c.job_id == part.job_id, p.c.state != "done")
@@ -409,15 +399,15 @@ def finish_part(store: Store, part: BulkPart, *, rows: int, owner: str) -> bool:
             update(j)
             .where(j.c.id == part.job_id)
             .values(
-                state="done",
-                rows=int(total),
-                payload_hash=file_sha256,
-                error=None,
-                updated_at=now,
-                finished_at=now,
-                lease_owner=None,
-                lease_until=None,
-            )  # fmt: skip
+                released(
+                    "done",
+                    now,
+                    rows=int(total),
+                    payload_hash=file_sha256,
+                    error=None,
+                    finished_at=now,
+                )  # fmt: skip
+            )
         )
         conn.execute(update(p).where(p.c.job_id == part.job_id).values(body=None))
         return True
@@ -442,25 +432,13 @@ def fail_part(
                 p.c.state != "done",
                 or_(p.c.lease_owner.is_(None), p.c.lease_owner == owner),
             )  # fmt: skip
-            .values(
-                state="failed",
-                error=error[:2000],
-                updated_at=now,
-                lease_owner=None,
-                lease_until=None,
-            )  # fmt: skip
+            .values(released("failed", now, error=error[:2000]))
         )
         if give_up:
             conn.execute(
                 update(j)
                 .where(j.c.id == part.job_id, j.c.state.not_in(("done", "abandoned")))
-                .values(
-                    state="abandoned",
-                    error=f"bulk part {part.part}: {error}"[:2000],
-                    updated_at=now,
-                    lease_owner=None,
-                    lease_until=None,
-                )  # fmt: skip
+                .values(released("abandoned", now, error=f"bulk part {part.part}: {error}"[:2000]))
             )
             conn.execute(delete(p).where(p.c.job_id == part.job_id))
 

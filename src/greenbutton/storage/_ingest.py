@@ -424,15 +424,15 @@ def ingest_document(
                 update(ingest_jobs)
                 .where(ingest_jobs.c.id == job_id)
                 .values(
-                    state="done",
-                    rows=rows_before + result.rows,
-                    payload_hash=payload_hash,
-                    error=None,
-                    updated_at=now,
-                    finished_at=now,
-                    lease_owner=None,
-                    lease_until=None,
-                )  # fmt: skip
+                    released(
+                        "done",
+                        now,
+                        rows=rows_before + result.rows,
+                        payload_hash=payload_hash,
+                        error=None,
+                        finished_at=now,
+                    )  # fmt: skip
+                )
             )
         return result
 
@@ -626,15 +626,18 @@ def lease_values(table: Table, owner: str, now: float, lease_s: float) -> dict[s
     }
 
 
+def released(state: str, now: float | None = None, **values: Any) -> dict[str, Any]:
+    """The values that end a lease on a job or a Bulk part, leaving it in ``state`` (with
+    ``values``): every way work stops (done, failed, given back, abandoned) drops the
+    lease the same way, so no row keeps an owner it no longer has."""
+    stamp = time.time() if now is None else now
+    return {"state": state, "updated_at": stamp, "lease_owner": None, "lease_until": None,
+            **values}  # fmt: skip
+
+
 def interrupted() -> dict[str, Any]:
     """The values that hand back work whose worker stopped (it is retried, not lost)."""
-    return {
-        "state": "failed",
-        "error": "interrupted: the worker running it stopped",
-        "updated_at": time.time(),
-        "lease_owner": None,
-        "lease_until": None,
-    }
+    return released("failed", error="interrupted: the worker running it stopped")
 
 
 def claim_job(
@@ -676,10 +679,10 @@ def dead_holder(store: Store, job_id: int) -> str | None:
     j = ingest_jobs
     with store.connect() as conn:
         holder = conn.execute(select(j.c.lease_owner).where(j.c.id == job_id)).scalar()
-    return None if holder is None or not _gone(str(holder)) else str(holder)
+    return None if holder is None or not owner_gone(str(holder)) else str(holder)
 
 
-def _gone(owner: str) -> bool:
+def owner_gone(owner: str) -> bool:
     """Whether ``owner`` names a process of this host that has ended."""
     host, _, rest = owner.rpartition(":")[0].rpartition(":")
     if host != socket.gethostname() or not rest.isdigit():
@@ -709,13 +712,7 @@ def unstart_job(store: Store, job_id: int, *, owner: str | None = None) -> None:
     stmt = (
         update(j)
         .where(j.c.id == job_id, j.c.attempts > 0, *_held_by(owner))
-        .values(
-            state="pending",
-            attempts=j.c.attempts - 1,
-            updated_at=time.time(),
-            lease_owner=None,
-            lease_until=None,
-        )  # fmt: skip
+        .values(released("pending", attempts=j.c.attempts - 1))
     )
     store.transaction(lambda conn: conn.execute(stmt))
 
@@ -727,13 +724,7 @@ def fail_job(store: Store, job_id: int, error: str, *, owner: str | None = None)
     stmt = (
         update(ingest_jobs)
         .where(ingest_jobs.c.id == job_id, *_held_by(owner))
-        .values(
-            state="failed",
-            error=error[:2000],
-            updated_at=time.time(),
-            lease_owner=None,
-            lease_until=None,
-        )  # fmt: skip
+        .values(released("failed", error=error[:2000]))
     )
     store.transaction(lambda conn: conn.execute(stmt))
 

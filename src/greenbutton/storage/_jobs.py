@@ -80,6 +80,7 @@ from ._ingest import (
     interrupted,
     lease_free,
     lease_owner,
+    released,
     unstart_job,
 )
 from ._schema import authorizations, ingest_jobs
@@ -302,7 +303,7 @@ def abandon(
     stmt = (
         update(j)
         .where(j.c.id == job_id, j.c.state.in_(OPEN_STATES), free)
-        .values(state="abandoned", updated_at=time.time(), lease_owner=None, lease_until=None)
+        .values(released("abandoned", time.time()))
     )
     return int(store.transaction(lambda conn: conn.execute(stmt).rowcount)) == 1
 

@@ -13,12 +13,12 @@ insert-new + delete-old on rotation).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection, and_, case, delete, func, insert, not_, select, update
 
+from ._ingest import released
 from ._schema import (
     authorizations,
     ingest_jobs,
@@ -330,12 +330,6 @@ def retry_job(store: Store, job_id: int) -> bool:
         done = conn.execute(
             update(j)
             .where(j.c.id == job_id, j.c.state.in_(("failed", "abandoned")))
-            .values(
-                state="pending",
-                attempts=0,
-                updated_at=time.time(),
-                lease_owner=None,
-                lease_until=None,
-            )  # fmt: skip
+            .values(released("pending", attempts=0))
         )
     return int(done.rowcount) == 1
