@@ -144,9 +144,16 @@ def test_a_worker_serves_fetch_latency_limit_waits_and_rows_ingested(
     assert stored >= readings  # each reading stored by at least one done job
     store.close()
 
-    # the same process's logs: one JSON object per line (click's own lines aside)
-    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    # the same process's logs: one JSON object per line, the command's own lines too
+    lines = [json.loads(line) for line in err.splitlines()]
     assert lines, err
+    signalled, tally = lines[-2:]
+    assert (signalled["logger"], signalled["message"]) == (
+        "greenbutton.cli",
+        "SIGINT: finishing running jobs",
+    )
+    assert tally["message"].startswith(f"attempts made here: {total} done")
+    assert tally["level"] == "info"
     assert all({"ts", "level", "logger", "message"} <= set(line) for line in lines)
     assert all(line["ts"].endswith("Z") for line in lines)
     requests = [line for line in lines if line["logger"] == "httpx2"]
@@ -235,7 +242,10 @@ def test_serve_writes_uvicorns_records_as_json_and_shows_the_series(
         assert families[name].type == "histogram"
     assert families["greenbutton_rows_ingested"].type == "counter"
 
-    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in err.splitlines()]  # every line, serve's own too
+    warnings = [line for line in lines if line["logger"] == "greenbutton.cli"]
+    assert warnings and {w["level"] for w in warnings} == {"warning"}
+    assert any("without --client-ca" in w["message"] for w in warnings), warnings
     loggers = {line["logger"] for line in lines}
     assert {"uvicorn.error", "uvicorn.access"} <= loggers, err
     access = [line for line in lines if line["logger"] == "uvicorn.access"]

@@ -20,6 +20,7 @@ from greenbutton.cli._logging import (
     TextFormatter,
     _Handler,
     configure_logging,
+    stderr_line,
     uvicorn_options,
 )
 
@@ -191,6 +192,25 @@ def test_configure_logging_replaces_its_own_handler_only(
         assert json.loads(err)["message"] == "shown: Authorization: Bearer [REDACTED]"
     finally:
         root.removeHandler(other)
+
+
+def test_a_commands_own_line_is_shown_at_any_level_in_either_format(
+    root: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``stderr_line`` (a worker's tally, serve's set-up warnings): text as is, json as a
+    ``greenbutton.cli`` record at the given level; ``--log-level error`` hides neither,
+    as it hides no line of a command's own output."""
+    configure_logging("text", "error")
+    stderr_line("attempts made here: 3 done")
+    assert capsys.readouterr().err == "attempts made here: 3 done\n"
+    configure_logging("json", "error")
+    stderr_line("attempts made here: 3 done")
+    stderr_line("warning: no --client-ca", logging.WARNING)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(x["logger"], x["level"], x["message"]) for x in lines] == [
+        ("greenbutton.cli", "info", "attempts made here: 3 done"),
+        ("greenbutton.cli", "warning", "warning: no --client-ca"),
+    ]
 
 
 def test_a_command_option_overrides_the_group(root: logging.Logger, tmp_path: Path) -> None:

@@ -203,13 +203,16 @@ def configure_logging(log_format: str | None = None, level: str | None = None) -
         quiet_debug("oauthlib")  # its DEBUG lines are grants and tokens in the clear (R49)
 
 
-def stderr_line(message: str) -> None:
-    """A line for whoever watches stderr (``Simulator stopped.``): as is in ``text``
-    format; in ``json`` a record of the ``greenbutton.cli`` logger at INFO, so the stream
-    stays one JSON object per line."""
+def stderr_line(message: str, level: int = logging.INFO) -> None:
+    """A line for whoever watches stderr (``Simulator stopped.``, a worker's tally, a
+    warning about the set-up): as is in ``text`` format; in ``json`` a record of the
+    ``greenbutton.cli`` logger at ``level``, so the stream stays one JSON object per line.
+    Shown whatever ``--log-level`` is, as the text line is: it is the command's own output,
+    not a library's log."""
     handler = _ours()
     if handler is not None and isinstance(handler.formatter, JsonFormatter):
-        logging.getLogger("greenbutton.cli").info(message)
+        logger = logging.getLogger("greenbutton.cli")
+        handler.handle(logger.makeRecord(logger.name, level, "(cli)", 0, message, (), None))
     else:
         click.echo(message, err=True)
 

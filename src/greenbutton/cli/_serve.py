@@ -7,6 +7,7 @@ imported only when the command runs, so the rest of the CLI works without them.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,7 +15,7 @@ import click
 
 from .._errors import ConfigurationError
 from . import cli
-from ._logging import log_options, uvicorn_options
+from ._logging import log_options, stderr_line, uvicorn_options
 from ._simulator import default_state_dir
 
 __all__ = ["serve_command"]
@@ -215,22 +216,22 @@ def serve_command(
     url = f"{scheme}://{host}:{port}"
     redirect = config.credentials.redirect_uri or ""
     if use_config and urlsplit(redirect).path.rstrip("/") != "/OAuthCallback":
-        click.echo(
+        stderr_line(
             f"warning: the profile's redirect_uri {redirect} is not this app's "
             "…/OAuthCallback: customers would not come back here",
-            err=True,
+            logging.WARNING,
         )
     elif not use_config and urlsplit(redirect).netloc != urlsplit(url).netloc:
-        click.echo(
+        stderr_line(
             f"warning: the simulator redirects to {redirect}; start it with "
             f"--third-party-url {url} to connect through this server",
-            err=True,
+            logging.WARNING,
         )
     if client_ca is None and not notify_allow:
-        click.echo(
+        stderr_line(
             "warning: without --client-ca the notification endpoint does not check who "
             "calls it (SECURITY R40)",
-            err=True,
+            logging.WARNING,
         )
     app = create_app(config)
     # uvicorn's records (the access log at --log-level info) in our format, not its own

@@ -18,7 +18,7 @@ from ..client import Client
 from ..parse import BATCH_READINGS
 from . import cli
 from ._db import _database_errors
-from ._logging import log_options
+from ._logging import log_options, stderr_line
 from ._sdk import _utility, _utility_options
 
 __all__ = ["worker"]
@@ -96,7 +96,7 @@ def worker(
             )
 
             def stop(signum: int, _frame: FrameType | None) -> None:
-                click.echo(f"{signal.Signals(signum).name}: finishing running jobs", err=True)
+                stderr_line(f"{signal.Signals(signum).name}: finishing running jobs")
                 runner.stop()
 
             metrics = None if metrics_port is None else _serve_metrics(store, client, metrics_port)
@@ -109,7 +109,7 @@ def worker(
                 if metrics is not None:
                     metrics.shutdown()
             tally = ", ".join(f"{n} {kind}" for kind, n in runner.tally.items())
-            click.echo(f"attempts made here: {tally}", err=True)
+            stderr_line(f"attempts made here: {tally}")
 
 
 def _serve_metrics(store: Any, client: Any, port: int) -> Any:
